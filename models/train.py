@@ -1,0 +1,207 @@
+"""Train one proxy run described by a RunSpec, writing only inside its run directory.
+
+Deterministic given the spec: the batch at step t is drawn from a generator seeded by (seed, t),
+so a run resumed from a checkpoint sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.data import DataError, TokenData, load
+from models.gpt import GPT, GPTConfig
+from models.schedules import warmup_cosine
+from sweep.plan.flops import shape_counts
+from sweep.rundir import RunDir
+from sweep.spec import RunSpec
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to run, not what: none of this changes the result beyond floating-point noise."""
+
+    device: str = "auto"
+    threads: int = 0
+    checkpoint: bool = True
+    wandb_mode: str = "disabled"
+    wandb_project: str = "scaling-sweep"
+
+
+def resolve_threads(requested: int) -> int:
+    if requested > 0:
+        return requested
+    return int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or max(1, torch.get_num_threads())
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def load_data(spec: RunSpec) -> TokenData:
+    d = spec.data
+    return load(
+        d.source, d.path, d.vocab_size, d.val_fraction, spec.seq_len,
+        d.markov_order, d.zipf_exponent, d.synthetic_seed, d.synthetic_tokens,
+    )  # fmt: skip
+
+
+def model_config(spec: RunSpec) -> GPTConfig:
+    return GPTConfig(
+        spec.data.vocab_size, spec.seq_len, spec.d_model, spec.n_layers, spec.n_heads, spec.mlp, spec.positions
+    )
+
+
+def build_optimizer(model: GPT, spec: RunSpec) -> torch.optim.AdamW:
+    """AdamW with muP-style groups: hidden matrices at spec.lr (already scaled by 1/width) with
+    weight decay; embeddings and norms at the width-independent base LR, without decay."""
+    hidden = model.hidden_matrices()
+    hidden_ids = {id(p) for p in hidden}
+    other = [p for p in model.parameters() if id(p) not in hidden_ids]
+    base_lr = spec.lr * spec.d_model / spec.lr_ref_width
+    groups = [
+        {"params": hidden, "lr": spec.lr, "weight_decay": spec.weight_decay, "peak_lr": spec.lr},
+        {"params": other, "lr": base_lr, "weight_decay": 0.0, "peak_lr": base_lr},
+    ]
+    return torch.optim.AdamW(groups, betas=(spec.beta1, spec.beta2), eps=1e-8)
+
+
+def eval_steps(total_steps: int, points: int) -> set[int]:
+    """Steps after which to evaluate: evenly spaced in steps, always including the last."""
+    return {max(1, round(total_steps * (i + 1) / points)) for i in range(points)}
+
+
+@torch.no_grad()
+def evaluate(model: GPT, windows: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> float:
+    model.eval()
+    inputs, targets = windows
+    total = 0.0
+    for start in range(0, len(inputs), 64):
+        x, y = inputs[start : start + 64].to(device), targets[start : start + 64].to(device)
+        _, loss = model(x, y)
+        total += loss.item() * len(x)
+    model.train()
+    return total / len(inputs)
+
+
+def save_checkpoint(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, curve: list) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "curve": curve}, tmp)
+    os.replace(tmp, path)
+
+
+def train(spec: RunSpec, run_dir: RunDir, options: TrainOptions = TrainOptions()) -> dict:
+    """Train, evaluate and record one run. Returns result.json's content; raises Diverged or DataError."""
+    threads = resolve_threads(options.threads)
+    torch.set_num_threads(threads)
+    device = resolve_device(options.device)
+    torch.manual_seed(spec.seed)
+    data = load_data(spec)
+    if spec.data.vocab_size < data.vocab_size:
+        raise DataError(f"data needs a vocabulary of {data.vocab_size}, the spec has {spec.data.vocab_size}")
+
+    config = model_config(spec)
+    n, n_total, fpt = shape_counts(config)
+    model = GPT(config).to(device)
+    optimizer = build_optimizer(model, spec)
+    total_steps = spec.steps
+    tokens_per_step = spec.batch_size * spec.seq_len
+    warmup = max(1, round(spec.warmup_frac * total_steps))
+    evals = eval_steps(total_steps, spec.eval_points)
+    eval_windows = data.eval_windows(spec.eval_sequences, spec.seq_len)
+
+    step, curve = 0, []
+    if options.checkpoint and run_dir.checkpoint_file.exists():
+        state = torch.load(run_dir.checkpoint_file, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, curve = state["step"], state["curve"]
+
+    logger = _wandb_logger(options, spec, run_dir)
+    started = time.time()
+    start_step = step
+    train_loss_sum, train_loss_count = 0.0, 0
+    while step < total_steps:
+        multiplier = warmup_cosine(step, total_steps, warmup, spec.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = group["peak_lr"] * multiplier
+        x, y = data.batch("train", spec.batch_size, spec.seq_len, np.random.default_rng([spec.seed, step]))
+        _, loss = model(x.to(device), y.to(device))
+        if not torch.isfinite(loss):
+            raise Diverged(f"non-finite training loss at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        optimizer.step()
+        step += 1
+        train_loss_sum += loss.item()
+        train_loss_count += 1
+        if step in evals:
+            eval_loss = evaluate(model, eval_windows, device)
+            if not math.isfinite(eval_loss):
+                raise Diverged(f"non-finite eval loss at step {step}")
+            row = {
+                "step": step,
+                "tokens": step * tokens_per_step,
+                "flops": step * tokens_per_step * fpt,
+                "train_loss": train_loss_sum / train_loss_count,
+                "eval_loss": eval_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            curve.append(row)
+            train_loss_sum, train_loss_count = 0.0, 0
+            run_dir.write_curve(curve)
+            if logger:
+                logger.log(row, step=step)
+            if options.checkpoint and step < total_steps:
+                save_checkpoint(run_dir.checkpoint_file, model, optimizer, step, curve)
+
+    wall = time.time() - started
+    final_windows = data.eval_windows(spec.final_eval_sequences, spec.seq_len)
+    final_loss = evaluate(model, final_windows, device)
+    tokens = total_steps * tokens_per_step
+    result = {
+        "run_id": spec.run_id,
+        "loss": final_loss,
+        "N": n,
+        "N_total": n_total,
+        "D": tokens,
+        "C": tokens * fpt,
+        "flops_per_token": fpt,
+        "steps": total_steps,
+        "wall_time_s": wall,
+        "tokens_per_s": (total_steps - start_step) * tokens_per_step / max(wall, 1e-9),
+        "device": str(device),
+        "threads": threads,
+        "data": data.description,
+        "entropy_rate": data.entropy_rate,
+    }
+    run_dir.write_result(result)
+    run_dir.checkpoint_file.unlink(missing_ok=True)
+    if logger:
+        logger.summary.update(result)
+        logger.finish()
+    return result
+
+
+def _wandb_logger(options: TrainOptions, spec: RunSpec, run_dir: RunDir):
+    if options.wandb_mode == "disabled":
+        return None
+    import wandb  # imported here: it costs a second and most runs do not log to W&B
+
+    return wandb.init(
+        project=options.wandb_project, name=spec.run_id, id=spec.run_id, resume="allow",
+        mode=options.wandb_mode, dir=str(run_dir.path), config=spec.to_dict(),
+    )  # fmt: skip

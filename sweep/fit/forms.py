@@ -1,0 +1,45 @@
+"""Functional forms of scaling laws and their closed-form consequences."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chinchilla:
+    """L(N, D) = E + A / N^alpha + B / D^beta (Hoffmann et al. 2022, Approach 3)."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def loss(self, N, D):
+        return self.E + self.A / np.power(N, self.alpha) + self.B / np.power(D, self.beta)
+
+    def optimal_params(self, C):
+        """N_opt(C) = G (C/6)^(beta/(alpha+beta)) with G = (alpha A / (beta B))^(1/(alpha+beta)), under C = 6ND."""
+        G = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+        return G * np.power(np.asarray(C) / 6.0, self.beta / (self.alpha + self.beta))
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """y = coefficient * x^exponent, fitted in log space."""
+
+    coefficient: float
+    exponent: float
+
+    def __call__(self, x):
+        return self.coefficient * np.power(x, self.exponent)
+
+    @classmethod
+    def fit(cls, x, y) -> PowerLaw:
+        exponent, log_coefficient = np.polyfit(np.log(x), np.log(y), 1)
+        return cls(float(np.exp(log_coefficient)), float(exponent))

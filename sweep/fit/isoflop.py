@@ -1,0 +1,87 @@
+"""Approach 2: per compute budget, a robust parabola of loss in log N; its vertex gives N*(C) and
+L*(C); power laws in C across the budgets whose minimum is inside the sampled sizes.
+
+A budget whose vertex lies outside the sizes it sampled (or whose parabola opens downwards) is
+off-centre: its vertex is an extrapolation, so it is flagged and, by default, left out of the laws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from sweep.errors import UserError
+from sweep.fit.forms import PowerLaw
+
+
+@dataclass(frozen=True)
+class BudgetFit:
+    budget: float
+    n_runs: int
+    N_star: float
+    D_star: float
+    L_star: float
+    centred: bool
+    edge: str  # "" when the observed minimum is interior, else "below" or "above"
+
+
+@dataclass(frozen=True)
+class IsoflopFit:
+    budgets: list[BudgetFit]
+    N_star: PowerLaw  # N*(C)
+    D_star: PowerLaw  # D*(C)
+    L_star: PowerLaw  # L*(C), a pure power law
+
+
+def robust_parabola(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Coefficients (c2, c1, c0) of y ~ c2 x^2 + c1 x + c0 under a Huber loss (scale: 0.5% of y)."""
+    start = np.polyfit(x, y, 2)
+    result = least_squares(lambda c: np.polyval(c, x) - y, start, loss="huber", f_scale=0.005 * np.median(y))
+    return result.x
+
+
+def fit_budget(group: pd.DataFrame, budget: float) -> BudgetFit:
+    group = group.sort_values("N")
+    x, y = np.log(group["N"].to_numpy()), group["loss"].to_numpy()
+    argmin = int(np.argmin(y))
+    edge = "below" if argmin == 0 else "above" if argmin == len(y) - 1 else ""
+    c2, c1, c0 = robust_parabola(x, y)
+    if c2 > 0:
+        vertex = -c1 / (2 * c2)
+        centred = bool(x.min() <= vertex <= x.max()) and not edge
+    else:
+        vertex, centred = x[argmin], False
+    log_d_slope, log_d_intercept = np.polyfit(x, np.log(group["D"].to_numpy()), 1)
+    return BudgetFit(
+        budget=float(budget),
+        n_runs=len(group),
+        N_star=float(np.exp(vertex)),
+        D_star=float(np.exp(log_d_intercept + log_d_slope * vertex)),
+        L_star=float(np.polyval((c2, c1, c0), vertex)),
+        centred=centred,
+        edge=edge,
+    )
+
+
+def fit_isoflop(runs: pd.DataFrame, exclude_off_centre: bool = True) -> IsoflopFit:
+    """runs: columns N, D, C, loss, budget."""
+    budgets = []
+    for budget, group in runs.groupby("budget"):
+        if len(group) >= 3:
+            budgets.append(fit_budget(group, budget))
+    used = [b for b in budgets if b.centred or not exclude_off_centre]
+    if len(used) < 2:
+        raise UserError(
+            f"Approach 2 needs at least 2 budgets with 3+ sizes and an interior minimum; found {len(used)} "
+            f"of {len(budgets)} (train sizes around each budget's optimum, or set fit.exclude_edge_budgets=false)"
+        )
+    C = np.array([b.budget for b in used])
+    return IsoflopFit(
+        budgets=budgets,
+        N_star=PowerLaw.fit(C, [b.N_star for b in used]),
+        D_star=PowerLaw.fit(C, [b.D_star for b in used]),
+        L_star=PowerLaw.fit(C, [b.L_star for b in used]),
+    )

@@ -1,0 +1,175 @@
+"""Submit planned runs through submitit: local processes, SLURM job arrays, or in-process (debug).
+
+Launching is idempotent by run id: a run that is done, diverged, failed, or queued/running in a
+job that is still alive is never submitted again. The CLI writes `queued` to a run's status before
+submitting it and the job id to `runs/<id>/job.json` after; only the job writes later states.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import submitit
+
+from models.train import TrainOptions
+from sweep.config import Config, LauncherConfig
+from sweep.launch.job import TrainBundle
+from sweep.plan.flops import shape_counts
+from sweep.rundir import ACTIVE_STATES, RunDir, atomic_write_json
+from sweep.sweepdir import SweepDir
+
+JOB_FILE = "job.json"
+
+
+@dataclass(frozen=True)
+class LaunchReport:
+    submitted: list[str]
+    skipped: dict[str, str]  # run id -> why
+    job_ids: list[str]
+
+
+def read_job(run_dir: RunDir) -> dict:
+    try:
+        return json.loads((run_dir.path / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def job_alive(job: dict) -> bool:
+    """Whether the job a run was submitted in can still run it. Unknown counts as alive."""
+    executor, job_id = job.get("executor"), str(job.get("job_id", ""))
+    if not job_id:
+        return False
+    if executor == "local":
+        if job.get("host") != socket.gethostname():
+            return True
+        try:
+            os.kill(int(job_id), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError):
+            return True
+        return not _is_zombie(int(job_id))
+    if executor == "slurm":
+        if shutil.which("squeue") is None:
+            return True
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+        return out.returncode == 0 and bool(out.stdout.strip())
+    return False  # debug runs in-process: if it is not this process, it is gone
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except OSError:
+        return False
+
+
+def effective_state(run_dir: RunDir) -> str:
+    """The run's state, with 'lost' for queued or running runs whose job has died."""
+    state = run_dir.state
+    if state in ACTIVE_STATES and not job_alive(read_job(run_dir)):
+        return "lost"
+    return state
+
+
+def local_slots(launcher: LauncherConfig) -> int:
+    if launcher.parallel > 0:
+        return launcher.parallel
+    return max(1, len(os.sched_getaffinity(0)) // launcher.cpus_per_run)
+
+
+def balance(run_dirs: list[RunDir], bundles: int) -> list[list[str]]:
+    """Split runs into bundles of near-equal FLOPs (largest first onto the lightest bundle)."""
+    from models.train import model_config  # training imports stay off the CLI's start-up path
+
+    def cost(run_dir: RunDir) -> float:
+        spec = run_dir.read_spec()
+        return spec.tokens * shape_counts(model_config(spec))[2]
+
+    loads = [[0.0, []] for _ in range(min(bundles, len(run_dirs)))]
+    for run_dir in sorted(run_dirs, key=cost, reverse=True):
+        lightest = min(loads, key=lambda item: item[0])
+        lightest[0] += cost(run_dir)
+        lightest[1].append(run_dir.run_id)
+    return [ids for _, ids in loads if ids]
+
+
+def make_executor(kind: str, folder: Path, launcher: LauncherConfig) -> submitit.Executor:
+    if kind == "debug":
+        return submitit.DebugExecutor(folder=folder)
+    if kind == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=7 * 24 * 60)
+        return executor
+    s = launcher.slurm
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    optional = {
+        "slurm_partition": s.partition, "slurm_account": s.account, "slurm_qos": s.qos,
+        "slurm_constraint": s.constraint, "gpus_per_node": s.gpus_per_node,
+    }  # fmt: skip
+    executor.update_parameters(
+        timeout_min=s.time_min,
+        cpus_per_task=s.cpus_per_task,
+        mem_gb=s.mem_gb,
+        slurm_array_parallelism=s.array_parallelism,
+        slurm_additional_parameters=dict(s.additional_parameters),
+        slurm_setup=list(s.setup),
+        **{k: v for k, v in optional.items() if v},
+    )
+    return executor
+
+
+def train_options(config: Config, executor: str) -> TrainOptions:
+    threads = config.train.threads
+    if threads == 0 and executor != "slurm":  # on SLURM the job reads SLURM_CPUS_PER_TASK
+        threads = config.launcher.cpus_per_run
+    return TrainOptions(
+        device=config.train.device, threads=threads, checkpoint=config.train.checkpoint,
+        wandb_mode=config.wandb.mode, wandb_project=config.wandb.project,
+    )  # fmt: skip
+
+
+def launch(sweep: SweepDir, executor: str | None = None) -> LaunchReport:
+    config = sweep.config()
+    kind = executor or config.launcher.executor
+    pending, skipped = [], {}
+    for run_dir in sweep.runs():
+        state = effective_state(run_dir)
+        if state in ("planned", "lost"):
+            pending.append(run_dir)
+        else:
+            skipped[run_dir.run_id] = state
+    if not pending:
+        return LaunchReport([], skipped, [])
+
+    if kind == "local":
+        bundles = balance(pending, local_slots(config.launcher))
+    elif kind == "slurm":
+        bundles = [[r.run_id] for r in pending]
+    else:
+        bundles = [[r.run_id for r in pending]]
+    options = train_options(config, kind)
+    for run_dir in pending:
+        run_dir.set_state("queued", executor=kind)
+    submitter = make_executor(kind, sweep.jobs_dir, config.launcher)
+    calls = [TrainBundle(str(sweep.runs_dir), ids, options) for ids in bundles]
+    if kind == "slurm":
+        with submitter.batch():
+            jobs = [submitter.submit(call) for call in calls]
+    else:
+        jobs = [submitter.submit(call) for call in calls]
+    for job, ids in zip(jobs, bundles, strict=True):
+        record = {"executor": kind, "job_id": str(job.job_id), "host": socket.gethostname(), "bundle": ids}
+        for run_id in ids:
+            atomic_write_json(sweep.run(run_id).path / JOB_FILE, record)
+    if kind == "debug":
+        for job in jobs:
+            job.result()
+    return LaunchReport([r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])

@@ -1,0 +1,56 @@
+"""What a job executes: train a bundle of runs one after another, recording each run's state.
+
+A job never raises for a run's failure: the failure is the run's state (failed or diverged, with
+the reason), and the job goes on to the next run of its bundle. A job that is preempted or hits
+its time limit is requeued by submitit with the same bundle; finished runs are skipped and the
+interrupted one resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import submitit
+
+from models.data import DataError
+from models.train import Diverged, TrainOptions, train
+from sweep.rundir import FINISHED_STATES, RunDir
+
+
+def run_one(run_dir: RunDir, options: TrainOptions, job_id: str = "") -> str:
+    """Train one planned run in this process; returns its final state."""
+    spec = run_dir.read_spec()
+    run_dir.set_state("running", pid=os.getpid(), job_id=job_id or str(os.getpid()))
+    try:
+        train(spec, run_dir, options)
+    except Diverged as exc:
+        run_dir.set_state("diverged", reason=str(exc))
+    except DataError as exc:
+        run_dir.set_state("failed", reason=f"data: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any crash of one run is that run's failure, not the job's
+        last = traceback.format_exc().strip().splitlines()[-1]
+        run_dir.set_state("failed", reason=f"{type(exc).__name__}: {exc}", traceback=last)
+    else:
+        run_dir.set_state("done")
+    return run_dir.state
+
+
+@dataclass
+class TrainBundle(submitit.helpers.Checkpointable):
+    """The callable submitted to submitit: the runs of one job, in order."""
+
+    runs_dir: str
+    run_ids: list[str]
+    options: TrainOptions
+
+    def __call__(self) -> dict[str, str]:
+        job_id = os.environ.get("SLURM_JOB_ID", "") or str(os.getppid())
+        states = {}
+        for run_id in self.run_ids:
+            run_dir = RunDir(Path(self.runs_dir) / run_id)
+            state = run_dir.state
+            states[run_id] = state if state in FINISHED_STATES else run_one(run_dir, self.options, job_id)
+        return states

@@ -1,0 +1,59 @@
+"""Follow a sweep's runs: their states, and waiting until none is queued or running."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sweep.launch.executors import effective_state
+from sweep.rundir import FINISHED_STATES
+from sweep.sweepdir import SweepDir
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    budget: float
+    state: str
+    reason: str
+
+
+def run_states(sweep: SweepDir) -> list[RunState]:
+    budgets = {entry["run_id"]: entry["budget"] for entry in sweep.planned()}
+    states = []
+    for run_dir in sweep.runs():
+        state = effective_state(run_dir)
+        reason = run_dir.read_status().get("reason", "") if state in FINISHED_STATES else ""
+        if state == "lost":
+            reason = "its job is no longer running; `sweep launch` submits it again"
+        states.append(RunState(run_dir.run_id, budgets[run_dir.run_id], state, reason))
+    return states
+
+
+def state_counts(states: list[RunState]) -> dict[str, int]:
+    return dict(Counter(s.state for s in states))
+
+
+def wait(sweep: SweepDir, poll_s: float = 2.0, show_progress: bool = True) -> list[RunState]:
+    """Block until every run is finished (or lost); show a progress bar meanwhile."""
+    states = run_states(sweep)
+    with Progress(
+        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), disable=not show_progress, transient=False,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("", total=len(states))
+        while True:
+            counts = state_counts(states)
+            finished = sum(counts.get(s, 0) for s in FINISHED_STATES)
+            progress.update(task, completed=finished, description=_describe(counts))
+            if finished + counts.get("lost", 0) + counts.get("planned", 0) == len(states):
+                return states
+            time.sleep(poll_s)
+            states = run_states(sweep)
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return " ".join(f"{state}={n}" for state, n in sorted(counts.items()))

@@ -1,0 +1,124 @@
+"""Grids of runs: IsoFLOP (sizes around each budget's guessed optimum) and width/depth."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sweep.config import Config
+from sweep.errors import UserError
+from sweep.plan.hparams import batch_size, hidden_lr
+from sweep.plan.shapes import Shape, ShapeRules
+from sweep.spec import DataSpec, RunSpec
+
+MIN_STEPS = 50  # a run shorter than this measures its warmup, not its model
+
+
+def shape_rules(config: Config) -> ShapeRules:
+    m = config.model
+    return ShapeRules(
+        config.data.vocab_size, m.seq_len, m.head_dim, m.aspect_ratio, m.min_d_model, m.max_layers, m.mlp, m.positions
+    )
+
+
+def centre_params(budget: float, tokens_per_param: float) -> float:
+    """N at which D = tokens_per_param * N spends the budget under C = 6 N D."""
+    return math.sqrt(budget / (6.0 * tokens_per_param))
+
+
+def min_tokens(config: Config) -> int:
+    return MIN_STEPS * config.train.min_batch_size * config.model.seq_len
+
+
+def fits_budget(shape: Shape, budget: float, config: Config) -> bool:
+    return budget / shape.flops_per_token >= min_tokens(config)
+
+
+def check_budget(budget: float, config: Config) -> None:
+    smallest = shape_rules(config).smallest
+    needed = smallest.flops_per_token * min_tokens(config)
+    if budget < needed:
+        raise UserError(
+            f"budget {budget:.3g} FLOPs is too small: the smallest model (d_model={smallest.d_model}, 1 layer) "
+            f"needs at least {needed:.3g} FLOPs for {MIN_STEPS} steps; raise sweep.budgets"
+        )
+
+
+def run_spec(shape: Shape, budget: float, seed: int, config: Config) -> RunSpec:
+    t, m, d = config.train, config.model, config.data
+    tokens_wanted = budget / shape.flops_per_token
+    batch = batch_size(tokens_wanted, m.seq_len, t)
+    steps = max(1, round(tokens_wanted / (batch * m.seq_len)))
+    return RunSpec(
+        d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads, seq_len=m.seq_len,
+        mlp=m.mlp, positions=m.positions, tokens=steps * batch * m.seq_len, batch_size=batch,
+        lr=hidden_lr(shape.d_model, t), lr_ref_width=t.lr_ref_width, warmup_frac=t.warmup_frac,
+        min_lr_ratio=t.min_lr_ratio, weight_decay=t.weight_decay, beta1=t.beta1, beta2=t.beta2,
+        grad_clip=t.grad_clip, eval_points=t.eval_points, eval_sequences=t.eval_sequences,
+        final_eval_sequences=t.final_eval_sequences,
+        data=DataSpec(d.source, d.path, d.vocab_size, d.val_fraction, d.markov_order, d.zipf_exponent,
+                      d.synthetic_seed, d.synthetic_tokens),
+        seed=seed, budget=budget,
+    )  # fmt: skip
+
+
+def unique_shapes(shapes: list[Shape]) -> list[Shape]:
+    seen: dict[tuple[int, int], Shape] = {}
+    for s in shapes:
+        seen.setdefault((s.d_model, s.n_layers), s)
+    return sorted(seen.values(), key=lambda s: s.N)
+
+
+def isoflop_shapes(budget: float, config: Config) -> list[Shape]:
+    """Up to sizes_per_budget distinct shapes, log-spaced over size_span around the guessed optimum."""
+    s = config.sweep
+    rules = shape_rules(config)
+    centre = centre_params(budget, s.tokens_per_param)
+    exponents = np.linspace(-0.5, 0.5, s.sizes_per_budget) if s.sizes_per_budget > 1 else np.zeros(1)
+    shapes = unique_shapes([rules.snap(centre * s.size_span**e) for e in exponents])
+    return [shape for shape in shapes if fits_budget(shape, budget, config)]
+
+
+def widthdepth_shapes(budget: float, config: Config) -> list[Shape]:
+    """One size (sweep.widthdepth_params, or the budget's centre) at each aspect ratio."""
+    s = config.sweep
+    rules = shape_rules(config)
+    n = s.widthdepth_params or centre_params(budget, s.tokens_per_param)
+    shapes = unique_shapes([rules.snap(n, aspect) for aspect in s.aspect_ratios])
+    return [shape for shape in shapes if fits_budget(shape, budget, config)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    specs: list[RunSpec]
+
+
+def make_plan(config: Config) -> Plan:
+    grid = isoflop_shapes if config.sweep.kind == "isoflop" else widthdepth_shapes
+    specs: list[RunSpec] = []
+    for budget in sorted(config.sweep.budgets):
+        check_budget(budget, config)
+        shapes = grid(budget, config)
+        if not shapes:
+            raise UserError(f"no model of the grid fits budget {budget:.3g} with {MIN_STEPS} steps; raise it")
+        specs += [run_spec(shape, budget, seed, config) for shape in shapes for seed in config.sweep.seeds]
+    return Plan(specs)
+
+
+def extension_shapes(budget: float, trained: list[Shape], side: str, config: Config, count: int = 2) -> list[Shape]:
+    """Shapes beyond the smallest (side='below') or largest (side='above') trained size of a budget,
+    continuing the grid's log spacing: the next wave when a budget's minimum sits at its edge."""
+    s = config.sweep
+    rules = shape_rules(config)
+    ratio = s.size_span ** (1 / max(1, s.sizes_per_budget - 1))
+    edge = min(trained, key=lambda x: x.N) if side == "below" else max(trained, key=lambda x: x.N)
+    direction = -1 if side == "below" else 1
+    known = {(x.d_model, x.n_layers) for x in trained}
+    new = [rules.snap(edge.N * ratio ** (direction * k)) for k in range(1, count + 1)]
+    return [
+        x for x in unique_shapes(new)
+        if (x.d_model, x.n_layers) not in known and fits_budget(x, budget, config)
+        and (x.N < edge.N if side == "below" else x.N > edge.N)
+    ]  # fmt: skip

@@ -1,0 +1,74 @@
+"""RunSpec: everything that changes a run's result, and the run id derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str
+    path: str
+    vocab_size: int
+    val_fraction: float
+    markov_order: int = 1
+    zipf_exponent: float = 1.1
+    synthetic_seed: int = 0
+    synthetic_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    d_model: int
+    n_layers: int
+    n_heads: int
+    seq_len: int
+    mlp: str
+    positions: str
+    tokens: int  # D: training tokens
+    batch_size: int  # sequences per optimizer step
+    lr: float  # hidden-matrix AdamW LR (embeddings and norms use lr * d_model / lr_ref_width)
+    lr_ref_width: int
+    warmup_frac: float
+    min_lr_ratio: float
+    weight_decay: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+    eval_points: int
+    eval_sequences: int
+    final_eval_sequences: int
+    data: DataSpec
+    seed: int
+    optimizer: str = "adamw"
+    parameterization: str = "mup_lr"
+    # Not part of the run's identity: which budget of the plan asked for it.
+    budget: float = field(default=0.0, compare=False)
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self)
+
+    @property
+    def steps(self) -> int:
+        return max(1, round(self.tokens / (self.batch_size * self.seq_len)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> RunSpec:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in payload.items() if k in known}
+        values["data"] = DataSpec(**payload["data"])
+        return cls(**values)
+
+
+def run_id(spec: RunSpec) -> str:
+    """Twelve hex digits of the SHA-256 of the spec's canonical JSON, budget tag left out."""
+    identity = spec.to_dict()
+    identity.pop("budget")
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -1,0 +1,165 @@
+"""The results store: run records in (an idempotent upsert from run directories), DataFrames out.
+
+SQLite in WAL mode, written only from the CLI side. A torn, corrupt or foreign file in a run
+directory is reported and skipped; it never stops the rest from being ingested.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sweep.rundir import CURVE_COLUMNS, RunDir
+from sweep.spec import RunSpec
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, budget REAL, state TEXT NOT NULL, reason TEXT,
+    d_model INTEGER, n_layers INTEGER, n_heads INTEGER, seq_len INTEGER, batch_size INTEGER,
+    lr REAL, seed INTEGER, steps INTEGER,
+    N REAL, N_total REAL, D REAL, C REAL, flops_per_token REAL, loss REAL,
+    wall_time_s REAL, tokens_per_s REAL, device TEXT,
+    spec_json TEXT NOT NULL, result_json TEXT, updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens REAL, flops REAL,
+    train_loss REAL, eval_loss REAL, lr REAL, PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS fits (
+    fit_id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, approach TEXT NOT NULL,
+    counting TEXT NOT NULL, n_points INTEGER, params_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proposals (
+    proposal_id TEXT PRIMARY KEY, created REAL NOT NULL, compute REAL NOT NULL, payload_json TEXT NOT NULL
+);
+"""
+
+RESULT_FIELDS = ("N", "N_total", "D", "C", "flops_per_token", "loss", "wall_time_s", "tokens_per_s")
+
+
+@dataclass
+class CollectReport:
+    ingested: dict[str, str] = field(default_factory=dict)  # run id -> state
+    skipped: dict[str, str] = field(default_factory=dict)  # run id or path -> why
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- in ------------------------------------------------------------------------------------
+
+    def collect(self, run_dirs: list[RunDir], budgets: dict[str, float]) -> CollectReport:
+        report = CollectReport()
+        for run_dir in run_dirs:
+            try:
+                spec = run_dir.read_spec()
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                report.skipped[run_dir.run_id] = f"spec.json unreadable ({type(exc).__name__}); not a run of ours"
+                continue
+            status = run_dir.read_status()
+            state, result, curve = status["state"], None, []
+            if state == "done":
+                try:
+                    result = _read_result(run_dir)
+                    curve = _read_curve(run_dir)
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    report.skipped[run_dir.run_id] = f"{exc}; left out of the store, rerun or fix it"
+                    continue
+            with self.db:
+                self._upsert(spec, budgets.get(run_dir.run_id, spec.budget), state, status.get("reason"), result)
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(spec.run_id, *(row[c] for c in CURVE_COLUMNS)) for row in curve],
+                )
+            report.ingested[run_dir.run_id] = state
+        return report
+
+    def _upsert(self, spec: RunSpec, budget: float, state: str, reason: str | None, result: dict | None) -> None:
+        values = {
+            "run_id": spec.run_id, "budget": budget, "state": state, "reason": reason,
+            "d_model": spec.d_model, "n_layers": spec.n_layers, "n_heads": spec.n_heads, "seq_len": spec.seq_len,
+            "batch_size": spec.batch_size, "lr": spec.lr, "seed": spec.seed, "steps": spec.steps,
+            "device": (result or {}).get("device"),
+            "spec_json": json.dumps(spec.to_dict(), sort_keys=True),
+            "result_json": json.dumps(result, sort_keys=True) if result else None, "updated": time.time(),
+        }  # fmt: skip
+        values.update({k: (result or {}).get(k) for k in RESULT_FIELDS})
+        columns = ", ".join(values)
+        updates = ", ".join(f"{k}=excluded.{k}" for k in values if k != "run_id")
+        self.db.execute(
+            f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(values))}) "
+            f"ON CONFLICT(run_id) DO UPDATE SET {updates}",
+            list(values.values()),
+        )
+
+    def record_fit(self, approach: str, counting: str, n_points: int, params: dict) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO fits (created, approach, counting, n_points, params_json) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), approach, counting, n_points, json.dumps(params, sort_keys=True)),
+            )
+
+    def record_proposal(self, proposal_id: str, compute: float, payload: dict) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?)",
+                (proposal_id, time.time(), compute, json.dumps(payload, sort_keys=True)),
+            )
+
+    # --- out -----------------------------------------------------------------------------------
+
+    def runs(self, state: str | None = None) -> pd.DataFrame:
+        query, args = "SELECT * FROM runs", ()
+        if state:
+            query, args = query + " WHERE state = ?", (state,)
+        return pd.read_sql_query(query + " ORDER BY budget, N", self.db, params=args)
+
+    def curves(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM curves ORDER BY run_id, step", self.db)
+
+    def fits(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM fits ORDER BY fit_id", self.db)
+
+
+def _read_result(run_dir: RunDir) -> dict:
+    try:
+        result = run_dir.read_result()
+    except ValueError as exc:
+        raise ValueError(f"result.json is not valid JSON ({exc})") from None
+    if not isinstance(result, dict):
+        raise ValueError("result.json is not a JSON object")
+    for key in ("N", "D", "C", "loss"):
+        value = result.get(key)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"result.json has no positive finite {key!r}")
+    return result
+
+
+def _read_curve(run_dir: RunDir) -> list[dict[str, float]]:
+    if not run_dir.curve_file.exists():
+        return []
+    with run_dir.curve_file.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and set(CURVE_COLUMNS) - set(rows[0]):
+        raise ValueError("curve.csv lacks columns " + ", ".join(sorted(set(CURVE_COLUMNS) - set(rows[0]))))
+    return [{c: float(row[c]) for c in CURVE_COLUMNS} for row in rows]
