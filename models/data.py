@@ -132,9 +132,9 @@ def markov_data(
     if vocab_size**order > 1 << 20:
         raise DataError(f"synthetic chain has {vocab_size}**{order} states; keep vocab_size**markov_order <= 2**20")
     transitions = markov_chain(vocab_size, order, zipf_exponent, seed)
-    rows = 256
-    length = max(2, tokens // rows)
-    val_length = max(2, int(length * val_fraction))
+    rows = 64
+    length = max(1024, tokens // rows)
+    val_length = max(1024, int(length * val_fraction))
     train = sample_chain(transitions, vocab_size, rows, length, seed + 1)
     val = sample_chain(transitions, vocab_size, rows, val_length, seed + 2)
     rate = entropy_rate(transitions, vocab_size)

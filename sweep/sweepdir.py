@@ -60,8 +60,14 @@ class SweepDir:
         sweep = cls(Path(path))
         if sweep.path.exists() and any(sweep.path.iterdir()) and not sweep.plan_file.is_file():
             raise UserError(f"{path} exists and is not a sweep directory; choose an empty or new --out")
+        text = to_yaml(config)
+        if sweep.config_file.is_file() and sweep.config_file.read_text() != text:
+            raise UserError(
+                f"{path} holds a sweep planned with another config; plan into a new --out, "
+                "or repeat the overrides it was planned with"
+            )
         sweep.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(sweep.config_file, to_yaml(config))
+        atomic_write_text(sweep.config_file, text)
         return sweep
 
     def config(self) -> Config:

@@ -70,7 +70,7 @@ def fit_isoflop(runs: pd.DataFrame, exclude_off_centre: bool = True) -> IsoflopF
     """runs: columns N, D, C, loss, budget."""
     budgets = []
     for budget, group in runs.groupby("budget"):
-        if len(group) >= 3:
+        if group["N"].nunique() >= 3:
             budgets.append(fit_budget(group, budget))
     used = [b for b in budgets if b.centred or not exclude_off_centre]
     if len(used) < 2:

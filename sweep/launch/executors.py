@@ -128,7 +128,7 @@ def make_executor(kind: str, folder: Path, launcher: LauncherConfig) -> submitit
 
 def train_options(config: Config, executor: str) -> TrainOptions:
     threads = config.train.threads
-    if threads == 0 and executor != "slurm":  # on SLURM the job reads SLURM_CPUS_PER_TASK
+    if threads == 0 and executor in ("local", "debug"):  # elsewhere the job reads SLURM_CPUS_PER_TASK
         threads = config.launcher.cpus_per_run
     return TrainOptions(
         device=config.train.device, threads=threads, checkpoint=config.train.checkpoint,

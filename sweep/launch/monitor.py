@@ -38,8 +38,9 @@ def state_counts(states: list[RunState]) -> dict[str, int]:
 
 
 def wait(sweep: SweepDir, poll_s: float = 2.0, show_progress: bool = True) -> list[RunState]:
-    """Block until every run is finished (or lost); show a progress bar meanwhile."""
+    """Block until every run is finished (or lost); show a progress bar and a line per finished run."""
     states = run_states(sweep)
+    reported = {s.run_id for s in states if s.state in FINISHED_STATES}
     with Progress(
         TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
         TimeElapsedColumn(), disable=not show_progress, transient=False,
@@ -49,6 +50,10 @@ def wait(sweep: SweepDir, poll_s: float = 2.0, show_progress: bool = True) -> li
             counts = state_counts(states)
             finished = sum(counts.get(s, 0) for s in FINISHED_STATES)
             progress.update(task, completed=finished, description=_describe(counts))
+            for s in states:
+                if s.state in FINISHED_STATES and s.run_id not in reported:
+                    reported.add(s.run_id)
+                    progress.console.print(_finished_line(sweep, s))
             if finished + counts.get("lost", 0) + counts.get("planned", 0) == len(states):
                 return states
             time.sleep(poll_s)
@@ -57,3 +62,16 @@ def wait(sweep: SweepDir, poll_s: float = 2.0, show_progress: bool = True) -> li
 
 def _describe(counts: dict[str, int]) -> str:
     return " ".join(f"{state}={n}" for state, n in sorted(counts.items()))
+
+
+def _finished_line(sweep: SweepDir, state: RunState) -> str:
+    if state.state != "done":
+        return f"{state.run_id} (C={state.budget:.3g}) {state.state}: {state.reason}"
+    try:
+        result = sweep.run(state.run_id).read_result()
+    except (OSError, ValueError):
+        return f"{state.run_id} (C={state.budget:.3g}) done"
+    return (
+        f"{state.run_id} (C={state.budget:.3g}) done: N={result['N']:.3g}, D={result['D']:.3g}, "
+        f"loss {result['loss']:.4f} in {result['wall_time_s']:.0f} s"
+    )

@@ -46,15 +46,18 @@ def check_budget(budget: float, config: Config) -> None:
         )
 
 
-def run_spec(shape: Shape, budget: float, seed: int, config: Config) -> RunSpec:
+def run_spec(
+    shape: Shape, budget: float, seed: int, config: Config, tokens: float = 0, batch: int = 0, lr: float = 0
+) -> RunSpec:
+    """The spec of one run: tokens default to what spends the budget; batch and LR to the rules."""
     t, m, d = config.train, config.model, config.data
-    tokens_wanted = budget / shape.flops_per_token
-    batch = batch_size(tokens_wanted, m.seq_len, t)
+    tokens_wanted = tokens or budget / shape.flops_per_token
+    batch = batch or batch_size(tokens_wanted, m.seq_len, t)
     steps = max(1, round(tokens_wanted / (batch * m.seq_len)))
     return RunSpec(
         d_model=shape.d_model, n_layers=shape.n_layers, n_heads=shape.n_heads, seq_len=m.seq_len,
         mlp=m.mlp, positions=m.positions, tokens=steps * batch * m.seq_len, batch_size=batch,
-        lr=hidden_lr(shape.d_model, t), lr_ref_width=t.lr_ref_width, warmup_frac=t.warmup_frac,
+        lr=lr or hidden_lr(shape.d_model, t), lr_ref_width=t.lr_ref_width, warmup_frac=t.warmup_frac,
         min_lr_ratio=t.min_lr_ratio, weight_decay=t.weight_decay, beta1=t.beta1, beta2=t.beta2,
         grad_clip=t.grad_clip, eval_points=t.eval_points, eval_sequences=t.eval_sequences,
         final_eval_sequences=t.final_eval_sequences,
@@ -122,3 +125,20 @@ def extension_shapes(budget: float, trained: list[Shape], side: str, config: Con
         if (x.d_model, x.n_layers) not in known and fits_budget(x, budget, config)
         and (x.N < edge.N if side == "below" else x.N > edge.N)
     ]  # fmt: skip
+
+
+def single_run_spec(config: Config) -> RunSpec:
+    """The run named by the config's `run` section (what `sweep train` and proposals use)."""
+    r = config.run
+    if r.d_model <= 0 or r.n_layers <= 0 or not (r.tokens > 0 or r.budget > 0):
+        raise UserError(
+            "sweep train needs run.d_model, run.n_layers and run.tokens (or run.budget), "
+            "e.g. run.d_model=64 run.n_layers=2 run.tokens=2e6, or --config a proposal's YAML"
+        )
+    rules = shape_rules(config)
+    if r.d_model % config.model.head_dim:
+        raise UserError(f"run.d_model={r.d_model} must be a multiple of model.head_dim={config.model.head_dim}")
+    shape = rules.make(r.d_model, r.n_layers)
+    if r.n_heads and r.n_heads != shape.n_heads:
+        raise UserError(f"run.n_heads={r.n_heads} disagrees with d_model / model.head_dim = {shape.n_heads}")
+    return run_spec(shape, r.budget, config.train.seed, config, tokens=r.tokens, batch=r.batch_size, lr=r.lr)

@@ -1,0 +1,32 @@
+# `make demo`: install, then a small IsoFLOP sweep end to end on CPU, printing the proposal.
+# `make test`: install, lint, and run the test suite (what CI runs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0  # the CPU build, first: see DEVELOPERS.md
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/sweep run --out sweeps/demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	WANDB_MODE=disabled $(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python bench/fit_speed.py
+
+clean:
+	rm -rf $(VENV) sweeps .pytest_cache

@@ -1,0 +1,178 @@
+"""The Python API behind every CLI command: a notebook can drive a sweep the same way.
+
+Each function takes paths and overrides, does one stage of the loop, and returns dataclasses or
+DataFrames; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sweep.config import Config, FitConfig, compose
+from sweep.errors import UserError
+from sweep.fit.analysis import FitReport, fit_all
+from sweep.launch import executors, monitor
+from sweep.propose import Proposal, propose, target_yaml, wave_specs
+from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
+from sweep.spec import RunSpec
+from sweep.store import CollectReport, Store
+from sweep.sweepdir import SweepDir
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: RunSpec
+    N: int
+    N_total: int
+    flops_per_token: float
+
+    @property
+    def compute(self) -> float:
+        return self.spec.tokens * self.flops_per_token
+
+    def row(self) -> dict:
+        s = self.spec
+        return {
+            "run_id": s.run_id, "budget": s.budget, "N": self.N, "N_total": self.N_total, "D": s.tokens,
+            "C": self.compute, "d_model": s.d_model, "n_layers": s.n_layers, "n_heads": s.n_heads,
+            "batch_size": s.batch_size, "steps": s.steps, "lr": s.lr, "tokens_per_param": s.tokens / self.N,
+        }  # fmt: skip
+
+
+def describe(spec: RunSpec) -> PlannedRun:
+    from models.train import model_config
+    from sweep.plan.flops import shape_counts
+
+    n, n_total, fpt = shape_counts(model_config(spec))
+    return PlannedRun(spec, n, n_total, fpt)
+
+
+def plan(overrides: list[str], out: Path) -> tuple[SweepDir, list[PlannedRun]]:
+    """Compose the config, expand the grid and write (or extend) the sweep directory."""
+    from sweep.plan.grids import make_plan
+
+    config = compose(overrides)
+    specs = make_plan(config).specs
+    sweep = SweepDir.create(out, config)
+    sweep.add_runs(specs)
+    return sweep, [describe(s) for s in specs]
+
+
+def launch(path: Path, executor: str | None = None) -> executors.LaunchReport:
+    if executor not in (None, "local", "slurm", "debug"):
+        raise UserError(f"--executor {executor!r} is not one of local, slurm, debug")
+    return executors.launch(SweepDir.open(path), executor)
+
+
+def status(path: Path) -> list[monitor.RunState]:
+    return monitor.run_states(SweepDir.open(path))
+
+
+def wait(path: Path, show_progress: bool = True) -> list[monitor.RunState]:
+    return monitor.wait(SweepDir.open(path), show_progress=show_progress)
+
+
+def collect(path: Path) -> CollectReport:
+    sweep = SweepDir.open(path)
+    budgets = {entry["run_id"]: entry["budget"] for entry in sweep.planned()}
+    run_dirs = sorted((RunDir(p) for p in sweep.runs_dir.glob("*") if p.is_dir()), key=lambda r: r.run_id)
+    with Store(sweep.db_file) as store:
+        return store.collect(run_dirs, budgets)
+
+
+def finished_runs(path: Path) -> pd.DataFrame:
+    with Store(SweepDir.open(path).db_file) as store:
+        return store.runs(state="done")
+
+
+def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
+    """Fit the sweep's collected runs; the report goes to fits/fit.json and the store's fits table."""
+    sweep = SweepDir.open(path)
+    config = _sweep_config(sweep, overrides)
+    report = fit_all(finished_runs(path), config.fit)
+    payload = report.to_dict()
+    atomic_write_json(sweep.fits_dir / "fit.json", payload)
+    with Store(sweep.db_file) as store:
+        for approach in ("approach2", "approach3"):
+            if approach in payload:
+                store.record_fit(approach, report.counting, report.n_runs, payload[approach])
+    return report
+
+
+def read_csv_runs(
+    csv: Path, n_col: str = "N", d_col: str = "D", c_col: str = "C", loss_col: str = "loss", budget_col: str = ""
+) -> pd.DataFrame:
+    """External results: N, loss, and D or C (the other from C = 6 N D); an optional budget column."""
+    if not csv.is_file():
+        raise UserError(f"CSV file {csv} does not exist")
+    try:
+        raw = pd.read_csv(csv)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"{csv} is not a readable CSV ({exc})") from None
+    for column in (n_col, loss_col):
+        if column not in raw:
+            raise UserError(f"{csv} has no column {column!r} (columns: {', '.join(raw.columns)}); name it with options")
+    if d_col not in raw and c_col not in raw:
+        raise UserError(f"{csv} has neither {d_col!r} nor {c_col!r}; one of D (tokens) or C (FLOPs) is needed")
+    table = pd.DataFrame({"N": raw[n_col], "loss": raw[loss_col]})
+    table["D"] = raw[d_col] if d_col in raw else raw[c_col] / (6 * raw[n_col])
+    table["C"] = raw[c_col] if c_col in raw else 6 * raw[n_col] * raw[d_col]
+    if budget_col:
+        if budget_col not in raw:
+            raise UserError(f"{csv} has no budget column {budget_col!r}")
+        table["budget"] = raw[budget_col]
+    return table
+
+
+def fit_csv(csv: Path, columns: dict[str, str], fit_config: FitConfig) -> FitReport:
+    return fit_all(read_csv_runs(csv, **columns), fit_config)
+
+
+def propose_target(
+    path: Path, compute: float | None = None, overrides: list[str] | None = None
+) -> tuple[FitReport, Proposal]:
+    """Fit, then propose the run at `compute` (default: target_multiplier x the largest budget)."""
+    sweep = SweepDir.open(path)
+    config = _sweep_config(sweep, overrides)
+    report = fit(path, overrides)
+    compute = compute or config.sweep.target_multiplier * max(config.sweep.budgets)
+    proposal = propose(report, finished_runs(path), config, compute)
+    atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
+    atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
+    with Store(sweep.db_file) as store:
+        store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
+    return report, proposal
+
+
+def proposal_file(sweep: SweepDir, proposal: Proposal) -> Path:
+    return sweep.proposals_dir / f"{proposal.proposal_id}.yaml"
+
+
+def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
+    sweep = SweepDir.open(path)
+    return sweep.add_runs(wave_specs(proposal, sweep.config()), wave=wave)
+
+
+def train(overrides: list[str], out: Path, config_file: Path | None = None) -> tuple[RunSpec, str, dict]:
+    """Train the run named by the config's `run` section in this process, under out/runs/<id>."""
+    from sweep.launch.job import run_one
+    from sweep.plan.grids import single_run_spec
+
+    config = compose(overrides, config_file)
+    spec = single_run_spec(config)
+    run_dir = RunDir(Path(out) / "runs" / spec.run_id)
+    if run_dir.state == "done":
+        return spec, "done", run_dir.read_result()
+    run_dir.write_spec(spec)
+    state = run_one(run_dir, executors.train_options(config, executor="foreground"))
+    result = run_dir.read_result() if state == "done" else run_dir.read_status()
+    return spec, state, result
+
+
+def _sweep_config(sweep: SweepDir, overrides: list[str] | None) -> Config:
+    if not overrides:
+        return sweep.config()
+    return compose(overrides, config_file=sweep.config_file)

@@ -1,0 +1,361 @@
+"""The `sweep` command: parse, call sweep.api, print. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from models.data import DataError
+from sweep import api
+from sweep.errors import UserError
+from sweep.fit.analysis import FitReport
+from sweep.propose import Proposal
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Plan, launch, collect and fit scaling-law sweeps of small proxy models; propose the next run.",
+)
+# Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
+WIDTH = shutil.get_terminal_size((140, 40)).columns
+console = Console(width=WIDTH)
+err_console = Console(stderr=True, width=WIDTH)
+
+OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. sweep=smoke sweep.budgets=[1e11,3e11] launcher=slurm")
+SWEEP_DIR = typer.Argument(..., help="A sweep directory made by `sweep plan`.")
+JSON = typer.Option(False, "--json", help="Print exactly one JSON document on stdout instead of tables.")
+DEFAULT_OUT = Path("sweeps/default")
+
+
+def emit_json(payload) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def with_interval(x: float, band: tuple[float, float] | None, digits: int = 4) -> str:
+    return f"{num(x, digits)} [{num(band[0], digits)}, {num(band[1], digits)}]" if band else num(x, digits)
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+
+def print_plan(runs: list[api.PlannedRun], title: str) -> None:
+    table = Table(title=title)
+    for column in ("run id", "budget C", "N", "D", "d_model", "layers", "heads", "batch", "steps", "tokens/param"):
+        table.add_column(column, justify="right")
+    for r in runs:
+        row = r.row()
+        table.add_row(
+            row["run_id"], num(row["budget"]), num(row["N"]), num(row["D"]), str(row["d_model"]),
+            str(row["n_layers"]), str(row["n_heads"]), str(row["batch_size"]), str(row["steps"]),
+            f"{row['tokens_per_param']:.0f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def print_fit(report: FitReport) -> None:
+    if report.parametric:
+        law = report.parametric.law
+        bands = report.parameter_intervals()
+        table = Table(title=f"Approach 3: L = E + A/N^alpha + B/D^beta ({report.n_runs} runs, N {report.counting})")
+        table.add_column("parameter")
+        table.add_column("value [95% bootstrap interval]", justify="right")
+        for name in ("E", "A", "B", "alpha", "beta"):
+            table.add_row(name, with_interval(getattr(law, name), bands[name]))
+        console.print(table)
+    if report.isoflop:
+        table = Table(title="Approach 2: per-budget parabolas in log N")
+        for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
+            table.add_column(column, justify="right")
+        for b in report.isoflop.budgets:
+            used = "yes" if b.centred else f"no: minimum at the {'smallest' if b.edge == 'below' else 'largest'} size"
+            if not b.centred and not b.edge:
+                used = "no: vertex outside the sizes"
+            table.add_row(num(b.budget), str(b.n_runs), num(b.N_star), num(b.D_star), num(b.L_star, 4), used)
+        console.print(table)
+        f = report.isoflop
+        console.print(
+            f"frontier: N*(C) = {f.N_star.coefficient:.3g} C^{f.N_star.exponent:.3f}, "
+            f"D*(C) = {f.D_star.coefficient:.3g} C^{f.D_star.exponent:.3f}, "
+            f"L*(C) = {f.L_star.coefficient:.3g} C^{f.L_star.exponent:.4f}"
+        )
+    for approach, why in report.errors.items():
+        console.print(f"[yellow]{approach} not fitted:[/] {why}")
+
+
+def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
+    s = proposal.shape
+    console.print(
+        f"[bold]Proposed target run at C = {proposal.compute:.3g} FLOPs[/]: d_model={s['d_model']}, "
+        f"n_layers={s['n_layers']}, n_heads={s['n_heads']} (N = {s['N']:,}, N_total = {s['N_total']:,}), "
+        f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
+        f"LR {proposal.lr:.3g}"
+    )
+    table = Table(title="predictions [95% bootstrap interval]")
+    for column in ("approach", "N*", "D*", "loss"):
+        table.add_column(column, justify="right")
+    for p in proposal.predictions:
+        table.add_row(
+            p.approach, with_interval(p.N, p.N_interval, 3), with_interval(p.D, p.D_interval, 3),
+            with_interval(p.loss, p.loss_interval, 4),
+        )  # fmt: skip
+    console.print(table)
+    for warning in proposal.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if proposal.next_wave:
+        budgets = sorted({w["budget"] for w in proposal.next_wave})
+        console.print(f"next wave: {len(proposal.next_wave)} runs extending budgets {', '.join(map(num, budgets))}")
+    console.print(f"config: {yaml_path}\nlaunch it: sweep train --config {yaml_path} --out {out}")
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@app.command()
+def plan(
+    overrides: list[str] = OVERRIDES,
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory to write (or extend)."),
+    as_json: bool = JSON,
+) -> None:
+    """Compose the config, expand the grid, write the sweep directory and print the plan.
+
+    Example: sweep plan sweep=smoke --out sweeps/smoke
+    """
+    sweep, runs = api.plan(overrides or [], out)
+    if as_json:
+        emit_json({"sweep": str(sweep.path), "runs": [r.row() for r in runs]})
+        return
+    print_plan(runs, f"plan: {len(runs)} runs in {sweep.path}")
+    console.print(f"next: sweep launch {sweep.path}")
+
+
+@app.command()
+def launch(
+    sweep_dir: Path = SWEEP_DIR,
+    executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    as_json: bool = JSON,
+) -> None:
+    """Submit every planned run that is not done, queued or running, and return at once.
+
+    Example: sweep launch sweeps/smoke --executor local
+    """
+    report = api.launch(sweep_dir, executor)
+    if as_json:
+        emit_json({"submitted": report.submitted, "skipped": report.skipped, "jobs": report.job_ids})
+        return
+    console.print(
+        f"submitted {len(report.submitted)} runs in {len(report.job_ids)} jobs; "
+        f"skipped {len(report.skipped)} already done, queued or running"
+    )
+    if report.submitted:
+        console.print(f"follow them: sweep status {sweep_dir}  |  sweep wait {sweep_dir}")
+
+
+def print_status(states) -> None:
+    counts = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    console.print("  ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "no runs")
+    table = Table()
+    for column in ("run id", "budget C", "state", "reason"):
+        table.add_column(column)
+    for s in states:
+        table.add_row(s.run_id, num(s.budget), s.state, s.reason)
+    console.print(table)
+
+
+@app.command()
+def status(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
+    """Count the sweep's runs by state and list them.
+
+    Example: sweep status sweeps/smoke
+    """
+    states = api.status(sweep_dir)
+    if as_json:
+        emit_json({"runs": [vars(s) for s in states]})
+        return
+    print_status(states)
+
+
+@app.command()
+def wait(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
+    """Wait, with a progress bar, until no run of the sweep is queued or running.
+
+    Example: sweep wait sweeps/smoke
+    """
+    states = api.wait(sweep_dir, show_progress=not as_json)
+    if as_json:
+        emit_json({"runs": [vars(s) for s in states]})
+        return
+    print_status(states)
+
+
+@app.command()
+def collect(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
+    """Ingest the run directories into results.db (idempotent; bad files are reported and skipped).
+
+    Example: sweep collect sweeps/smoke
+    """
+    report = api.collect(sweep_dir)
+    if as_json:
+        emit_json({"ingested": report.ingested, "skipped": report.skipped})
+    else:
+        done = sum(1 for state in report.ingested.values() if state == "done")
+        console.print(f"ingested {len(report.ingested)} runs ({done} done) into {sweep_dir / 'results.db'}")
+    if report.skipped:
+        skipped = "; ".join(f"{run_id}: {why}" for run_id, why in report.skipped.items())
+        raise UserError(f"skipped {len(report.skipped)} run directories, ingested the rest: {skipped}")
+
+
+@app.command()
+def fit(
+    sweep_dir: Path = typer.Argument(None, help="A collected sweep directory (or use --csv)."),
+    overrides: list[str] = OVERRIDES,
+    csv: Path = typer.Option(None, "--csv", help="Fit external results from a CSV file instead."),
+    n_col: str = typer.Option("N", "--n-col", help="CSV column of parameters."),
+    d_col: str = typer.Option("D", "--d-col", help="CSV column of training tokens."),
+    c_col: str = typer.Option("C", "--c-col", help="CSV column of training FLOPs (used when D is absent)."),
+    loss_col: str = typer.Option("loss", "--loss-col", help="CSV column of final loss."),
+    budget_col: str = typer.Option("", "--budget-col", help="CSV column grouping runs into budgets."),
+    as_json: bool = JSON,
+) -> None:
+    """Fit Approach 2 and Approach 3 with bootstrap intervals; print parameters and the frontier.
+
+    Examples: sweep fit sweeps/smoke  |  sweep fit --csv runs.csv --c-col flops fit.bootstrap=500
+    """
+    if csv is None and sweep_dir is None:
+        raise UserError("give a sweep directory or --csv FILE")
+    if csv is not None:
+        from sweep.config import compose
+
+        # With --csv the positional slot holds the first override, if any.
+        extra = [str(sweep_dir)] if sweep_dir is not None else []
+        columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
+        report = api.fit_csv(csv, columns, compose(extra + (overrides or [])).fit)
+    else:
+        report = api.fit(sweep_dir, overrides)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    print_fit(report)
+
+
+@app.command()
+def propose(
+    sweep_dir: Path = SWEEP_DIR,
+    overrides: list[str] = OVERRIDES,
+    compute: float = typer.Option(None, "--compute", help="Target FLOPs (default: target_multiplier x largest)."),
+    as_json: bool = JSON,
+) -> None:
+    """Fit, then propose the compute-optimal run at --compute: shape, tokens, LR, batch, predicted loss.
+
+    Writes proposals/<id>.yaml, a config that `sweep train --config` accepts.
+    Example: sweep propose sweeps/smoke --compute 1e13
+    """
+    if compute is not None and not (math.isfinite(compute) and compute > 0):
+        raise UserError(f"--compute {compute} must be a positive finite number of FLOPs")
+    _, proposal = api.propose_target(sweep_dir, compute, overrides)
+    yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
+    if as_json:
+        emit_json({**proposal.to_dict(), "config": str(yaml_path)})
+        return
+    print_proposal(proposal, yaml_path, sweep_dir)
+
+
+@app.command()
+def train(
+    overrides: list[str] = OVERRIDES,
+    config: Path = typer.Option(None, "--config", help="A config YAML, e.g. one written by `sweep propose`."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Directory whose runs/<id>/ receives the run."),
+    as_json: bool = JSON,
+) -> None:
+    """Train one run in the foreground (what a job executes).
+
+    Example: sweep train run.d_model=64 run.n_layers=2 run.tokens=2e6 --out sweeps/manual
+    """
+    spec, state, result = api.train(overrides or [], out, config)
+    if as_json:
+        emit_json({"run_id": spec.run_id, "state": state, **result})
+    elif state == "done":
+        console.print(
+            f"run {spec.run_id} done: loss {result['loss']:.4f}, N={result['N']:,}, D={result['D']:,}, "
+            f"{result['wall_time_s']:.1f} s, {result['tokens_per_s']:,.0f} tokens/s on {result['device']}"
+        )
+    else:
+        console.print(f"run {spec.run_id} {state}: {result.get('reason', '')}")
+    if state != "done":
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    overrides: list[str] = OVERRIDES,
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory."),
+    executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    as_json: bool = JSON,
+) -> None:
+    """Plan, launch, wait, collect, fit and propose in one go; extend budgets whose minimum is at an edge.
+
+    Example: sweep run sweep=smoke --out sweeps/smoke
+    """
+    sweep, runs = api.plan(overrides or [], out)
+    if not as_json:
+        print_plan(runs, f"plan: {len(runs)} runs in {sweep.path}")
+    config = sweep.config()
+    for wave in range(config.sweep.max_extensions + 1):
+        api.launch(out, executor)
+        api.wait(out, show_progress=not as_json)
+        api.collect(out)
+        report, proposal = api.propose_target(out)
+        if not proposal.next_wave or wave == config.sweep.max_extensions:
+            break
+        added = api.add_next_wave(out, proposal, wave + 1)
+        if not added:
+            break
+        if not as_json:
+            console.print(f"wave {wave + 1}: {len(added)} more runs where a budget's minimum was at an edge")
+            print_plan([api.describe(s) for s in added], f"wave {wave + 1}")
+    yaml_path = api.proposal_file(sweep, proposal)
+    if as_json:
+        emit_json({"fit": report.to_dict(), "proposal": {**proposal.to_dict(), "config": str(yaml_path)}})
+        return
+    print_status(api.status(out))
+    print_fit(report)
+    print_proposal(proposal, yaml_path, out)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except (UserError, DataError) as exc:
+        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Propose the next run: the compute-optimal target at a given compute, and the next wave of proxies.
+
+Approach 3 chooses among real shapes: for each candidate shape, D = C / (FLOPs per token of that
+shape), and the shape with the lowest predicted L(N, D) wins. Every bootstrap refit makes the same
+choice, which gives the intervals of N*, D* and the predicted loss. Approach 2 extrapolates its
+power laws N*(C), D*(C), L*(C). Where Approach 2's N* falls outside Approach 3's interval, the
+proposal says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from sweep.config import Config, RunConfig, to_yaml
+from sweep.fit.analysis import FitReport
+from sweep.fit.bootstrap import interval
+from sweep.fit.forms import Chinchilla
+from sweep.plan.grids import extension_shapes, run_spec, shape_rules
+from sweep.plan.shapes import Shape
+from sweep.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class Prediction:
+    approach: str
+    N: float
+    D: float
+    loss: float
+    N_interval: tuple[float, float] | None
+    D_interval: tuple[float, float] | None
+    loss_interval: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    proposal_id: str
+    compute: float
+    shape: dict  # d_model, n_layers, n_heads, N, N_total, flops_per_token
+    tokens: int
+    steps: int
+    batch_size: int
+    lr: float
+    predictions: list[Prediction]
+    warnings: list[str] = field(default_factory=list)
+    next_wave: list[dict] = field(default_factory=list)  # shapes to add per off-centre budget
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def candidate_shapes(compute: float, config: Config, around: float) -> list[Shape]:
+    """Real shapes from around/100 to around*100 parameters, on a fine log grid."""
+    rules = shape_rules(config)
+    targets = around * np.logspace(-2, 2, 161)
+    shapes = {(s.d_model, s.n_layers): s for s in (rules.snap(n) for n in targets)}
+    return [s for s in shapes.values() if compute / s.flops_per_token >= 1]
+
+
+def best_shape(law: Chinchilla, shapes: list[Shape], compute: float, counting: str) -> tuple[Shape, float]:
+    n = np.array([s.N if counting == "non_embedding" else s.N_total for s in shapes], dtype=float)
+    d = np.array([compute / s.flops_per_token for s in shapes])
+    losses = law.loss(n, d)
+    i = int(np.nanargmin(losses))
+    return shapes[i], float(losses[i])
+
+
+def approach3_prediction(fit: FitReport, shapes: list[Shape], compute: float) -> tuple[Shape, Prediction]:
+    shape, loss = best_shape(fit.parametric.law, shapes, compute, fit.counting)
+    picks = [best_shape(law, shapes, compute, fit.counting) for law in fit.parametric_samples]
+    count = (lambda s: s.N) if fit.counting == "non_embedding" else (lambda s: s.N_total)
+    prediction = Prediction(
+        approach="approach3",
+        N=count(shape),
+        D=compute / shape.flops_per_token,
+        loss=loss,
+        N_interval=interval(count(s) for s, _ in picks),
+        D_interval=interval(compute / s.flops_per_token for s, _ in picks),
+        loss_interval=interval(loss for _, loss in picks),
+    )
+    return shape, prediction
+
+
+def approach2_prediction(fit: FitReport, compute: float) -> Prediction:
+    f, samples = fit.isoflop, fit.isoflop_samples
+    return Prediction(
+        approach="approach2",
+        N=float(f.N_star(compute)),
+        D=float(f.D_star(compute)),
+        loss=float(f.L_star(compute)),
+        N_interval=interval(float(s.N_star(compute)) for s in samples),
+        D_interval=interval(float(s.D_star(compute)) for s in samples),
+        loss_interval=interval(float(s.L_star(compute)) for s in samples),
+    )
+
+
+def next_wave(fit: FitReport, runs: pd.DataFrame, config: Config) -> list[dict]:
+    """For each budget whose lowest loss is at its smallest or largest size, shapes beyond that edge."""
+    if fit.isoflop is None:
+        return []
+    rules = shape_rules(config)
+    wave = []
+    for budget_fit in fit.isoflop.budgets:
+        if not budget_fit.edge:
+            continue
+        group = runs[np.isclose(runs["budget"], budget_fit.budget)]
+        trained = [rules.make(int(r.d_model), int(r.n_layers)) for r in group.itertuples()]
+        for shape in extension_shapes(budget_fit.budget, trained, budget_fit.edge, config):
+            wave.append({"budget": budget_fit.budget, "side": budget_fit.edge, **asdict(shape)})
+    return wave
+
+
+def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
+    predictions, warnings = [], []
+    a2 = approach2_prediction(fit, compute) if fit.isoflop is not None else None
+    if fit.parametric is not None:
+        around = fit.parametric.law.optimal_params(compute)
+        shapes = candidate_shapes(compute, config, float(around))
+        shape, a3 = approach3_prediction(fit, shapes, compute)
+        predictions.append(a3)
+        if shape in (shapes[0], shapes[-1]):
+            warnings.append("Approach 3's optimum is at the edge of the shapes searched; the fit may be unidentified")
+    else:
+        shape = shape_rules(config).snap(a2.N)
+        warnings.append(f"Approach 3 unavailable ({fit.errors.get('approach3')}); shape from Approach 2")
+    if a2 is not None:
+        predictions.append(a2)
+        a3 = predictions[0] if fit.parametric is not None else None
+        if a3 and a3.N_interval and not a3.N_interval[0] <= a2.N <= a3.N_interval[1]:
+            warnings.append(
+                f"Approaches disagree on N*: Approach 2 gives {a2.N:.3g}, outside Approach 3's 95% interval "
+                f"[{a3.N_interval[0]:.3g}, {a3.N_interval[1]:.3g}]"
+            )
+    else:
+        warnings.append(f"Approach 2 unavailable: {fit.errors.get('approach2')}")
+    spec = run_spec(shape, compute, config.train.seed, config)
+    return Proposal(
+        proposal_id=f"target-C{compute:.3g}".replace("+", ""),
+        compute=compute,
+        shape=asdict(shape),
+        tokens=spec.tokens,
+        steps=spec.steps,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        predictions=predictions,
+        warnings=warnings,
+        next_wave=next_wave(fit, runs, config),
+    )
+
+
+def target_config(proposal: Proposal, config: Config) -> Config:
+    """The sweep's config with its `run` section set to the proposed run: `sweep train` accepts it."""
+    shape = proposal.shape
+    run = RunConfig(
+        d_model=shape["d_model"],
+        n_layers=shape["n_layers"],
+        n_heads=shape["n_heads"],
+        tokens=float(proposal.tokens),
+        batch_size=proposal.batch_size,
+        lr=proposal.lr,
+        budget=proposal.compute,
+    )
+    return replace(config, run=run)
+
+
+def target_yaml(proposal: Proposal, config: Config) -> str:
+    lines = [f"# {proposal.proposal_id}: predicted loss"]
+    for p in proposal.predictions:
+        band = f" (95% {p.loss_interval[0]:.4f}-{p.loss_interval[1]:.4f})" if p.loss_interval else ""
+        lines.append(f"#   {p.approach}: {p.loss:.4f}{band}")
+    return "\n".join(lines) + "\n" + to_yaml(target_config(proposal, config))
+
+
+def wave_specs(proposal: Proposal, config: Config) -> list[RunSpec]:
+    rules = shape_rules(config)
+    return [
+        run_spec(rules.make(s["d_model"], s["n_layers"]), s["budget"], seed, config)
+        for s in proposal.next_wave
+        for seed in config.sweep.seeds
+    ]

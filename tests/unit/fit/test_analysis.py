@@ -1,0 +1,35 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep.config import FitConfig
+from sweep.errors import UserError
+from sweep.fit.analysis import fit_all, prepare
+from sweep.fit.forms import Chinchilla
+
+
+def test_report_has_named_parameters_with_intervals_that_contain_them():
+    truth = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    rng = np.random.default_rng(1)
+    rows = []
+    for c in (1e18, 1e19, 1e20):
+        for n in truth.optimal_params(c) * 20 ** np.linspace(-0.5, 0.5, 6):
+            d = c / (6 * n)
+            rows.append({"N": n, "D": d, "C": c, "loss": truth.loss(n, d) * np.exp(rng.normal(0, 0.003))})
+    report = fit_all(pd.DataFrame(rows), FitConfig(bootstrap=60))
+    out = report.to_dict()
+    for name in ("E", "A", "B", "alpha", "beta"):
+        lo, hi = out["approach3"]["intervals"][name]
+        assert lo <= out["approach3"][name] <= hi
+    assert out["approach2"]["N_star"]["exponent_interval"] is not None
+
+
+def test_rows_with_bad_values_are_named():
+    frame = pd.DataFrame({"N": [1e6, -1, 3e6], "D": [1e9, 1e9, float("nan")], "C": [1, 1, 1], "loss": [3, 3, 3]})
+    with pytest.raises(UserError, match=r"'N'.*rows 1"):
+        prepare(frame)
+
+
+def test_budgets_are_inferred_from_flops_when_absent():
+    frame = pd.DataFrame({"N": [1, 2, 3], "D": [1, 1, 1], "C": [1.01e18, 0.996e18, 3.02e18], "loss": [3, 3, 3]})
+    assert sorted(set(prepare(frame)["budget"])) == [1e18, 3e18]

@@ -1,0 +1,78 @@
+"""Real training, small enough for CI: determinism, resume, and learning a known entropy."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from models.train import TrainOptions, train
+from sweep.config import compose
+from sweep.plan.grids import single_run_spec
+from sweep.rundir import RunDir
+
+
+def tiny_spec(*overrides):
+    config = compose(["data=synthetic", "data.vocab_size=16", "data.synthetic_tokens=400000", "train.eval_points=4",
+                      "run.d_model=32", "run.n_layers=1", "run.tokens=200000", "run.batch_size=16", *overrides])  # fmt: skip
+    return single_run_spec(config)
+
+
+def test_training_is_deterministic_given_the_seed(tmp_path):
+    spec = tiny_spec()
+    a = train(spec, RunDir(tmp_path / "a"), TrainOptions(threads=1))
+    b = train(spec, RunDir(tmp_path / "b"), TrainOptions(threads=1))
+    assert a["loss"] == b["loss"]
+    other = train(replace(spec, seed=1), RunDir(tmp_path / "c"), TrainOptions(threads=1))
+    assert other["loss"] != a["loss"]
+
+
+def test_result_and_curve_follow_the_contract(tmp_path):
+    spec = tiny_spec()
+    run = RunDir(tmp_path / spec.run_id)
+    result = train(spec, run, TrainOptions(threads=1))
+    assert set(result) >= {"loss", "N", "N_total", "D", "C", "flops_per_token", "wall_time_s", "tokens_per_s", "device"}
+    assert result["C"] == pytest.approx(result["D"] * result["flops_per_token"])
+    assert json.loads(run.result_file.read_text())["loss"] == result["loss"]
+    lines = run.curve_file.read_text().strip().splitlines()
+    assert lines[0] == "step,tokens,flops,train_loss,eval_loss,lr"
+    assert len(lines) == 1 + 4
+    losses = [float(line.split(",")[4]) for line in lines[1:]]
+    assert losses[-1] < losses[0]
+
+
+def test_resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(tmp_path):
+    spec = tiny_spec()
+    full = train(spec, RunDir(tmp_path / "full"), TrainOptions(threads=1))
+
+    class Interrupt(Exception):
+        pass
+
+    run = RunDir(tmp_path / "cut")
+    original = RunDir.write_curve
+    calls = []
+
+    def write_then_stop(self, rows):
+        original(self, rows)
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupt
+
+    RunDir.write_curve = write_then_stop
+    try:
+        with pytest.raises(Interrupt):
+            train(spec, run, TrainOptions(threads=1))
+    finally:
+        RunDir.write_curve = original
+    assert run.checkpoint_file.exists()
+    resumed = train(spec, run, TrainOptions(threads=1))
+    assert resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
+    assert not run.checkpoint_file.exists()
+
+
+@pytest.mark.slow
+def test_a_trained_model_approaches_but_never_beats_the_entropy_rate(tmp_path):
+    spec = tiny_spec("run.tokens=1500000", "run.batch_size=32", "train.lr=1e-2")
+    result = train(spec, RunDir(tmp_path / "r"), TrainOptions(threads=2))
+    entropy = result["entropy_rate"]
+    assert result["loss"] > entropy - 0.01  # held-out loss cannot beat the source's entropy (up to sampling noise)
+    assert result["loss"] < entropy * 1.05

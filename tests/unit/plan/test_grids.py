@@ -1,0 +1,68 @@
+import math
+
+import pytest
+
+from models.train import model_config
+from sweep.config import compose
+from sweep.errors import UserError
+from sweep.plan.flops import shape_counts
+from sweep.plan.grids import extension_shapes, isoflop_shapes, make_plan, shape_rules, single_run_spec
+
+
+def test_default_plan_is_an_isoflop_grid_of_at_least_3_budgets_by_5_sizes():
+    config = compose()
+    specs = make_plan(config).specs
+    budgets = sorted({s.budget for s in specs})
+    assert len(budgets) >= 3
+    for budget in budgets:
+        runs = [s for s in specs if s.budget == budget]
+        assert len(runs) >= 5
+        sizes = [shape_counts(model_config(s))[0] for s in runs]
+        assert len(set(sizes)) == len(sizes)
+        for spec in runs:
+            compute = spec.tokens * shape_counts(model_config(spec))[2]
+            assert compute == pytest.approx(budget, rel=0.05)
+    assert len({s.run_id for s in specs}) == len(specs)
+
+
+def test_bigger_budgets_train_bigger_models_on_bigger_batches():
+    specs = make_plan(compose()).specs
+    lo, hi = min(s.budget for s in specs), max(s.budget for s in specs)
+    mean_width = {b: sum(s.d_model for s in specs if s.budget == b) for b in (lo, hi)}
+    assert mean_width[hi] > mean_width[lo]
+    assert max(s.batch_size for s in specs if s.budget == hi) > min(s.batch_size for s in specs if s.budget == lo)
+
+
+def test_budget_too_small_for_the_smallest_model_is_a_user_error():
+    with pytest.raises(UserError, match="too small"):
+        make_plan(compose(["sweep.budgets=[1e6]"]))
+
+
+def test_widthdepth_grid_spans_aspect_ratios_at_one_size():
+    specs = make_plan(compose(["sweep=widthdepth"])).specs
+    assert len(specs) >= 3
+    ratios = sorted(s.d_model / s.n_layers for s in specs)
+    assert ratios[-1] / ratios[0] >= 4
+    sizes = [shape_counts(model_config(s))[0] for s in specs]
+    assert max(sizes) / min(sizes) < 1.25
+
+
+def test_extension_continues_the_grid_beyond_an_edge():
+    config = compose()
+    budget = config.sweep.budgets[-1]
+    trained = isoflop_shapes(budget, config)
+    below = extension_shapes(budget, trained, "below", config)
+    above = extension_shapes(budget, trained, "above", config)
+    assert below and all(min(t.N for t in trained) > s.N for s in below)
+    assert above and all(max(t.N for t in trained) < s.N for s in above)
+
+
+def test_single_run_spec_from_the_run_section():
+    spec = single_run_spec(compose(["run.d_model=64", "run.n_layers=2", "run.tokens=1e6"]))
+    assert (spec.d_model, spec.n_layers, spec.n_heads) == (64, 2, 4)
+    assert math.isclose(spec.tokens, 1e6, rel_tol=0.05)
+    with pytest.raises(UserError, match="run.d_model"):
+        single_run_spec(compose())
+    with pytest.raises(UserError, match="multiple"):
+        single_run_spec(compose(["run.d_model=60", "run.n_layers=2", "run.tokens=1e6"]))
+    assert shape_rules(compose()).smallest.d_model == 16

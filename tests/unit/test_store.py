@@ -1,0 +1,48 @@
+import json
+import sqlite3
+
+from sweep.config import compose
+from sweep.plan.grids import make_plan
+from sweep.rundir import RunDir
+from sweep.store import Store
+
+
+def fake_done_run(root, spec, loss):
+    """A finished run directory as a job leaves it (the store does not care who trained it)."""
+    run = RunDir(root / spec.run_id)
+    run.write_spec(spec)
+    run.write_curve([{"step": 1, "tokens": 10, "flops": 100, "train_loss": 3.0, "eval_loss": 3.1, "lr": 1e-3}])
+    run.write_result({"N": 1000, "N_total": 5000, "D": spec.tokens, "C": spec.tokens * 6000.0, "loss": loss})
+    run.set_state("done")
+    return run
+
+
+def test_collect_is_an_idempotent_upsert_in_wal_mode(tmp_path):
+    specs = make_plan(compose(["sweep=smoke"])).specs
+    runs = [fake_done_run(tmp_path / "runs", s, 3.0 + i) for i, s in enumerate(specs)]
+    budgets = {s.run_id: s.budget for s in specs}
+    with Store(tmp_path / "results.db") as store:
+        first = store.collect(runs, budgets)
+        second = store.collect(runs, budgets)
+        assert first.ingested == second.ingested and not first.skipped
+        frame = store.runs(state="done")
+        assert len(frame) == len(specs) and set(frame["loss"]) == {3.0 + i for i in range(len(specs))}
+        assert len(store.curves()) == len(specs)
+    mode = sqlite3.connect(tmp_path / "results.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_corrupt_or_foreign_files_are_skipped_and_the_rest_ingested(tmp_path):
+    specs = make_plan(compose(["sweep=smoke"])).specs
+    runs = [fake_done_run(tmp_path / "runs", s, 3.0) for s in specs]
+    runs[0].result_file.write_text('{"loss": 3.0, "N": ')  # torn
+    runs[1].result_file.write_text(json.dumps({"loss": float("nan"), "N": 1, "D": 1, "C": 1}))
+    foreign = RunDir(tmp_path / "runs" / "not-a-run")
+    foreign.path.mkdir()
+    (foreign.path / "spec.json").write_text("hello")
+    with Store(tmp_path / "results.db") as store:
+        report = store.collect([*runs, foreign], {})
+        assert set(report.skipped) == {runs[0].run_id, runs[1].run_id, "not-a-run"}
+        assert "not valid JSON" in report.skipped[runs[0].run_id]
+        assert len(store.runs(state="done")) == len(specs) - 2
+    assert runs[0].result_file.read_text() == '{"loss": 3.0, "N": '  # left as it was
