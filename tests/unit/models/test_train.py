@@ -12,9 +12,9 @@ from sweep.rundir import RunDir
 
 
 def tiny_spec(*overrides):
-    config = compose(["data=synthetic", "data.vocab_size=16", "data.synthetic_tokens=400000", "train.eval_points=4",
-                      "run.d_model=32", "run.n_layers=1", "run.tokens=200000", "run.batch_size=16", *overrides])  # fmt: skip
-    return single_run_spec(config)
+    data = ["data=synthetic", "data.vocab_size=16", "data.synthetic_tokens=400000", "train.eval_points=4"]
+    run = ["run.d_model=32", "run.n_layers=1", "run.tokens=200000", "run.batch_size=16"]
+    return single_run_spec(compose([*data, *run, *overrides]))
 
 
 def test_training_is_deterministic_given_the_seed(tmp_path):
