@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-class DataError(ValueError):
-    """The data cannot be used as configured (missing files, too short, wrong vocabulary)."""
+from models.config import DataError
 
 
 @dataclass(frozen=True)

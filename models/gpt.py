@@ -5,42 +5,19 @@ Choices (fixed, so that every proxy of a sweep differs only in shape):
 - rotary position embeddings by default (no position parameters), learned ones as an option;
 - a GELU MLP of width 4 d_model by default, or SwiGLU of width ~8/3 d_model (same parameters);
 - the output projection is tied to the token embedding.
-Non-embedding parameters per layer are 12 d^2 + 2 d, plus d for the final norm: `count_parameters`.
+Non-embedding parameters per layer are 12 d^2 + 2 d, plus d for the final norm:
+`models.config.count_parameters` counts them without building the model.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class GPTConfig:
-    vocab_size: int
-    seq_len: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    mlp: str = "gelu"  # gelu | swiglu
-    positions: str = "rotary"  # rotary | learned
-
-
-def swiglu_hidden(d_model: int) -> int:
-    """Hidden width of SwiGLU giving the same 8 d^2 parameters as a 4x GELU MLP, rounded up to 8."""
-    return 8 * math.ceil(8 * d_model / 3 / 8)
-
-
-def count_parameters(config: GPTConfig) -> tuple[int, int]:
-    """(non-embedding, total) parameters of the model `GPT(config)` builds, without building it."""
-    d = config.d_model
-    mlp = 8 * d * d if config.mlp == "gelu" else 3 * d * swiglu_hidden(d)
-    non_embedding = config.n_layers * (4 * d * d + mlp + 2 * d) + d
-    embedding = config.vocab_size * d + (config.seq_len * d if config.positions == "learned" else 0)
-    return non_embedding, non_embedding + embedding
+from models.config import GPTConfig, swiglu_hidden
 
 
 class RMSNorm(nn.Module):

@@ -9,33 +9,22 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.data import DataError, TokenData, load
-from models.gpt import GPT, GPTConfig
+from models.config import DataError, TrainOptions
+from models.data import TokenData, load
+from models.gpt import GPT
 from models.schedules import warmup_cosine
-from sweep.plan.flops import shape_counts
+from sweep.plan.flops import model_config, shape_counts
 from sweep.rundir import RunDir
 from sweep.spec import RunSpec
 
 
 class Diverged(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """How to run, not what: none of this changes the result beyond floating-point noise."""
-
-    device: str = "auto"
-    threads: int = 0
-    checkpoint: bool = True
-    wandb_mode: str = "disabled"
-    wandb_project: str = "scaling-sweep"
 
 
 def resolve_threads(requested: int) -> int:
@@ -56,12 +45,6 @@ def load_data(spec: RunSpec) -> TokenData:
         d.source, d.path, d.vocab_size, d.val_fraction, spec.seq_len,
         d.markov_order, d.zipf_exponent, d.synthetic_seed, d.synthetic_tokens,
     )  # fmt: skip
-
-
-def model_config(spec: RunSpec) -> GPTConfig:
-    return GPTConfig(
-        spec.data.vocab_size, spec.seq_len, spec.d_model, spec.n_layers, spec.n_heads, spec.mlp, spec.positions
-    )
 
 
 def build_optimizer(model: GPT, spec: RunSpec) -> torch.optim.AdamW:

@@ -15,6 +15,7 @@ from sweep.config import Config, FitConfig, compose
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport, fit_all
 from sweep.launch import executors, monitor
+from sweep.plan.flops import spec_counts
 from sweep.propose import Proposal, propose, target_yaml, wave_specs
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec
@@ -43,10 +44,7 @@ class PlannedRun:
 
 
 def describe(spec: RunSpec) -> PlannedRun:
-    from models.train import model_config
-    from sweep.plan.flops import shape_counts
-
-    n, n_total, fpt = shape_counts(model_config(spec))
+    n, n_total, fpt = spec_counts(spec)
     return PlannedRun(spec, n, n_total, fpt)
 
 

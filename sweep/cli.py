@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.data import DataError
+from models.config import DataError
 from sweep import api
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from sweep.errors import UserError
 from sweep.fit.forms import PowerLaw
@@ -36,11 +35,21 @@ class IsoflopFit:
     L_star: PowerLaw  # L*(C), a pure power law
 
 
-def robust_parabola(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Coefficients (c2, c1, c0) of y ~ c2 x^2 + c1 x + c0 under a Huber loss (scale: 0.5% of y)."""
-    start = np.polyfit(x, y, 2)
-    result = least_squares(lambda c: np.polyval(c, x) - y, start, loss="huber", f_scale=0.005 * np.median(y))
-    return result.x
+def robust_parabola(x: np.ndarray, y: np.ndarray, iterations: int = 20) -> np.ndarray:
+    """Coefficients (c2, c1, c0) of y ~ c2 x^2 + c1 x + c0 under a Huber loss with scale 0.5% of y,
+    by iteratively reweighted least squares (residuals beyond the scale get weight scale/|r|)."""
+    scale = 0.005 * np.median(y)
+    design = np.vander(x, 3)
+    weights = np.ones_like(y)
+    for _ in range(iterations):
+        root = np.sqrt(weights)
+        coefficients = np.linalg.lstsq(design * root[:, None], y * root, rcond=None)[0]
+        residuals = np.abs(design @ coefficients - y)
+        new = np.where(residuals <= scale, 1.0, scale / np.maximum(residuals, 1e-300))
+        if np.allclose(new, weights):
+            break
+        weights = new
+    return coefficients
 
 
 def fit_budget(group: pd.DataFrame, budget: float) -> BudgetFit:

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import submitit
 
-from models.train import TrainOptions
+from models.config import TrainOptions
 from sweep.config import Config, LauncherConfig
-from sweep.launch.job import TrainBundle
-from sweep.plan.flops import shape_counts
+from sweep.plan.flops import spec_counts
 from sweep.rundir import ACTIVE_STATES, RunDir, atomic_write_json
 from sweep.sweepdir import SweepDir
 
@@ -87,11 +86,10 @@ def local_slots(launcher: LauncherConfig) -> int:
 
 def balance(run_dirs: list[RunDir], bundles: int) -> list[list[str]]:
     """Split runs into bundles of near-equal FLOPs (largest first onto the lightest bundle)."""
-    from models.train import model_config  # training imports stay off the CLI's start-up path
 
     def cost(run_dir: RunDir) -> float:
         spec = run_dir.read_spec()
-        return spec.tokens * shape_counts(model_config(spec))[2]
+        return spec.tokens * spec_counts(spec)[2]
 
     loads = [[0.0, []] for _ in range(min(bundles, len(run_dirs)))]
     for run_dir in sorted(run_dirs, key=cost, reverse=True):
@@ -159,6 +157,8 @@ def launch(sweep: SweepDir, executor: str | None = None) -> LaunchReport:
     for run_dir in pending:
         run_dir.set_state("queued", executor=kind)
     submitter = make_executor(kind, sweep.jobs_dir, config.launcher)
+    from sweep.launch.job import TrainBundle  # imports torch: only when something is submitted
+
     calls = [TrainBundle(str(sweep.runs_dir), ids, options) for ids in bundles]
     if kind == "slurm":
         with submitter.batch():

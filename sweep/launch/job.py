@@ -15,8 +15,8 @@ from pathlib import Path
 
 import submitit
 
-from models.data import DataError
-from models.train import Diverged, TrainOptions, train
+from models.config import DataError, TrainOptions
+from models.train import Diverged, train
 from sweep.rundir import FINISHED_STATES, RunDir
 
 

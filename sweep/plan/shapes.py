@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.gpt import GPTConfig
+from models.config import GPTConfig
 from sweep.plan.flops import shape_counts
 
 ASPECT_WEIGHT = 0.25

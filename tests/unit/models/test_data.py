@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from models.data import DataError, entropy_rate, load, markov_chain, sample_chain
+from models.config import DataError
+from models.data import entropy_rate, load, markov_chain, sample_chain
 
 
 def test_entropy_rate_matches_the_empirical_rate_of_a_long_sample():

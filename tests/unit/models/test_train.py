@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from models.train import TrainOptions, train
+from models.config import TrainOptions
+from models.train import train
 from sweep.config import compose
 from sweep.plan.grids import single_run_spec
 from sweep.rundir import RunDir

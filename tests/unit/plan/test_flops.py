@@ -1,6 +1,7 @@
 import pytest
 
-from models.gpt import GPT, GPTConfig, count_parameters
+from models.config import GPTConfig, count_parameters
+from models.gpt import GPT
 from sweep.plan.flops import flops_per_token
 
 

@@ -2,10 +2,9 @@ import math
 
 import pytest
 
-from models.train import model_config
 from sweep.config import compose
 from sweep.errors import UserError
-from sweep.plan.flops import shape_counts
+from sweep.plan.flops import spec_counts
 from sweep.plan.grids import extension_shapes, isoflop_shapes, make_plan, shape_rules, single_run_spec
 
 
@@ -17,10 +16,10 @@ def test_default_plan_is_an_isoflop_grid_of_at_least_3_budgets_by_5_sizes():
     for budget in budgets:
         runs = [s for s in specs if s.budget == budget]
         assert len(runs) >= 5
-        sizes = [shape_counts(model_config(s))[0] for s in runs]
+        sizes = [spec_counts(s)[0] for s in runs]
         assert len(set(sizes)) == len(sizes)
         for spec in runs:
-            compute = spec.tokens * shape_counts(model_config(spec))[2]
+            compute = spec.tokens * spec_counts(spec)[2]
             assert compute == pytest.approx(budget, rel=0.05)
     assert len({s.run_id for s in specs}) == len(specs)
 
@@ -43,7 +42,7 @@ def test_widthdepth_grid_spans_aspect_ratios_at_one_size():
     assert len(specs) >= 3
     ratios = sorted(s.d_model / s.n_layers for s in specs)
     assert ratios[-1] / ratios[0] >= 4
-    sizes = [shape_counts(model_config(s))[0] for s in specs]
+    sizes = [spec_counts(s)[0] for s in specs]
     assert max(sizes) / min(sizes) < 1.25
 
 
