@@ -1,5 +1,6 @@
 # `make demo`: install, then a small IsoFLOP sweep end to end on CPU, printing the proposal.
-# `make test`: install, lint, and run the test suite (what CI runs).
+# `make test`: install, lint, start a real single-node SLURM cluster, run the test suite, stop the
+# cluster (also when the tests fail). This is what CI runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,7 +24,9 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install lint
-	WANDB_MODE=disabled $(BIN)/pytest -q
+	scripts/slurm-local.sh start
+	WANDB_MODE=disabled SWEEP_TEST_SLURM=required $(BIN)/pytest -q; status=$$?; \
+	  scripts/slurm-local.sh stop; exit $$status
 
 bench: install
 	$(BIN)/python bench/fit_speed.py

@@ -59,10 +59,14 @@ def plan(overrides: list[str], out: Path) -> tuple[SweepDir, list[PlannedRun]]:
     return sweep, [describe(s) for s in specs]
 
 
-def launch(path: Path, executor: str | None = None) -> executors.LaunchReport:
+def launch(path: Path, executor: str | None = None, retry_failed: bool = False) -> executors.LaunchReport:
     if executor not in (None, "local", "slurm", "debug"):
         raise UserError(f"--executor {executor!r} is not one of local, slurm, debug")
-    return executors.launch(SweepDir.open(path), executor)
+    return executors.launch(SweepDir.open(path), executor, retry_failed)
+
+
+def cancel(path: Path) -> list[str]:
+    return executors.cancel(SweepDir.open(path))
 
 
 def status(path: Path) -> list[monitor.RunState]:

@@ -151,13 +151,16 @@ def plan(
 def launch(
     sweep_dir: Path = SWEEP_DIR,
     executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Also resubmit failed and diverged runs (up to launcher.max_attempts)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Submit every planned run that is not done, queued or running, and return at once.
 
     Example: sweep launch sweeps/smoke --executor local
     """
-    report = api.launch(sweep_dir, executor)
+    report = api.launch(sweep_dir, executor, retry_failed)
     if as_json:
         emit_json({"submitted": report.submitted, "skipped": report.skipped, "jobs": report.job_ids})
         return
@@ -206,6 +209,19 @@ def wait(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
         emit_json({"runs": [vars(s) for s in states]})
         return
     print_status(states)
+
+
+@app.command()
+def cancel(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
+    """Cancel the jobs of every queued or running run (they are recorded as failed).
+
+    Example: sweep cancel sweeps/smoke
+    """
+    cancelled = api.cancel(sweep_dir)
+    if as_json:
+        emit_json({"cancelled": cancelled})
+        return
+    console.print(f"cancelled {len(cancelled)} runs; `sweep launch --retry-failed {sweep_dir}` resubmits them")
 
 
 @app.command()

@@ -104,6 +104,7 @@ class LauncherConfig:
     executor: str = "local"  # local | slurm | debug
     cpus_per_run: int = 1
     parallel: int = 0  # local: concurrent runs; 0 = cores // cpus_per_run
+    max_attempts: int = 3  # `sweep launch --retry-failed` resubmits a run at most this many times in all
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 

@@ -7,9 +7,11 @@ submitting it and the job id to `runs/<id>/job.json` after; only the job writes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -70,12 +72,42 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+SLURM_END_STATES = ("OUT_OF_MEMORY", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "FAILED", "CANCELLED")
+
+
+def job_end_reason(job: dict) -> str:
+    """Why a job that is no longer alive ended, as far as the scheduler knows. For SLURM the most
+    telling state of the job and its steps wins (a step killed OUT_OF_MEMORY leaves the job FAILED)."""
+    job_id = job.get("job_id")
+    if job.get("executor") == "slurm" and shutil.which("sacct"):
+        out = subprocess.run(
+            ["sacct", "-n", "-P", "-j", str(job_id), "-o", "State,ExitCode"], capture_output=True, text=True
+        )
+        rows = [line.split("|") for line in out.stdout.strip().splitlines() if line.count("|") == 1]
+        states = {state.split()[0]: code for state, code in rows if state}
+        for state in (*SLURM_END_STATES, *states):
+            if state in states:
+                return f"SLURM job {job_id} ended {state} (exit {states[state]}) before the run finished"
+    return f"{job.get('executor')} job {job_id} ended before the run finished (killed or crashed)"
+
+
 def effective_state(run_dir: RunDir) -> str:
-    """The run's state, with 'lost' for queued or running runs whose job has died."""
+    """The run's state after checking its job: a queued or running run whose job has died is
+    recorded as failed with the scheduler's reason; one never known to be submitted is 'lost'."""
     state = run_dir.state
-    if state in ACTIVE_STATES and not job_alive(read_job(run_dir)):
+    if state not in ACTIVE_STATES:
+        return state
+    job = read_job(run_dir)
+    if job_alive(job):
+        return state
+    if not job:
         return "lost"
-    return state
+    run_dir.set_state("failed", reason=job_end_reason(job))
+    return "failed"
+
+
+def attempts(run_dir: RunDir) -> int:
+    return sum(1 for entry in run_dir.read_status().get("history", []) if entry["state"] == "queued")
 
 
 def local_slots(launcher: LauncherConfig) -> int:
@@ -134,13 +166,16 @@ def train_options(config: Config, executor: str) -> TrainOptions:
     )  # fmt: skip
 
 
-def launch(sweep: SweepDir, executor: str | None = None) -> LaunchReport:
+def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = False) -> LaunchReport:
+    """Submit the runs not yet done, queued or running; with retry_failed also the failed and
+    diverged ones that have had fewer than launcher.max_attempts attempts."""
     config = sweep.config()
     kind = executor or config.launcher.executor
     pending, skipped = [], {}
     for run_dir in sweep.runs():
         state = effective_state(run_dir)
-        if state in ("planned", "lost"):
+        retry = retry_failed and state in ("failed", "diverged") and attempts(run_dir) < config.launcher.max_attempts
+        if state in ("planned", "lost") or retry:
             pending.append(run_dir)
         else:
             skipped[run_dir.run_id] = state
@@ -173,3 +208,20 @@ def launch(sweep: SweepDir, executor: str | None = None) -> LaunchReport:
         for job in jobs:
             job.result()
     return LaunchReport([r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])
+
+
+def cancel(sweep: SweepDir) -> list[str]:
+    """Cancel the jobs of every queued or running run; the runs are recorded as failed."""
+    cancelled = []
+    for run_dir in sweep.runs():
+        if effective_state(run_dir) not in ACTIVE_STATES:
+            continue
+        job = read_job(run_dir)
+        if job.get("executor") == "slurm":
+            subprocess.run(["scancel", str(job["job_id"])], capture_output=True)
+        elif job.get("executor") == "local" and job.get("host") == socket.gethostname():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(job["job_id"]), signal.SIGINT)  # submitit's controller stops its task
+        run_dir.set_state("failed", reason="cancelled by `sweep cancel`")
+        cancelled.append(run_dir.run_id)
+    return cancelled

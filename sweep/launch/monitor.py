@@ -28,7 +28,7 @@ def run_states(sweep: SweepDir) -> list[RunState]:
         state = effective_state(run_dir)
         reason = run_dir.read_status().get("reason", "") if state in FINISHED_STATES else ""
         if state == "lost":
-            reason = "its job is no longer running; `sweep launch` submits it again"
+            reason = "queued but never known to be submitted (the CLI stopped mid-launch?); `sweep launch` submits it"
         states.append(RunState(run_dir.run_id, budgets[run_dir.run_id], state, reason))
     return states
 
@@ -53,7 +53,8 @@ def wait(sweep: SweepDir, poll_s: float = 2.0, show_progress: bool = True) -> li
             for s in states:
                 if s.state in FINISHED_STATES and s.run_id not in reported:
                     reported.add(s.run_id)
-                    progress.console.print(_finished_line(sweep, s))
+                    if show_progress:
+                        progress.console.print(_finished_line(sweep, s))
             if finished + counts.get("lost", 0) + counts.get("planned", 0) == len(states):
                 return states
             time.sleep(poll_s)

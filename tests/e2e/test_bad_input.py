@@ -56,7 +56,7 @@ def test_replanning_with_another_config_is_refused(planned):
     assert snapshot(planned) == before
 
 
-@pytest.mark.parametrize("command", ["launch", "status", "wait", "collect", "fit", "propose"])
+@pytest.mark.parametrize("command", ["launch", "status", "wait", "collect", "fit", "propose", "cancel"])
 def test_missing_sweep_directory(tmp_path, command):
     assert_user_error(sweep_cli(command, tmp_path / "nowhere"), "does not exist")
 
@@ -122,7 +122,9 @@ def test_collect_skips_a_corrupt_result_and_ingests_the_rest(planned):
     assert runs[0].result_file.read_text() == "{not json"
 
 
-@pytest.mark.parametrize("command", ["plan", "launch", "status", "wait", "collect", "fit", "propose", "train", "run"])
+@pytest.mark.parametrize(
+    "command", ["plan", "launch", "status", "wait", "collect", "fit", "propose", "train", "run", "cancel"]
+)
 def test_every_command_has_help_with_an_example(command):
     result = sweep_cli(command, "--help")
     assert result.returncode == 0 and "Example" in result.stdout

@@ -1,0 +1,136 @@
+"""Launching through submitit onto the real single-node SLURM cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import sweep_cli
+
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
+
+
+@pytest.fixture(scope="module")
+def slurm_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slurm") / "smoke"
+    planned = sweep_cli("plan", "sweep=smoke", "launcher=slurm", "launcher.slurm.mem_gb=2", "--out", out)
+    assert planned.returncode == 0, planned.stderr
+    launched = sweep_cli("launch", out, "--json")
+    assert launched.returncode == 0, launched.stderr
+    return out, json.loads(launched.stdout)
+
+
+def test_launch_returns_while_jobs_are_queued_or_running(slurm_sweep):
+    out, launched = slurm_sweep
+    assert len(launched["submitted"]) == 6
+    job_ids = {json.loads((out / "runs" / r / "job.json").read_text())["job_id"] for r in launched["submitted"]}
+    assert len(job_ids) == 6 and all("_" in j for j in job_ids)  # one job array, one task per run
+    squeue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    assert squeue.strip(), "launch should return before the array has finished"
+
+
+def test_a_second_launch_while_running_submits_nothing(slurm_sweep):
+    out, _ = slurm_sweep
+    again = sweep_cli("launch", out, "--json")
+    assert again.returncode == 0, again.stderr
+    payload = json.loads(again.stdout)
+    assert payload["submitted"] == []
+    assert set(payload["skipped"].values()) <= {"queued", "running", "done"}
+
+
+def test_runs_finish_on_the_cluster_and_are_collected(slurm_sweep):
+    out, _ = slurm_sweep
+    waited = sweep_cli("wait", out, "--json")
+    assert waited.returncode == 0, waited.stderr
+    assert {r["state"] for r in json.loads(waited.stdout)["runs"]} == {"done"}
+    for run in (out / "runs").iterdir():
+        result = json.loads((run / "result.json").read_text())
+        assert result["threads"] == 1  # from SLURM_CPUS_PER_TASK of launcher.slurm.cpus_per_task
+    collected = sweep_cli("collect", out, "--json")
+    assert collected.returncode == 0 and len(json.loads(collected.stdout)["ingested"]) == 6
+    states = subprocess.run(["sacct", "-n", "-X", "-o", "State"], capture_output=True, text=True).stdout.split()
+    assert "COMPLETED" in states  # accounting works: submitit can see job states
+    final = sweep_cli("launch", out, "--json")
+    assert json.loads(final.stdout)["submitted"] == []
+
+
+def plan_one_run(out, *overrides, budget="1e11"):
+    """A sweep of one run on the cluster (one size; ~10 s at budget 1e11)."""
+    planned = sweep_cli("plan", "launcher=slurm", f"sweep.budgets=[{budget}]", "sweep.sizes_per_budget=1", *overrides,
+                        "--out", out, "--json")  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    return json.loads(planned.stdout)["runs"][0]["run_id"]
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_loss(tmp_path):
+    # Long enough (~30 s) that SLURM's grace period after the requeue signal cannot let it finish.
+    run_id = plan_one_run(tmp_path / "cut", budget="3e11")
+    assert sweep_cli("launch", tmp_path / "cut").returncode == 0
+    run = tmp_path / "cut" / "runs" / run_id
+    wait_for(lambda: (run / "checkpoint.pt").exists())
+    job_id = json.loads((run / "job.json").read_text())["job_id"]
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"],
+                                                 capture_output=True, text=True).stdout)  # fmt: skip
+    subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)  # skip SLURM's 2-min hold
+    waited = sweep_cli("wait", run.parent.parent, "--json")
+    assert [r["state"] for r in json.loads(waited.stdout)["runs"]] == ["done"]
+    history = [h["state"] for h in json.loads((run / "status.json").read_text())["history"]]
+    assert history.count("running") == 2  # it really was interrupted and restarted
+
+    assert plan_one_run(tmp_path / "whole", budget="3e11") == run_id  # same spec, same id, wherever it runs
+    assert sweep_cli("launch", tmp_path / "whole", "--executor", "debug").returncode == 0
+    resumed = json.loads((run / "result.json").read_text())["loss"]
+    whole = json.loads((tmp_path / "whole" / "runs" / run_id / "result.json").read_text())["loss"]
+    assert resumed == pytest.approx(whole, rel=1e-6)
+
+
+def test_out_of_memory_and_sigkill_are_recorded_with_reasons_and_retried(tmp_path):
+    oom = tmp_path / "oom"
+    oom_id = plan_one_run(oom, "launcher.slurm.mem_gb=0.1")
+    assert sweep_cli("launch", oom).returncode == 0
+    status = json.loads(sweep_cli("wait", oom, "--json").stdout)["runs"][0]
+    assert status["state"] == "failed" and "OUT_OF_MEMORY" in status["reason"], status
+
+    killed = tmp_path / "killed"
+    killed_id = plan_one_run(killed, "sweep.seeds=[1]")
+    assert sweep_cli("launch", killed).returncode == 0
+    status_file = killed / "runs" / killed_id / "status.json"
+    wait_for(lambda: status_file.exists() and json.loads(status_file.read_text())["state"] == "running")
+    os.kill(json.loads(status_file.read_text())["pid"], signal.SIGKILL)
+    status = json.loads(sweep_cli("wait", killed, "--json").stdout)["runs"][0]
+    assert status["state"] == "failed" and "SLURM job" in status["reason"], status
+
+    retried = sweep_cli("launch", killed, "--retry-failed", "--json")
+    assert json.loads(retried.stdout)["submitted"] == [killed_id]
+    status = json.loads(sweep_cli("wait", killed, "--json").stdout)["runs"][0]
+    assert status["state"] == "done"
+    assert json.loads(sweep_cli("launch", oom, "--json").stdout)["submitted"] == []  # failed stays failed
+    assert oom_id != killed_id
+
+
+def test_cancel_stops_queued_and_running_jobs(tmp_path):
+    out = tmp_path / "c"
+    planned = sweep_cli("plan", "sweep=smoke", "launcher=slurm", "--out", out)
+    assert planned.returncode == 0
+    assert sweep_cli("launch", out).returncode == 0
+    cancelled = json.loads(sweep_cli("cancel", out, "--json").stdout)["cancelled"]
+    assert len(cancelled) == 6
+    wait_for(lambda: not subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip())
+    states = json.loads(sweep_cli("status", out, "--json").stdout)["runs"]
+    assert {s["state"] for s in states} == {"failed"}
+    assert all("cancelled" in s["reason"] for s in states)
