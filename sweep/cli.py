@@ -75,7 +75,10 @@ def print_fit(report: FitReport) -> None:
     if report.parametric:
         law = report.parametric.law
         bands = report.parameter_intervals()
-        table = Table(title=f"Approach 3: L = E + A/N^alpha + B/D^beta ({report.n_runs} runs, N {report.counting})")
+        table = Table(
+            title="Approach 3: L = E + A/N^alpha + B/D^beta",
+            caption=f"{report.n_runs} runs, N counted {report.counting}",
+        )
         table.add_column("parameter")
         table.add_column("value [95% bootstrap interval]", justify="right")
         for name in ("E", "A", "B", "alpha", "beta"):

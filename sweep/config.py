@@ -223,6 +223,15 @@ def validate(config: Config) -> None:
         raise UserError("sweep.budgets is empty; give at least one compute budget in FLOPs, e.g. sweep.budgets=[1e12]")
     if config.data.source == "text" and config.data.vocab_size != 256:
         raise UserError("data.source=text is byte-level: data.vocab_size must be 256")
+    data_path = Path(config.data.path).expanduser()
+    if config.data.source == "text" and config.data.path and not data_path.exists():
+        raise UserError(f"data.path={config.data.path} does not exist; give a UTF-8 file or a directory of them")
+    if config.data.source == "tokens":
+        for name in ("train.bin", "val.bin"):
+            if not (data_path / name).is_file():
+                raise UserError(
+                    f"data.path={config.data.path} has no {name}; data=tokens needs train.bin and val.bin (uint16)"
+                )
     if not 0 < config.data.val_fraction < 1:
         raise UserError(f"data.val_fraction={config.data.val_fraction} must lie strictly between 0 and 1")
 

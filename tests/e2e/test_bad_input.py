@@ -128,3 +128,16 @@ def test_collect_skips_a_corrupt_result_and_ingests_the_rest(planned):
 def test_every_command_has_help_with_an_example(command):
     result = sweep_cli(command, "--help")
     assert result.returncode == 0 and "Example" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["data=tokens"], ["data.path"]),
+        (["data=tokens", "data.path=/nowhere"], ["train.bin"]),
+        (["data.path=/no/such/corpus"], ["does not exist"]),
+    ],
+)
+def test_data_that_is_not_there(tmp_path, overrides, words):
+    assert_user_error(sweep_cli("plan", "sweep=smoke", *overrides, "--out", tmp_path / "s"), *words)
+    assert not (tmp_path / "s").exists()
