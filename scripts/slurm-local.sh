@@ -143,7 +143,11 @@ stop() {
   fi
   pkill -x munged 2>/dev/null || true
   for _ in $(seq 40); do
-    pgrep -x 'slurmd|slurmctld|slurmdbd|mariadbd|munged' >/dev/null || break
+    alive=0
+    for daemon in slurmd slurmctld slurmdbd mariadbd munged; do
+      pgrep -x "$daemon" >/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
     sleep 0.25
   done
   say "stopped"
