@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp
 
 from sweep.errors import UserError
 from sweep.fit.forms import Chinchilla
@@ -38,6 +37,12 @@ class ParametricFit:
     theta: np.ndarray  # (e, a, b, alpha, beta)
 
 
+def logsumexp(terms: np.ndarray) -> np.ndarray:
+    """log(sum(exp(terms), axis=0)), stable; scipy's version costs ~10x more on these small arrays."""
+    peak = terms.max(axis=0)
+    return peak + np.log(np.exp(terms - peak).sum(axis=0))
+
+
 def huber(r: np.ndarray, delta: float) -> np.ndarray:
     a = np.abs(r)
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
@@ -47,14 +52,14 @@ def objective_batch(thetas: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, lo
     """Objective for many parameter vectors at once: thetas (k, 5) -> (k,)."""
     e, a, b, alpha, beta = (thetas[:, i : i + 1] for i in range(5))
     terms = np.stack([a - alpha * log_n, b - beta * log_d, np.broadcast_to(e, (len(thetas), len(log_n)))], axis=0)
-    r = logsumexp(terms, axis=0) - log_l
+    r = logsumexp(terms) - log_l
     return huber(r, delta).sum(axis=1)
 
 
 def objective_and_gradient(theta, log_n, log_d, log_l, delta):
     e, a, b, alpha, beta = theta
     terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-    lse = logsumexp(terms, axis=0)
+    lse = logsumexp(terms)
     weights = np.exp(terms - lse)  # softmax over the three terms, (3, n)
     r = lse - log_l
     dr = np.clip(r, -delta, delta)  # Huber'(r)
@@ -70,7 +75,9 @@ def objective_and_gradient(theta, log_n, log_d, log_l, delta):
     return float(huber(r, delta).sum()), grad
 
 
-def fit_parametric(N, D, loss, delta: float = 1e-3, starts: np.ndarray | None = None) -> ParametricFit:
+def fit_parametric(
+    N, D, loss, delta: float = 1e-3, starts: np.ndarray | None = None, max_iterations: int = 2000
+) -> ParametricFit:
     N, D, loss = (np.asarray(x, dtype=float) for x in (N, D, loss))
     if len(N) <= N_PARAMS:
         raise UserError(
@@ -85,7 +92,7 @@ def fit_parametric(N, D, loss, delta: float = 1e-3, starts: np.ndarray | None = 
     for start in np.atleast_2d(starts):
         result = minimize(
             objective_and_gradient, start, args=(log_n, log_d, log_l, delta), jac=True, method="L-BFGS-B",
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10},
+            options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
         )  # fmt: skip
         if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
             best = result
