@@ -169,6 +169,8 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     if run_dir.state == "done":
         return spec, "done", run_dir.read_result()
     run_dir.write_spec(spec)
+    if run_dir.state in ("failed", "diverged"):
+        run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
     state = run_one(run_dir, executors.train_options(config, executor="foreground"))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result

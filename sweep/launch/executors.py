@@ -94,10 +94,14 @@ def job_end_reason(job: dict) -> str:
 def effective_state(run_dir: RunDir) -> str:
     """The run's state after checking its job: a queued or running run whose job has died is
     recorded as failed with the scheduler's reason; one never known to be submitted is 'lost'."""
-    state = run_dir.state
+    status = run_dir.read_status()
+    state = status["state"]
     if state not in ACTIVE_STATES:
         return state
+    # A running run names its job itself, even if the CLI died before writing job.json.
     job = read_job(run_dir)
+    if not job and status.get("job_id"):
+        job = {k: status.get(k) for k in ("executor", "job_id", "host")}
     if job_alive(job):
         return state
     if not job:
@@ -189,8 +193,9 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
     else:
         bundles = [[r.run_id for r in pending]]
     options = train_options(config, kind)
-    for run_dir in pending:
-        run_dir.set_state("queued", executor=kind)
+    for run_dir in pending:  # forget any earlier attempt's job before this one is submitted
+        (run_dir.path / JOB_FILE).unlink(missing_ok=True)
+        run_dir.set_state("queued", executor=kind, job_id="", pid=None)
     submitter = make_executor(kind, sweep.jobs_dir, config.launcher)
     from sweep.launch.job import TrainBundle  # imports torch: only when something is submitted
 

@@ -8,8 +8,11 @@ interrupted one resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +23,31 @@ from models.train import Diverged, train
 from sweep.rundir import FINISHED_STATES, RunDir
 
 
+@contextmanager
+def claim(run_dir: RunDir) -> Iterator[bool]:
+    """Hold an exclusive lock on the run while training it. The kernel drops the lock when the
+    process dies, so a crashed or killed job never blocks a later one, while two live jobs given
+    the same run (a relaunch after the CLI died mid-launch) can never train it both."""
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.path / "lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def run_one(run_dir: RunDir, options: TrainOptions, job_id: str = "") -> str:
-    """Train one planned run in this process; returns its final state."""
+    """Train one run in this process unless it is finished or being trained elsewhere; returns
+    its state afterwards."""
+    with claim(run_dir) as mine:
+        if not mine or run_dir.state in FINISHED_STATES:
+            return run_dir.state
+        return _train_claimed(run_dir, options, job_id)
+
+
+def _train_claimed(run_dir: RunDir, options: TrainOptions, job_id: str) -> str:
     spec = run_dir.read_spec()
     run_dir.set_state("running", pid=os.getpid(), job_id=job_id or str(os.getpid()))
     try:
@@ -48,9 +74,4 @@ class TrainBundle(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, str]:
         job_id = os.environ.get("SLURM_JOB_ID", "") or str(os.getppid())
-        states = {}
-        for run_id in self.run_ids:
-            run_dir = RunDir(Path(self.runs_dir) / run_id)
-            state = run_dir.state
-            states[run_id] = state if state in FINISHED_STATES else run_one(run_dir, self.options, job_id)
-        return states
+        return {run_id: run_one(RunDir(Path(self.runs_dir) / run_id), self.options, job_id) for run_id in self.run_ids}

@@ -1,0 +1,34 @@
+"""The CLI killed in the middle of `sweep launch`: relaunching trains every run exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import REPO, sweep_cli
+
+
+def test_relaunch_after_the_cli_is_killed_mid_launch_trains_each_run_once(tmp_path):
+    out = tmp_path / "crash"
+    # Six one-run jobs, so the launch makes six submissions and can be killed between them.
+    assert sweep_cli("plan", "sweep=smoke", "launcher.parallel=6", "--out", out).returncode == 0
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cli = subprocess.Popen([sys.executable, "-m", "sweep.cli", "launch", str(out)], cwd=REPO, env=env)
+    deadline = time.time() + 120
+    while not list(out.glob("runs/*/job.json")) and cli.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+
+    relaunched = sweep_cli("launch", out, "--json")
+    assert relaunched.returncode == 0, relaunched.stderr
+    waited = sweep_cli("wait", out, "--json")
+    assert {r["state"] for r in json.loads(waited.stdout)["runs"]} == {"done"}
+    for run in (out / "runs").iterdir():
+        history = [h["state"] for h in json.loads((run / "status.json").read_text())["history"]]
+        assert history.count("running") == 1, (run.name, history)
+        assert (run / "result.json").is_file()

@@ -1,0 +1,46 @@
+"""The job side: one claim per run, failures recorded as states, never raised."""
+
+import json
+
+from models.config import TrainOptions
+from sweep.config import compose
+from sweep.launch.job import claim, run_one
+from sweep.plan.grids import single_run_spec
+from sweep.rundir import RunDir
+
+
+def planned_run(tmp_path, *overrides) -> RunDir:
+    data = ["data=synthetic", "data.vocab_size=16", "data.synthetic_tokens=200000", "train.eval_points=2"]
+    spec = single_run_spec(compose([*data, "run.d_model=16", "run.n_layers=1", "run.tokens=40000", *overrides]))
+    run = RunDir(tmp_path / spec.run_id)
+    run.write_spec(spec)
+    return run
+
+
+def test_a_run_claimed_by_a_live_job_is_not_trained_again(tmp_path):
+    run = planned_run(tmp_path)
+    with claim(run) as first:
+        assert first
+        with claim(run) as second:
+            assert not second
+        assert run_one(run, TrainOptions(threads=1)) == "planned"  # skipped: someone holds it
+        assert not run.result_file.exists()
+    assert run_one(run, TrainOptions(threads=1)) == "done"
+    assert run_one(run, TrainOptions(threads=1)) == "done"  # finished: not trained twice
+    history = [h["state"] for h in run.read_status()["history"]]
+    assert history == ["running", "done"]
+
+
+def test_divergence_is_a_state_with_its_reason(tmp_path):
+    run = planned_run(tmp_path, "run.lr=1e6", "train.grad_clip=1e9")
+    assert run_one(run, TrainOptions(threads=1)) == "diverged"
+    assert "non-finite" in run.read_status()["reason"]
+
+
+def test_a_crash_inside_training_is_a_failed_state(tmp_path):
+    run = planned_run(tmp_path)
+    spec = json.loads(run.spec_file.read_text())
+    spec["n_heads"] = 3  # 16 is not divisible by 3: the model refuses to build
+    run.spec_file.write_text(json.dumps(spec))
+    assert run_one(run, TrainOptions(threads=1)) == "failed"
+    assert "d_model must be divisible" in run.read_status()["reason"]
