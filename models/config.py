@@ -44,3 +44,4 @@ class TrainOptions:
     checkpoint: bool = True
     wandb_mode: str = "disabled"
     wandb_project: str = "scaling-sweep"
+    trainer: str = "real"  # real | noop (writes a made-up result at once: for orchestration tests and benchmarks)

@@ -95,6 +95,7 @@ class SlurmConfig:
     gpus_per_node: int = 0
     constraint: str = ""
     array_parallelism: int = 64
+    min_job_seconds: float = 0.0  # bundle runs estimated shorter than this into one job (start-up costs seconds)
     additional_parameters: dict[str, Any] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
 
@@ -105,6 +106,8 @@ class LauncherConfig:
     cpus_per_run: int = 1
     parallel: int = 0  # local: concurrent runs; 0 = cores // cpus_per_run
     max_attempts: int = 3  # `sweep launch --retry-failed` resubmits a run at most this many times in all
+    flops_per_second: float = 2e10  # a job's throughput, to estimate run times for bundling
+    trainer: str = "real"  # real | noop (no training: for orchestration tests and benchmarks)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
@@ -157,6 +160,7 @@ _CHOICES = {
     "data.source": ("synthetic", "text", "tokens"),
     "train.device": ("auto", "cpu", "cuda"),
     "launcher.executor": ("local", "slurm", "debug"),
+    "launcher.trainer": ("real", "noop"),
     "fit.counting": ("non_embedding", "total"),
     "wandb.mode": ("disabled", "offline", "online"),
 }

@@ -120,19 +120,29 @@ def local_slots(launcher: LauncherConfig) -> int:
     return max(1, len(os.sched_getaffinity(0)) // launcher.cpus_per_run)
 
 
+def run_flops(run_dir: RunDir) -> float:
+    spec = run_dir.read_spec()
+    return spec.tokens * spec_counts(spec)[2]
+
+
 def balance(run_dirs: list[RunDir], bundles: int) -> list[list[str]]:
     """Split runs into bundles of near-equal FLOPs (largest first onto the lightest bundle)."""
-
-    def cost(run_dir: RunDir) -> float:
-        spec = run_dir.read_spec()
-        return spec.tokens * spec_counts(spec)[2]
-
-    loads = [[0.0, []] for _ in range(min(bundles, len(run_dirs)))]
-    for run_dir in sorted(run_dirs, key=cost, reverse=True):
-        lightest = min(loads, key=lambda item: item[0])
-        lightest[0] += cost(run_dir)
-        lightest[1].append(run_dir.run_id)
+    costs = {r.run_id: run_flops(r) for r in run_dirs}
+    loads: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(min(bundles, len(run_dirs)))]
+    for run_id in sorted(costs, key=costs.get, reverse=True):
+        i = min(range(len(loads)), key=lambda k: loads[k][0])
+        loads[i] = (loads[i][0] + costs[run_id], [*loads[i][1], run_id])
     return [ids for _, ids in loads if ids]
+
+
+def slurm_bundles(run_dirs: list[RunDir], launcher: LauncherConfig) -> list[list[str]]:
+    """One array task per run, unless runs are so short that a job's start-up would dominate:
+    then as many bundles as keep each at least launcher.slurm.min_job_seconds long (estimated)."""
+    minimum = launcher.slurm.min_job_seconds
+    if minimum <= 0:
+        return [[r.run_id] for r in run_dirs]
+    seconds = sum(run_flops(r) for r in run_dirs) / launcher.flops_per_second
+    return balance(run_dirs, max(1, min(len(run_dirs), int(seconds // minimum))))
 
 
 def make_executor(kind: str, folder: Path, launcher: LauncherConfig) -> submitit.Executor:
@@ -166,7 +176,7 @@ def train_options(config: Config, executor: str) -> TrainOptions:
         threads = config.launcher.cpus_per_run
     return TrainOptions(
         device=config.train.device, threads=threads, checkpoint=config.train.checkpoint,
-        wandb_mode=config.wandb.mode, wandb_project=config.wandb.project,
+        wandb_mode=config.wandb.mode, wandb_project=config.wandb.project, trainer=config.launcher.trainer,
     )  # fmt: skip
 
 
@@ -189,7 +199,7 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
     if kind == "local":
         bundles = balance(pending, local_slots(config.launcher))
     elif kind == "slurm":
-        bundles = [[r.run_id] for r in pending]
+        bundles = slurm_bundles(pending, config.launcher)
     else:
         bundles = [[r.run_id for r in pending]]
     options = train_options(config, kind)

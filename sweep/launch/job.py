@@ -19,7 +19,6 @@ from pathlib import Path
 import submitit
 
 from models.config import DataError, TrainOptions
-from models.train import Diverged, train
 from sweep.rundir import FINISHED_STATES, RunDir
 
 
@@ -48,10 +47,16 @@ def run_one(run_dir: RunDir, options: TrainOptions, job_id: str = "") -> str:
 
 
 def _train_claimed(run_dir: RunDir, options: TrainOptions, job_id: str) -> str:
+    from models.train import Diverged, train  # imports torch: only in the job, only for real training
+    from sweep.launch.noop import noop_train
+
     spec = run_dir.read_spec()
     run_dir.set_state("running", pid=os.getpid(), job_id=job_id or str(os.getpid()))
     try:
-        train(spec, run_dir, options)
+        if options.trainer == "noop":
+            noop_train(spec, run_dir)
+        else:
+            train(spec, run_dir, options)
     except Diverged as exc:
         run_dir.set_state("diverged", reason=str(exc))
     except DataError as exc:
