@@ -44,3 +44,14 @@ def test_a_crash_inside_training_is_a_failed_state(tmp_path):
     run.spec_file.write_text(json.dumps(spec))
     assert run_one(run, TrainOptions(threads=1)) == "failed"
     assert "d_model must be divisible" in run.read_status()["reason"]
+
+
+def test_the_noop_trainer_records_a_result_without_training(tmp_path):
+    from sweep.launch.noop import LAW
+    from sweep.plan.flops import spec_counts
+
+    run = planned_run(tmp_path)
+    assert run_one(run, TrainOptions(trainer="noop")) == "done"
+    result = run.read_result()
+    n = spec_counts(run.read_spec())[0]
+    assert result["loss"] == float(LAW.loss(n, result["D"])) and result["device"] == "noop"
