@@ -175,6 +175,13 @@ def launch(
         console.print(f"follow them: sweep status {sweep_dir}  |  sweep wait {sweep_dir}")
 
 
+def show_states(states, as_json: bool) -> None:
+    if as_json:
+        emit_json({"runs": [vars(s) for s in states]})
+    else:
+        print_status(states)
+
+
 def print_status(states) -> None:
     counts = {}
     for s in states:
@@ -194,11 +201,7 @@ def status(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
     Example: sweep status sweeps/smoke
     """
-    states = api.status(sweep_dir)
-    if as_json:
-        emit_json({"runs": [vars(s) for s in states]})
-        return
-    print_status(states)
+    show_states(api.status(sweep_dir), as_json)
 
 
 @app.command()
@@ -207,11 +210,7 @@ def wait(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
     Example: sweep wait sweeps/smoke
     """
-    states = api.wait(sweep_dir, show_progress=not as_json)
-    if as_json:
-        emit_json({"runs": [vars(s) for s in states]})
-        return
-    print_status(states)
+    show_states(api.wait(sweep_dir, show_progress=not as_json), as_json)
 
 
 @app.command()
