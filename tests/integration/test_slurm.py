@@ -133,4 +133,6 @@ def test_cancel_stops_queued_and_running_jobs(tmp_path):
     wait_for(lambda: not subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip())
     states = json.loads(sweep_cli("status", out, "--json").stdout)["runs"]
     assert {s["state"] for s in states} == {"failed"}
-    assert all("cancelled" in s["reason"] for s in states)
+    # Ours ("cancelled by `sweep cancel`"), or SLURM's ("ended CANCELLED") where a job that was just
+    # starting wrote `running` after the cancel and was then killed.
+    assert all("cancel" in s["reason"].lower() for s in states)
