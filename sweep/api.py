@@ -93,8 +93,11 @@ def finished_runs(path: Path) -> pd.DataFrame:
 def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
     """Fit the sweep's collected runs; the report goes to fits/fit.json and the store's fits table."""
     sweep = SweepDir.open(path)
-    config = _sweep_config(sweep, overrides)
-    report = fit_all(finished_runs(path), config.fit)
+    return _fit(sweep, _sweep_config(sweep, overrides), finished_runs(path))
+
+
+def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame) -> FitReport:
+    report = fit_all(runs, config.fit)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
     with Store(sweep.db_file) as store:
@@ -139,9 +142,10 @@ def propose_target(
     """Fit, then propose the run at `compute` (default: target_multiplier x the largest budget)."""
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
-    report = fit(path, overrides)
+    runs = finished_runs(path)
+    report = _fit(sweep, config, runs)
     compute = compute or config.sweep.target_multiplier * max(config.sweep.budgets)
-    proposal = propose(report, finished_runs(path), config, compute)
+    proposal = propose(report, runs, config, compute)
     atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
     atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
     with Store(sweep.db_file) as store:
