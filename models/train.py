@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,14 @@ from sweep.spec import RunSpec
 
 class Diverged(RuntimeError):
     pass
+
+
+class Interrupted(Exception):
+    """Training stopped early on request (preemption or time limit), checkpointed at `step`."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
 
 
 def resolve_threads(requested: int) -> int:
@@ -79,14 +88,22 @@ def evaluate(model: GPT, windows: tuple[torch.Tensor, torch.Tensor], device: tor
     return total / len(inputs)
 
 
-def save_checkpoint(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, curve: list) -> None:
+def save_checkpoint(
+    path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, curve: list, train_loss: tuple[float, int]
+) -> None:
+    """`train_loss` is the running (sum, count) since the last eval, so a resumed curve is unchanged."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "curve": curve}, tmp)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "curve": curve,
+             "train_loss": train_loss}  # fmt: skip
+    torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def train(spec: RunSpec, run_dir: RunDir, options: TrainOptions = TrainOptions()) -> dict:
-    """Train, evaluate and record one run. Returns result.json's content; raises Diverged or DataError."""
+def train(
+    spec: RunSpec, run_dir: RunDir, options: TrainOptions = TrainOptions(), stop: Callable[[], bool] | None = None
+) -> dict:
+    """Train, evaluate and record one run. Returns result.json's content; raises Diverged or DataError.
+    `stop` is asked after every step: when it says so, training checkpoints there and raises Interrupted."""
     threads = resolve_threads(options.threads)
     torch.set_num_threads(threads)
     device = resolve_device(options.device)
@@ -105,17 +122,16 @@ def train(spec: RunSpec, run_dir: RunDir, options: TrainOptions = TrainOptions()
     evals = eval_steps(total_steps, spec.eval_points)
     eval_windows = data.eval_windows(spec.eval_sequences, spec.seq_len)
 
-    step, curve = 0, []
+    step, curve, (train_loss_sum, train_loss_count) = 0, [], (0.0, 0)
     if options.checkpoint and run_dir.checkpoint_file.exists():
         state = torch.load(run_dir.checkpoint_file, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, curve = state["step"], state["curve"]
+        step, curve, (train_loss_sum, train_loss_count) = state["step"], state["curve"], state["train_loss"]
 
     logger = _wandb_logger(options, spec, run_dir)
     started = time.time()
     start_step = step
-    train_loss_sum, train_loss_count = 0.0, 0
     while step < total_steps:
         multiplier = warmup_cosine(step, total_steps, warmup, spec.min_lr_ratio)
         for group in optimizer.param_groups:
@@ -149,7 +165,13 @@ def train(spec: RunSpec, run_dir: RunDir, options: TrainOptions = TrainOptions()
             if logger:
                 logger.log(row, step=step)
             if options.checkpoint and step < total_steps:
-                save_checkpoint(run_dir.checkpoint_file, model, optimizer, step, curve)
+                save_checkpoint(run_dir.checkpoint_file, model, optimizer, step, curve, (0.0, 0))
+        if stop is not None and step < total_steps and stop():
+            if options.checkpoint:
+                save_checkpoint(
+                    run_dir.checkpoint_file, model, optimizer, step, curve, (train_loss_sum, train_loss_count)
+                )
+            raise Interrupted(step)
 
     wall = time.time() - started
     final_windows = data.eval_windows(spec.final_eval_sequences, spec.seq_len)

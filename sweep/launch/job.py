@@ -2,16 +2,18 @@
 
 A job never raises for a run's failure: the failure is the run's state (failed or diverged, with
 the reason), and the job goes on to the next run of its bundle. A job that is preempted or hits
-its time limit is requeued by submitit with the same bundle; finished runs are skipped and the
-interrupted one resumes from its last checkpoint.
+its time limit gets submitit's signal (SIGUSR2); we hold it until the current training step ends,
+checkpoint there, and only then let submitit requeue the job with the same bundle. Finished runs
+are skipped and the interrupted one resumes from that step.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +39,39 @@ def claim(run_dir: RunDir) -> Iterator[bool]:
         yield True
 
 
-def run_one(run_dir: RunDir, options: TrainOptions, job_id: str = "") -> str:
+class DeferredSignal:
+    """Holds a signal until the caller is at a safe point (between training steps), then hands it
+    to the handler that was installed before (submitit's checkpoint-and-requeue)."""
+
+    def __init__(self, signum: int = signal.SIGUSR2) -> None:
+        self.signum = signum
+        self.original = signal.getsignal(signum)
+        self.received: tuple[int, object] | None = None
+        signal.signal(signum, self._hold)
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.received = (signum, frame)
+
+    def pending(self) -> bool:
+        return self.received is not None
+
+    def deliver(self) -> None:
+        signal.signal(self.signum, self.original)
+        if callable(self.original) and self.received is not None:
+            self.original(*self.received)
+
+
+def run_one(run_dir: RunDir, options: TrainOptions, job_id: str = "", stop: Callable[[], bool] | None = None) -> str:
     """Train one run in this process unless it is finished or being trained elsewhere; returns
-    its state afterwards."""
+    its state afterwards ('queued' when `stop` interrupted it: it resumes in the requeued job)."""
     with claim(run_dir) as mine:
         if not mine or run_dir.state in FINISHED_STATES:
             return run_dir.state
-        return _train_claimed(run_dir, options, job_id)
+        return _train_claimed(run_dir, options, job_id, stop)
 
 
-def _train_claimed(run_dir: RunDir, options: TrainOptions, job_id: str) -> str:
-    from models.train import Diverged, train  # imports torch: only in the job, only for real training
+def _train_claimed(run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None) -> str:
+    from models.train import Diverged, Interrupted, train  # imports torch: only in the job, only for real training
     from sweep.launch.noop import noop_train
 
     spec = run_dir.read_spec()
@@ -56,7 +80,9 @@ def _train_claimed(run_dir: RunDir, options: TrainOptions, job_id: str) -> str:
         if options.trainer == "noop":
             noop_train(spec, run_dir)
         else:
-            train(spec, run_dir, options)
+            train(spec, run_dir, options, stop)
+    except Interrupted as exc:
+        run_dir.set_state("queued", interrupted_at_step=exc.step)
     except Diverged as exc:
         run_dir.set_state("diverged", reason=str(exc))
     except DataError as exc:
@@ -79,4 +105,11 @@ class TrainBundle(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, str]:
         job_id = os.environ.get("SLURM_JOB_ID", "") or str(os.getppid())
-        return {run_id: run_one(RunDir(Path(self.runs_dir) / run_id), self.options, job_id) for run_id in self.run_ids}
+        preemption = DeferredSignal()
+        states = {}
+        for run_id in self.run_ids:
+            if preemption.pending():
+                break
+            states[run_id] = run_one(RunDir(Path(self.runs_dir) / run_id), self.options, job_id, preemption.pending)
+        preemption.deliver()  # requeues and exits if the signal came; otherwise just restores the handler
+        return states

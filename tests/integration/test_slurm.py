@@ -76,27 +76,61 @@ def wait_for(predicate, timeout=120.0):
     raise AssertionError("timed out")
 
 
-def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_loss(tmp_path):
-    # Long enough (~30 s) that SLURM's grace period after the requeue signal cannot let it finish.
-    run_id = plan_one_run(tmp_path / "cut", budget="3e11")
-    assert sweep_cli("launch", tmp_path / "cut").returncode == 0
-    run = tmp_path / "cut" / "runs" / run_id
-    wait_for(lambda: (run / "checkpoint.pt").exists())
-    job_id = json.loads((run / "job.json").read_text())["job_id"]
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The run the interruption tests cut, trained whole in-process: (run id, final loss)."""
+    out = tmp_path_factory.mktemp("whole") / "whole"
+    run_id = plan_one_run(out, budget="3e11")  # ~30 s: long enough to interrupt mid-run
+    assert sweep_cli("launch", out, "--executor", "debug").returncode == 0
+    return run_id, json.loads((out / "runs" / run_id / "result.json").read_text())["loss"]
+
+
+def launch_and_wait_until(out, run_id, ready):
+    """Launch a one-run sweep on the cluster; return the run dir and job id once ready(run dir)."""
+    assert plan_one_run(out, budget="3e11") == run_id  # same spec, same id, wherever it runs
+    assert sweep_cli("launch", out).returncode == 0
+    run = out / "runs" / run_id
+    wait_for(lambda: ready(run))
+    return run, json.loads((run / "job.json").read_text())["job_id"]
+
+
+def release_when_requeued(job_id):
     wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"],
                                                  capture_output=True, text=True).stdout)  # fmt: skip
     subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)  # skip SLURM's 2-min hold
+
+
+def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_loss(tmp_path, uninterrupted):
+    run_id, whole_loss = uninterrupted
+    run, job_id = launch_and_wait_until(tmp_path / "cut", run_id, lambda run: (run / "checkpoint.pt").exists())
+    subprocess.run(["scontrol", "requeue", job_id], check=True)  # a hard requeue: resumes from the periodic checkpoint
+    release_when_requeued(job_id)
     waited = sweep_cli("wait", run.parent.parent, "--json")
     assert [r["state"] for r in json.loads(waited.stdout)["runs"]] == ["done"]
     history = [h["state"] for h in json.loads((run / "status.json").read_text())["history"]]
     assert history.count("running") == 2  # it really was interrupted and restarted
+    assert json.loads((run / "result.json").read_text())["loss"] == pytest.approx(whole_loss, rel=1e-6)
 
-    assert plan_one_run(tmp_path / "whole", budget="3e11") == run_id  # same spec, same id, wherever it runs
-    assert sweep_cli("launch", tmp_path / "whole", "--executor", "debug").returncode == 0
-    resumed = json.loads((run / "result.json").read_text())["loss"]
-    whole = json.loads((tmp_path / "whole" / "runs" / run_id / "result.json").read_text())["loss"]
-    assert resumed == pytest.approx(whole, rel=1e-6)
+
+def test_a_preemption_signal_checkpoints_at_that_step_and_the_requeued_job_resumes_there(tmp_path, uninterrupted):
+    run_id, whole_loss = uninterrupted
+
+    def training(run):
+        status = run / "status.json"
+        return status.exists() and json.loads(status.read_text())["state"] == "running" and (run / "curve.csv").exists()
+
+    run, job_id = launch_and_wait_until(tmp_path / "preempted", run_id, training)
+    # What SLURM sends before preempting a job or at its time limit (sbatch --signal=USR2@90).
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    release_when_requeued(job_id)
+    waited = sweep_cli("wait", run.parent.parent, "--json")
+    assert [r["state"] for r in json.loads(waited.stdout)["runs"]] == ["done"]
+    status = json.loads((run / "status.json").read_text())
+    assert [h["state"] for h in status["history"]] == ["queued", "running", "queued", "running", "done"]
+    stopped_at = status["interrupted_at_step"]
+    eval_steps = [int(line.split(",")[0]) for line in (run / "curve.csv").read_text().splitlines()[1:]]
+    assert stopped_at not in eval_steps  # checkpointed on the signal, not at the last periodic checkpoint
+    assert json.loads((run / "result.json").read_text())["loss"] == pytest.approx(whole_loss, rel=1e-6)
 
 
 def test_out_of_memory_and_sigkill_are_recorded_with_reasons_and_retried(tmp_path):

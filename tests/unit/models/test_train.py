@@ -4,9 +4,10 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from models.config import TrainOptions
-from models.train import train
+from models.train import Interrupted, eval_steps, train
 from sweep.config import compose
 from sweep.plan.grids import single_run_spec
 from sweep.rundir import RunDir
@@ -68,6 +69,23 @@ def test_resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(tmp_pat
     resumed = train(spec, run, TrainOptions(threads=1))
     assert resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
     assert not run.checkpoint_file.exists()
+
+
+def test_a_stop_request_checkpoints_at_that_step_and_the_resumed_run_matches(tmp_path):
+    spec = tiny_spec()
+    full = RunDir(tmp_path / "full")
+    train(spec, full, TrainOptions(threads=1))
+    stop_at = min(eval_steps(spec.steps, spec.eval_points)) + 3  # between two evals
+    steps = iter(range(1, spec.steps + 1))
+
+    run = RunDir(tmp_path / "cut")
+    with pytest.raises(Interrupted) as stopped:
+        train(spec, run, TrainOptions(threads=1), stop=lambda: next(steps) == stop_at)
+    assert stopped.value.step == stop_at
+    assert torch.load(run.checkpoint_file, weights_only=False)["step"] == stop_at
+    train(spec, run, TrainOptions(threads=1), stop=lambda: False)
+    assert run.read_result()["loss"] == pytest.approx(full.read_result()["loss"], rel=1e-6)
+    assert run.curve_file.read_text() == full.curve_file.read_text()  # train-loss averages survive the cut too
 
 
 @pytest.mark.slow
