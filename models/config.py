@@ -10,6 +10,18 @@ class DataError(ValueError):
     """The data cannot be used as configured (missing files, too short, wrong vocabulary)."""
 
 
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+class Interrupted(Exception):
+    """Training stopped early on request (preemption or time limit), checkpointed at `step`."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int

@@ -15,25 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.config import DataError, TrainOptions
+from models.config import DataError, Diverged, Interrupted, TrainOptions
 from models.data import TokenData, load
 from models.gpt import GPT
 from models.schedules import warmup_cosine
 from sweep.plan.flops import model_config, shape_counts
 from sweep.rundir import RunDir
 from sweep.spec import RunSpec
-
-
-class Diverged(RuntimeError):
-    pass
-
-
-class Interrupted(Exception):
-    """Training stopped early on request (preemption or time limit), checkpointed at `step`."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(f"interrupted at step {step}")
-        self.step = step
 
 
 def resolve_threads(requested: int) -> int:

@@ -6,6 +6,7 @@ DataFrames; nothing here prints.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pandas as pd
 from sweep.config import Config, FitConfig, compose
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport, fit_all
-from sweep.launch import executors, monitor
+from sweep.launch import executors, localqueue, monitor
 from sweep.plan.flops import spec_counts
 from sweep.propose import Proposal, propose, target_yaml, wave_specs
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
@@ -71,6 +72,11 @@ def cancel(path: Path) -> list[str]:
 
 def status(path: Path) -> list[monitor.RunState]:
     return monitor.run_states(SweepDir.open(path))
+
+
+def local_workers(path: Path) -> list[int]:
+    """Pids of the workers of the sweep's local queue that are alive."""
+    return localqueue.live_workers(SweepDir.open(path))
 
 
 def wait(path: Path, show_progress: bool = True) -> list[monitor.RunState]:
@@ -175,7 +181,7 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     run_dir.write_spec(spec)
     if run_dir.state in ("failed", "diverged"):
         run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
-    state = run_one(run_dir, executors.train_options(config, executor="foreground"))
+    state = run_one(run_dir, executors.train_options(config, executor="foreground"), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
 

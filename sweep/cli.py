@@ -167,19 +167,26 @@ def launch(
     if as_json:
         emit_json({"submitted": report.submitted, "skipped": report.skipped, "jobs": report.job_ids})
         return
+    where = (
+        f"to this machine's queue ({len(report.job_ids)} new workers)"
+        if report.executor == "local"
+        else f"in {len(report.job_ids)} {report.executor} jobs"
+    )
     console.print(
-        f"submitted {len(report.submitted)} runs in {len(report.job_ids)} jobs; "
-        f"skipped {len(report.skipped)} already done, queued or running"
+        f"submitted {len(report.submitted)} runs {where}; skipped {len(report.skipped)} already done, queued or running"
     )
     if report.submitted:
         console.print(f"follow them: sweep status {sweep_dir}  |  sweep wait {sweep_dir}")
 
 
-def show_states(states, as_json: bool) -> None:
+def show_states(states, as_json: bool, workers: list[int] | None = None) -> None:
+    """`workers`: pids of the sweep's local-queue workers, shown when given."""
     if as_json:
-        emit_json({"runs": [vars(s) for s in states]})
-    else:
-        print_status(states)
+        emit_json({"runs": [vars(s) for s in states], **({"local_workers": workers} if workers is not None else {})})
+        return
+    print_status(states)
+    if workers:
+        console.print(f"local queue: {len(workers)} workers running (pids {', '.join(map(str, workers))})")
 
 
 def print_status(states) -> None:
@@ -201,7 +208,7 @@ def status(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
     Example: sweep status sweeps/smoke
     """
-    show_states(api.status(sweep_dir), as_json)
+    show_states(api.status(sweep_dir), as_json, api.local_workers(sweep_dir))
 
 
 @app.command()

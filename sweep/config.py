@@ -104,7 +104,10 @@ class SlurmConfig:
 class LauncherConfig:
     executor: str = "local"  # local | slurm | debug
     cpus_per_run: int = 1
-    parallel: int = 0  # local: concurrent runs; 0 = cores // cpus_per_run
+    parallel: int = 0  # local: number of slots (concurrent runs); 0 = cores // cpus_per_run, or GPUs x runs_per_gpu
+    gpus: list[int] = field(default_factory=list)  # local: GPU ids, one slot each (x runs_per_gpu); [] = CPU slots
+    runs_per_gpu: int = 1
+    slots_dir: str = ""  # local: where slot locks live, shared by all sweeps on the machine; "" = /tmp/...-<uid>
     max_attempts: int = 3  # `sweep launch --retry-failed` resubmits a run at most this many times in all
     flops_per_second: float = 2e10  # a job's throughput, to estimate run times for bundling
     trainer: str = "real"  # real | noop (no training: for orchestration tests and benchmarks)
@@ -217,12 +220,15 @@ def validate(config: Config) -> None:
         "train.eval_sequences": config.train.eval_sequences,
         "train.final_eval_sequences": config.train.final_eval_sequences,
         "launcher.cpus_per_run": config.launcher.cpus_per_run,
+        "launcher.runs_per_gpu": config.launcher.runs_per_gpu,
         "fit.huber_delta": config.fit.huber_delta,
     }
     positive.update({f"sweep.budgets[{i}]": b for i, b in enumerate(config.sweep.budgets)})
     positive.update({f"sweep.aspect_ratios[{i}]": a for i, a in enumerate(config.sweep.aspect_ratios)})
     for key, value in positive.items():
         require_positive(key, value)
+    if any(gpu < 0 for gpu in config.launcher.gpus) or config.launcher.parallel < 0:
+        raise UserError("launcher.gpus must be GPU ids (0, 1, ...) and launcher.parallel >= 0 (0 = one run per slot)")
     if not config.sweep.budgets:
         raise UserError("sweep.budgets is empty; give at least one compute budget in FLOPs, e.g. sweep.budgets=[1e12]")
     if config.data.source == "text" and config.data.vocab_size != 256:

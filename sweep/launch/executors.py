@@ -1,17 +1,17 @@
-"""Submit planned runs through submitit: local processes, SLURM job arrays, or in-process (debug).
+"""Submit planned runs: to this machine's queue (localqueue.py), as SLURM job arrays through
+submitit, or in-process (debug).
 
 Launching is idempotent by run id: a run that is done, diverged, failed, or queued/running in a
 job that is still alive is never submitted again. The CLI writes `queued` to a run's status before
-submitting it and the job id to `runs/<id>/job.json` after; only the job writes later states.
+submitting it and, for SLURM, the job id to `runs/<id>/job.json` after; only the job (or the local
+worker) writes later states, and a running run names the job or process that trains it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -21,18 +21,21 @@ import submitit
 
 from models.config import TrainOptions
 from sweep.config import Config, LauncherConfig
+from sweep.launch import localqueue
 from sweep.plan.flops import spec_counts
 from sweep.rundir import ACTIVE_STATES, RunDir, atomic_write_json
 from sweep.sweepdir import SweepDir
 
 JOB_FILE = "job.json"
+LOCAL_QUEUE = "queue"  # the job id of a run waiting in the local queue
 
 
 @dataclass(frozen=True)
 class LaunchReport:
+    executor: str
     submitted: list[str]
     skipped: dict[str, str]  # run id -> why
-    job_ids: list[str]
+    job_ids: list[str]  # local: the pids of the workers this launch started
 
 
 def read_job(run_dir: RunDir) -> dict:
@@ -42,11 +45,13 @@ def read_job(run_dir: RunDir) -> dict:
         return {}
 
 
-def job_alive(job: dict) -> bool:
+def job_alive(job: dict, sweep: SweepDir) -> bool:
     """Whether the job a run was submitted in can still run it. Unknown counts as alive."""
     executor, job_id = job.get("executor"), str(job.get("job_id", ""))
     if not job_id:
         return False
+    if executor == "local" and job_id == LOCAL_QUEUE:
+        return bool(localqueue.live_workers(sweep))
     if executor == "local":
         if job.get("host") != socket.gethostname():
             return True
@@ -91,20 +96,28 @@ def job_end_reason(job: dict) -> str:
     return f"{job.get('executor')} job {job_id} ended before the run finished (killed or crashed)"
 
 
+def run_job(run_dir: RunDir, status: dict) -> dict:
+    """The job or process a queued or running run depends on; {} if none is known."""
+    named = {k: status.get(k) for k in ("executor", "job_id", "host")}
+    if status["state"] == "running" and named["job_id"]:  # it names its own job, even without job.json
+        return named
+    if named["executor"] == "local" and named["job_id"] == LOCAL_QUEUE:
+        return named
+    return read_job(run_dir)
+
+
 def effective_state(run_dir: RunDir) -> str:
     """The run's state after checking its job: a queued or running run whose job has died is
-    recorded as failed with the scheduler's reason; one never known to be submitted is 'lost'."""
+    recorded as failed with the scheduler's reason; one that nothing will run is 'lost' (never
+    known to be submitted, or waiting in a local queue whose workers are gone)."""
     status = run_dir.read_status()
     state = status["state"]
     if state not in ACTIVE_STATES:
         return state
-    # A running run names its job itself, even if the CLI died before writing job.json.
-    job = read_job(run_dir)
-    if not job and status.get("job_id"):
-        job = {k: status.get(k) for k in ("executor", "job_id", "host")}
-    if job_alive(job):
+    job = run_job(run_dir, status)
+    if job_alive(job, SweepDir(run_dir.path.parent.parent)):
         return state
-    if not job:
+    if not job or job.get("job_id") == LOCAL_QUEUE:
         return "lost"
     run_dir.set_state("failed", reason=job_end_reason(job))
     return "failed"
@@ -112,12 +125,6 @@ def effective_state(run_dir: RunDir) -> str:
 
 def attempts(run_dir: RunDir) -> int:
     return sum(1 for entry in run_dir.read_status().get("history", []) if entry["state"] == "queued")
-
-
-def local_slots(launcher: LauncherConfig) -> int:
-    if launcher.parallel > 0:
-        return launcher.parallel
-    return max(1, len(os.sched_getaffinity(0)) // launcher.cpus_per_run)
 
 
 def run_flops(run_dir: RunDir) -> float:
@@ -148,10 +155,6 @@ def slurm_bundles(run_dirs: list[RunDir], launcher: LauncherConfig) -> list[list
 def make_executor(kind: str, folder: Path, launcher: LauncherConfig) -> submitit.Executor:
     if kind == "debug":
         return submitit.DebugExecutor(folder=folder)
-    if kind == "local":
-        executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=7 * 24 * 60)
-        return executor
     s = launcher.slurm
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
     optional = {
@@ -194,18 +197,18 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
         else:
             skipped[run_dir.run_id] = state
     if not pending:
-        return LaunchReport([], skipped, [])
+        return LaunchReport(kind, [], skipped, [])
 
-    if kind == "local":
-        bundles = balance(pending, local_slots(config.launcher))
-    elif kind == "slurm":
-        bundles = slurm_bundles(pending, config.launcher)
-    else:
-        bundles = [[r.run_id for r in pending]]
-    options = train_options(config, kind)
     for run_dir in pending:  # forget any earlier attempt's job before this one is submitted
         (run_dir.path / JOB_FILE).unlink(missing_ok=True)
-        run_dir.set_state("queued", executor=kind, job_id="", pid=None)
+        run_dir.set_state("queued", executor=kind, job_id=LOCAL_QUEUE if kind == "local" else "", pid=None)
+    if kind == "local":
+        waiting = localqueue.queued_runs(sweep)
+        workers = localqueue.start_workers(sweep, config.launcher, len(waiting))
+        return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(pid) for pid in workers])
+
+    bundles = slurm_bundles(pending, config.launcher) if kind == "slurm" else [[r.run_id for r in pending]]
+    options = train_options(config, kind)
     submitter = make_executor(kind, sweep.jobs_dir, config.launcher)
     from sweep.launch.job import TrainBundle  # imports torch: only when something is submitted
 
@@ -222,21 +225,17 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
     if kind == "debug":
         for job in jobs:
             job.result()
-    return LaunchReport([r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])
+    return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])
 
 
 def cancel(sweep: SweepDir) -> list[str]:
-    """Cancel the jobs of every queued or running run; the runs are recorded as failed."""
-    cancelled = []
-    for run_dir in sweep.runs():
-        if effective_state(run_dir) not in ACTIVE_STATES:
-            continue
+    """Cancel the jobs of every queued or running run (and stop the sweep's local workers); the
+    runs are recorded as failed."""
+    active = [r for r in sweep.runs() if effective_state(r) in ACTIVE_STATES]
+    localqueue.stop_workers(sweep)
+    for run_dir in active:
         job = read_job(run_dir)
         if job.get("executor") == "slurm":
             subprocess.run(["scancel", str(job["job_id"])], capture_output=True)
-        elif job.get("executor") == "local" and job.get("host") == socket.gethostname():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(job["job_id"]), signal.SIGINT)  # submitit's controller stops its task
         run_dir.set_state("failed", reason="cancelled by `sweep cancel`")
-        cancelled.append(run_dir.run_id)
-    return cancelled
+    return [r.run_id for r in active]

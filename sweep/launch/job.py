@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import submitit
 
-from models.config import DataError, TrainOptions
+from models.config import DataError, Diverged, Interrupted, TrainOptions
 from sweep.rundir import FINISHED_STATES, RunDir
 
 
@@ -61,25 +62,31 @@ class DeferredSignal:
             self.original(*self.received)
 
 
-def run_one(run_dir: RunDir, options: TrainOptions, job_id: str = "", stop: Callable[[], bool] | None = None) -> str:
+def run_one(
+    run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None = None, **placement: Any
+) -> str:
     """Train one run in this process unless it is finished or being trained elsewhere; returns
-    its state afterwards ('queued' when `stop` interrupted it: it resumes in the requeued job)."""
+    its state afterwards ('queued' when `stop` interrupted it: it resumes in the requeued job).
+    `placement` (slot, cores, GPU) is recorded in the run's status."""
     with claim(run_dir) as mine:
         if not mine or run_dir.state in FINISHED_STATES:
             return run_dir.state
-        return _train_claimed(run_dir, options, job_id, stop)
+        return _train_claimed(run_dir, options, job_id, stop, placement)
 
 
-def _train_claimed(run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None) -> str:
-    from models.train import Diverged, Interrupted, train  # imports torch: only in the job, only for real training
-    from sweep.launch.noop import noop_train
-
+def _train_claimed(
+    run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None, placement: dict[str, Any]
+) -> str:
     spec = run_dir.read_spec()
-    run_dir.set_state("running", pid=os.getpid(), job_id=job_id or str(os.getpid()))
+    run_dir.set_state("running", pid=os.getpid(), job_id=job_id, **placement)
     try:
         if options.trainer == "noop":
+            from sweep.launch.noop import noop_train
+
             noop_train(spec, run_dir)
         else:
+            from models.train import train  # imports torch: only in the job, only for real training
+
             train(spec, run_dir, options, stop)
     except Interrupted as exc:
         run_dir.set_state("queued", interrupted_at_step=exc.step)
@@ -104,7 +111,7 @@ class TrainBundle(submitit.helpers.Checkpointable):
     options: TrainOptions
 
     def __call__(self) -> dict[str, str]:
-        job_id = os.environ.get("SLURM_JOB_ID", "") or str(os.getppid())
+        job_id = os.environ.get("SLURM_JOB_ID", "") or str(os.getpid())
         preemption = DeferredSignal()
         states = {}
         for run_id in self.run_ids:

@@ -28,7 +28,8 @@ def run_states(sweep: SweepDir) -> list[RunState]:
         state = effective_state(run_dir)
         reason = run_dir.read_status().get("reason", "") if state in FINISHED_STATES else ""
         if state == "lost":
-            reason = "queued but never known to be submitted (the CLI stopped mid-launch?); `sweep launch` submits it"
+            reason = ("queued, but nothing will run it (the CLI stopped mid-launch, or the local queue's "
+                      "workers were killed); `sweep launch` submits it")  # fmt: skip
         states.append(RunState(run_dir.run_id, budgets[run_dir.run_id], state, reason))
     return states
 

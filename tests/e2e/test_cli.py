@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ def smoke(tmp_path_factory) -> Path:
     launched = sweep_cli("launch", out, "--executor", "local", "--json")
     assert launched.returncode == 0, launched.stderr
     assert len(json.loads(launched.stdout)["submitted"]) == 6
+    workers = json.loads(launched.stdout)["jobs"]
+    assert len(workers) == min(6, len(os.sched_getaffinity(0)))  # one worker per slot: a slot per core
+    again = json.loads(sweep_cli("launch", out, "--json").stdout)  # the CLI restarted: it finds the queue
+    assert again["submitted"] == [] and again["jobs"] == []
+    assert set(json.loads(sweep_cli("status", out, "--json").stdout)["local_workers"]) <= set(map(int, workers))
     waited = sweep_cli("wait", out, "--json")
     assert waited.returncode == 0, waited.stderr
     assert {r["state"] for r in json.loads(waited.stdout)["runs"]} == {"done"}
@@ -50,6 +56,19 @@ def test_relaunching_a_finished_sweep_submits_nothing(smoke):
 def test_status_counts_runs_by_state(smoke):
     result = sweep_cli("status", smoke)
     assert result.returncode == 0 and "done: 6" in result.stdout
+
+
+def test_the_local_queue_ran_no_more_runs_at_once_than_slots_each_pinned_to_its_own_core(smoke):
+    spans = []
+    for run in (smoke / "runs").iterdir():
+        status = json.loads((run / "status.json").read_text())
+        times = {h["state"]: h["time"] for h in status["history"]}
+        spans.append((times["running"], times["done"], tuple(status["cpus"])))
+        assert len(status["cpus"]) == 1 and status["slot"].startswith("cpu-slot")
+    for start, _, _ in spans:
+        overlapping = [c for s, e, c in spans if s <= start < e]
+        assert len(overlapping) <= len(os.sched_getaffinity(0))
+        assert len(set(overlapping)) == len(overlapping), "two runs at once on one core"
 
 
 def test_every_run_trained_for_real(smoke):

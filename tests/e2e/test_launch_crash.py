@@ -14,12 +14,12 @@ from tests.conftest import REPO, sweep_cli
 
 def test_relaunch_after_the_cli_is_killed_mid_launch_trains_each_run_once(tmp_path):
     out = tmp_path / "crash"
-    # Six one-run jobs, so the launch makes six submissions and can be killed between them.
+    # Six slots, so the launch starts six workers and can be killed between them.
     assert sweep_cli("plan", "sweep=smoke", "launcher.parallel=6", "--out", out).returncode == 0
     env = {**os.environ, "WANDB_MODE": "disabled"}
     cli = subprocess.Popen([sys.executable, "-m", "sweep.cli", "launch", str(out)], cwd=REPO, env=env)
     deadline = time.time() + 120
-    while not list(out.glob("runs/*/job.json")) and cli.poll() is None and time.time() < deadline:
+    while not list(out.glob("runs/*/status.json")) and cli.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     cli.send_signal(signal.SIGKILL)
     cli.wait()

@@ -23,17 +23,17 @@ def test_a_run_claimed_by_a_live_job_is_not_trained_again(tmp_path):
         assert first
         with claim(run) as second:
             assert not second
-        assert run_one(run, TrainOptions(threads=1)) == "planned"  # skipped: someone holds it
+        assert run_one(run, TrainOptions(threads=1), "test") == "planned"  # skipped: someone holds it
         assert not run.result_file.exists()
-    assert run_one(run, TrainOptions(threads=1)) == "done"
-    assert run_one(run, TrainOptions(threads=1)) == "done"  # finished: not trained twice
+    assert run_one(run, TrainOptions(threads=1), "test") == "done"
+    assert run_one(run, TrainOptions(threads=1), "test") == "done"  # finished: not trained twice
     history = [h["state"] for h in run.read_status()["history"]]
     assert history == ["running", "done"]
 
 
 def test_divergence_is_a_state_with_its_reason(tmp_path):
     run = planned_run(tmp_path, "run.lr=1e6", "train.grad_clip=1e9")
-    assert run_one(run, TrainOptions(threads=1)) == "diverged"
+    assert run_one(run, TrainOptions(threads=1), "test") == "diverged"
     assert "non-finite" in run.read_status()["reason"]
 
 
@@ -42,7 +42,7 @@ def test_a_crash_inside_training_is_a_failed_state(tmp_path):
     spec = json.loads(run.spec_file.read_text())
     spec["n_heads"] = 3  # 16 is not divisible by 3: the model refuses to build
     run.spec_file.write_text(json.dumps(spec))
-    assert run_one(run, TrainOptions(threads=1)) == "failed"
+    assert run_one(run, TrainOptions(threads=1), "test") == "failed"
     assert "d_model must be divisible" in run.read_status()["reason"]
 
 
@@ -51,7 +51,7 @@ def test_the_noop_trainer_records_a_result_without_training(tmp_path):
     from sweep.plan.flops import spec_counts
 
     run = planned_run(tmp_path)
-    assert run_one(run, TrainOptions(trainer="noop")) == "done"
+    assert run_one(run, TrainOptions(trainer="noop"), "test") == "done"
     result = run.read_result()
     n = spec_counts(run.read_spec())[0]
     assert result["loss"] == float(LAW.loss(n, result["D"])) and result["device"] == "noop"

@@ -1,0 +1,132 @@
+"""The local queue with real worker processes (no-op trainer): slots, pinning, restarts, kills."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sweep.config import compose
+from sweep.launch import localqueue
+from sweep.launch.executors import effective_state
+from sweep.rundir import RunDir
+from sweep.sweepdir import SweepDir
+from tests.conftest import sweep_cli
+
+CORES = sorted(os.sched_getaffinity(0))
+
+
+def slots(*overrides):
+    return localqueue.machine_slots(compose(list(overrides)).launcher)
+
+
+def test_cpu_slots_split_the_cores_and_gpu_slots_name_their_gpu():
+    assert [s.cpus for s in slots()] == [(c,) for c in CORES]
+    assert [s.cpus for s in slots(f"launcher.cpus_per_run={len(CORES)}")] == [tuple(CORES)]
+    assert len(slots("launcher.parallel=5")) == 5  # more slots than cores share them
+    gpu = slots("launcher.gpus=[0,3]", "launcher.runs_per_gpu=2")
+    assert [(s.name, s.gpu) for s in gpu] == [("gpu0.0", 0), ("gpu0.1", 0), ("gpu3.0", 3), ("gpu3.1", 3)]
+    assert all(set(s.cpus) <= set(CORES) for s in gpu)
+
+
+def plan(out, slots_dir, *overrides):
+    planned = sweep_cli("plan", "sweep=smoke", "launcher.trainer=noop", f"launcher.slots_dir={slots_dir}",
+                        *overrides, "--out", out)  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+
+
+def launch(out, *flags):
+    launched = sweep_cli("launch", out, "--executor", "local", "--json", *flags)
+    assert launched.returncode == 0, launched.stderr
+    return json.loads(launched.stdout)
+
+
+def states(out):
+    return {r["run_id"]: r["state"] for r in json.loads(sweep_cli("status", out, "--json").stdout)["runs"]}
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def held_slot(tmp_path):
+    """The one slot of launcher.parallel=1, held by this test as another sweep's worker would."""
+    slots_dir = tmp_path / "slots"
+    slots_dir.mkdir()
+    handle = open(slots_dir / "cpu-slot0.lock", "a")  # noqa: SIM115
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    yield slots_dir, handle
+    handle.close()
+
+
+def test_runs_wait_for_a_free_slot_and_a_relaunch_finds_the_queue(tmp_path, held_slot):
+    slots_dir, handle = held_slot
+    out = tmp_path / "s"
+    plan(out, slots_dir, "launcher.parallel=1")
+    first = launch(out)
+    assert len(first["submitted"]) == 6 and len(first["jobs"]) == 1
+    time.sleep(2)
+    assert set(states(out).values()) == {"queued"}  # the worker lives, waiting for the slot
+    again = launch(out)
+    assert again["submitted"] == [] and again["jobs"] == []  # no second queue
+    assert json.loads(sweep_cli("status", out, "--json").stdout)["local_workers"] == [int(first["jobs"][0])]
+
+    handle.close()  # the slot frees: the waiting worker takes it and drains the queue
+    waited = json.loads(sweep_cli("wait", out, "--json").stdout)
+    assert {r["state"] for r in waited["runs"]} == {"done"}
+    pids = {json.loads((run / "status.json").read_text())["pid"] for run in (out / "runs").iterdir()}
+    assert pids == {int(first["jobs"][0])}
+    wait_for(lambda: not localqueue.live_workers(SweepDir(out)))  # and exits when it is empty
+
+
+def test_gpu_slots_pin_each_run_to_its_gpu(tmp_path):
+    out = tmp_path / "g"
+    plan(out, tmp_path / "slots", "launcher.gpus=[0,1]")
+    assert len(launch(out)["jobs"]) == 2
+    assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
+    for run in (out / "runs").iterdir():
+        status = json.loads((run / "status.json").read_text())  # what the worker process itself saw
+        assert status["cuda_visible_devices"] == status["slot"][3] and status["slot"] in ("gpu0.0", "gpu1.0")
+        assert len(status["cpus"]) == max(1, len(CORES) // 2)
+
+
+def test_runs_of_a_killed_queue_are_lost_and_a_relaunch_runs_them(tmp_path, held_slot):
+    slots_dir, handle = held_slot
+    out = tmp_path / "k"
+    plan(out, slots_dir, "launcher.parallel=1")
+    (worker,) = launch(out)["jobs"]
+    os.kill(int(worker), signal.SIGKILL)
+    wait_for(lambda: set(states(out).values()) == {"lost"})
+    assert len(launch(out)["submitted"]) == 6
+    handle.close()
+    assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
+
+
+def test_a_run_whose_worker_died_is_failed_with_the_reason(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = RunDir(tmp_path / "sweep" / "runs" / "r")
+    run.set_state("running", executor="local", job_id=str(dead.pid), pid=dead.pid)
+    assert effective_state(run) == "failed"
+    assert f"local job {dead.pid} ended before the run finished" in run.read_status()["reason"]
+
+
+def test_cancel_stops_the_workers_and_fails_the_waiting_runs(tmp_path, held_slot):
+    slots_dir, _ = held_slot
+    out = tmp_path / "c"
+    plan(out, slots_dir, "launcher.parallel=1")
+    assert len(launch(out)["jobs"]) == 1
+    cancelled = json.loads(sweep_cli("cancel", out, "--json").stdout)["cancelled"]
+    assert len(cancelled) == 6
+    assert not localqueue.live_workers(SweepDir(out))
+    assert set(states(out).values()) == {"failed"}
