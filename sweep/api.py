@@ -15,6 +15,8 @@ import pandas as pd
 from sweep.config import Config, FitConfig, compose
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport, fit_all
+from sweep.fit.backtest import Backtest
+from sweep.fit.backtest import backtest as run_backtest
 from sweep.launch import executors, localqueue, monitor
 from sweep.plan.flops import spec_counts
 from sweep.propose import Proposal, propose, target_yaml, wave_specs
@@ -138,8 +140,13 @@ def read_csv_runs(
     return table
 
 
-def fit_csv(csv: Path, columns: dict[str, str], fit_config: FitConfig) -> FitReport:
-    return fit_all(read_csv_runs(csv, **columns), fit_config)
+def fit_table(runs: pd.DataFrame, fit_config: FitConfig) -> FitReport:
+    """Fit a table of runs from elsewhere (see read_csv_runs); nothing is written."""
+    return fit_all(runs, fit_config)
+
+
+def backtest(runs: pd.DataFrame, fit_config: FitConfig, holdout_top: int) -> Backtest:
+    return run_backtest(runs, fit_config, holdout_top)
 
 
 def propose_target(
@@ -184,6 +191,10 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     state = run_one(run_dir, executors.train_options(config, executor="foreground"), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
+
+
+def sweep_config(path: Path, overrides: list[str] | None = None) -> Config:
+    return _sweep_config(SweepDir.open(path), overrides)
 
 
 def _sweep_config(sweep: SweepDir, overrides: list[str] | None) -> Config:

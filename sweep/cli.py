@@ -104,6 +104,38 @@ def print_fit(report: FitReport) -> None:
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
 
 
+def print_backtest(result) -> None:
+    console.print(
+        f"fitted on {result.n_fitted_runs} runs in {len(result.fitted_budgets)} budgets "
+        f"(up to C = {num(max(result.fitted_budgets))}); held out {result.n_held_out_runs} runs in "
+        f"{len(result.held_out)} budgets"
+    )
+    if result.loss_mean_ape is not None:
+        console.print(
+            f"Approach 3, loss of the held-out runs: mean abs error {result.loss_mean_ape:.2f}%, "
+            f"max {result.loss_max_ape:.2f}%"
+        )
+    table = Table(title="held-out budgets: predicted vs observed (the budget's own vertex)")
+    for column in ("budget C", "runs", "observed N*", "A2 N*", "A3 N*", "observed L*", "A2 L*", "A3 L*"):
+        table.add_column(column, justify="right")
+    for b in result.held_out:
+        e = b.errors()
+
+        def cell(value, error):
+            return num(value, 4) + (f" ({100 * error:+.1f}%)" if error is not None else "")
+
+        table.add_row(
+            num(b.budget), str(b.n_runs), num(b.observed_N_star), cell(b.approach2_N_star, e["approach2_N_star"]),
+            cell(b.approach3_N_star, e["approach3_N_star"]), num(b.observed_L_star, 4),
+            cell(b.approach2_L_star, e["approach2_L_star"]), cell(b.approach3_L_star, e["approach3_L_star"]),
+        )  # fmt: skip
+    console.print(table)
+    if any(b.observed_N_star is None for b in result.held_out):
+        console.print("observed '-': the budget has fewer than 3 sizes or its minimum is at an edge (no vertex)")
+    for approach, why in result.report.errors.items():
+        console.print(f"[yellow]{approach} not fitted:[/] {why}")
+
+
 def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
     s = proposal.shape
     console.print(
@@ -250,37 +282,84 @@ def collect(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
         raise UserError(f"skipped {len(report.skipped)} run directories, ingested the rest: {skipped}")
 
 
+CSV = typer.Option(None, "--csv", help="Use results from a CSV file instead of a sweep directory.")
+N_COL = typer.Option("N", "--n-col", help="CSV column of parameters.")
+D_COL = typer.Option("D", "--d-col", help="CSV column of training tokens.")
+C_COL = typer.Option("C", "--c-col", help="CSV column of training FLOPs (used when D is absent: D = C / 6N).")
+LOSS_COL = typer.Option("loss", "--loss-col", help="CSV column of final loss.")
+BUDGET_COL = typer.Option("", "--budget-col", help="CSV column grouping runs into budgets (default: C to 2 digits).")
+MAYBE_SWEEP_DIR = typer.Argument(None, help="A collected sweep directory (or use --csv).")
+
+
+def runs_and_fit_config(sweep_dir, overrides, csv, columns: dict[str, str]):
+    """The runs to fit and the fit section of the config, from a sweep directory or a CSV file."""
+    if csv is None and sweep_dir is None:
+        raise UserError("give a sweep directory or --csv FILE")
+    if csv is None:
+        return api.finished_runs(sweep_dir), api.sweep_config(sweep_dir, overrides).fit
+    from sweep.config import compose
+
+    # With --csv the positional slot holds the first override, if any.
+    extra = [str(sweep_dir)] if sweep_dir is not None else []
+    return api.read_csv_runs(csv, **columns), compose(extra + (overrides or [])).fit
+
+
 @app.command()
 def fit(
-    sweep_dir: Path = typer.Argument(None, help="A collected sweep directory (or use --csv)."),
+    sweep_dir: Path = MAYBE_SWEEP_DIR,
     overrides: list[str] = OVERRIDES,
-    csv: Path = typer.Option(None, "--csv", help="Fit external results from a CSV file instead."),
-    n_col: str = typer.Option("N", "--n-col", help="CSV column of parameters."),
-    d_col: str = typer.Option("D", "--d-col", help="CSV column of training tokens."),
-    c_col: str = typer.Option("C", "--c-col", help="CSV column of training FLOPs (used when D is absent)."),
-    loss_col: str = typer.Option("loss", "--loss-col", help="CSV column of final loss."),
-    budget_col: str = typer.Option("", "--budget-col", help="CSV column grouping runs into budgets."),
+    csv: Path = CSV,
+    n_col: str = N_COL,
+    d_col: str = D_COL,
+    c_col: str = C_COL,
+    loss_col: str = LOSS_COL,
+    budget_col: str = BUDGET_COL,
     as_json: bool = JSON,
 ) -> None:
     """Fit Approach 2 and Approach 3 with bootstrap intervals; print parameters and the frontier.
 
     Examples: sweep fit sweeps/smoke  |  sweep fit --csv runs.csv --c-col flops fit.bootstrap=500
     """
-    if csv is None and sweep_dir is None:
-        raise UserError("give a sweep directory or --csv FILE")
     if csv is not None:
-        from sweep.config import compose
-
-        # With --csv the positional slot holds the first override, if any.
-        extra = [str(sweep_dir)] if sweep_dir is not None else []
         columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
-        report = api.fit_csv(csv, columns, compose(extra + (overrides or [])).fit)
+        runs, fit_config = runs_and_fit_config(sweep_dir, overrides, csv, columns)
+        report = api.fit_table(runs, fit_config)
+    elif sweep_dir is None:
+        raise UserError("give a sweep directory or --csv FILE")
     else:
-        report = api.fit(sweep_dir, overrides)
+        report = api.fit(sweep_dir, overrides)  # also records the fit in the sweep's store
     if as_json:
         emit_json(report.to_dict())
         return
     print_fit(report)
+
+
+@app.command()
+def backtest(
+    sweep_dir: Path = MAYBE_SWEEP_DIR,
+    overrides: list[str] = OVERRIDES,
+    holdout_top: int = typer.Option(2, "--holdout-top", help="How many of the largest budgets to hold out."),
+    csv: Path = CSV,
+    n_col: str = N_COL,
+    d_col: str = D_COL,
+    c_col: str = C_COL,
+    loss_col: str = LOSS_COL,
+    budget_col: str = BUDGET_COL,
+    as_json: bool = JSON,
+) -> None:
+    """Fit on all but the largest budgets; report how well that fit predicts the held-out runs.
+
+    Errors: loss of every held-out run (Approach 3), and N*, L* at each held-out budget against that
+    budget's own IsoFLOP vertex (Approaches 2 and 3).
+    Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest --csv runs.csv --holdout-top 2
+    """
+    columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
+    runs, fit_config = runs_and_fit_config(sweep_dir, overrides, csv, columns)
+    result = api.backtest(runs, fit_config, holdout_top)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    print_backtest(result)
 
 
 @app.command()

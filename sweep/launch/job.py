@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,11 +75,28 @@ def run_one(
         return _train_claimed(run_dir, options, job_id, stop, placement)
 
 
+class CancelWatch:
+    """Whether `sweep cancel` has marked the run failed while it trains: a job on SLURM ignores the
+    SIGTERM of scancel (submitit keeps it for preemption), so the run itself must notice and stop.
+    Reads the status at most once a second."""
+
+    def __init__(self, run_dir: RunDir, every_s: float = 1.0) -> None:
+        self.run_dir, self.every_s, self.checked, self.cancelled = run_dir, every_s, time.monotonic(), False
+
+    def __call__(self) -> bool:
+        if not self.cancelled and time.monotonic() - self.checked >= self.every_s:
+            self.checked = time.monotonic()
+            self.cancelled = self.run_dir.state != "running"
+        return self.cancelled
+
+
 def _train_claimed(
     run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None, placement: dict[str, Any]
 ) -> str:
     spec = run_dir.read_spec()
     run_dir.set_state("running", pid=os.getpid(), job_id=job_id, **placement)
+    cancelled = CancelWatch(run_dir)
+    stop_training = cancelled if stop is None else lambda: cancelled() or stop()
     try:
         if options.trainer == "noop":
             from sweep.launch.noop import noop_train
@@ -87,9 +105,10 @@ def _train_claimed(
         else:
             from models.train import train  # imports torch: only in the job, only for real training
 
-            train(spec, run_dir, options, stop)
+            train(spec, run_dir, options, stop_training)
     except Interrupted as exc:
-        run_dir.set_state("queued", interrupted_at_step=exc.step)
+        if not cancelled.cancelled:  # preempted: it resumes from this step in the requeued job
+            run_dir.set_state("queued", interrupted_at_step=exc.step)
     except Diverged as exc:
         run_dir.set_state("diverged", reason=str(exc))
     except DataError as exc:
@@ -98,7 +117,8 @@ def _train_claimed(
         last = traceback.format_exc().strip().splitlines()[-1]
         run_dir.set_state("failed", reason=f"{type(exc).__name__}: {exc}", traceback=last)
     else:
-        run_dir.set_state("done")
+        if run_dir.state == "running":  # not cancelled while it finished
+            run_dir.set_state("done")
     return run_dir.state
 
 

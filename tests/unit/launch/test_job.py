@@ -1,6 +1,8 @@
 """The job side: one claim per run, failures recorded as states, never raised."""
 
 import json
+import threading
+import time
 
 from models.config import TrainOptions
 from sweep.config import compose
@@ -55,3 +57,17 @@ def test_the_noop_trainer_records_a_result_without_training(tmp_path):
     result = run.read_result()
     n = spec_counts(run.read_spec())[0]
     assert result["loss"] == float(LAW.loss(n, result["D"])) and result["device"] == "noop"
+
+
+def test_a_run_cancelled_while_training_stops_and_stays_failed(tmp_path):
+    run = planned_run(tmp_path, "run.tokens=3000000")  # ~10 s of training: far longer than the cancel takes
+    training = threading.Thread(target=run_one, args=(run, TrainOptions(threads=1), "test"))
+    training.start()
+    deadline = time.time() + 60
+    while not (run.status_file.exists() and run.state == "running") and time.time() < deadline:
+        time.sleep(0.05)
+    run.set_state("failed", reason="cancelled by `sweep cancel`")  # what `sweep cancel` writes
+    cancelled_at = time.time()
+    training.join()
+    assert time.time() - cancelled_at < 5  # it noticed within a step or a second, not at the end
+    assert run.state == "failed" and not run.result_file.exists()
