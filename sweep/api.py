@@ -14,7 +14,7 @@ import pandas as pd
 
 from sweep.config import Config, FitConfig, compose
 from sweep.errors import UserError
-from sweep.fit.analysis import FitReport, fit_all
+from sweep.fit.analysis import FitReport, fit_all, prepare
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
 from sweep.launch import executors, localqueue, monitor
@@ -116,9 +116,16 @@ def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame) -> FitReport:
 
 
 def read_csv_runs(
-    csv: Path, n_col: str = "N", d_col: str = "D", c_col: str = "C", loss_col: str = "loss", budget_col: str = ""
+    csv: Path,
+    n_col: str = "N",
+    d_col: str = "D",
+    c_col: str = "C",
+    loss_col: str = "loss",
+    budget_col: str = "",
+    name_col: str = "",
 ) -> pd.DataFrame:
-    """External results: N, loss, and D or C (the other from C = 6 N D); an optional budget column."""
+    """External results: N, loss, and D or C (the other from C = 6 N D); optional budget and run
+    name columns."""
     if not csv.is_file():
         raise UserError(f"CSV file {csv} does not exist")
     try:
@@ -137,7 +144,36 @@ def read_csv_runs(
         if budget_col not in raw:
             raise UserError(f"{csv} has no budget column {budget_col!r}")
         table["budget"] = raw[budget_col]
+    if name_col:
+        if name_col not in raw:
+            raise UserError(f"{csv} has no run-name column {name_col!r}")
+        table["name"] = raw[name_col].astype(str)
     return table
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    sweep_dir: Path
+    rows: int
+    new: int
+    budgets: pd.DataFrame  # budget, runs, C_min, C_max: how the rows were grouped
+
+
+def import_csv(csv: Path, into: Path, columns: dict[str, str]) -> ImportReport:
+    """Add a CSV's finished runs to a sweep's store (a new sweep directory if `into` does not
+    exist), so that `sweep fit` fits them, alone or with the sweep's own runs. Every row is
+    checked before anything is written."""
+    runs = read_csv_runs(csv, **columns)
+    table = prepare(runs)
+    if "name" in runs:
+        table["name"] = runs["name"].to_numpy()
+    sweep = SweepDir.open(into) if (Path(into) / "plan.json").exists() else SweepDir.create(into, compose([]))
+    if not sweep.plan_file.exists():
+        sweep.add_runs([])
+    with Store(sweep.db_file) as store:
+        new = store.import_runs(table, str(Path(csv).resolve()))
+    budgets = table.groupby("budget")["C"].agg(runs="count", C_min="min", C_max="max").reset_index()
+    return ImportReport(sweep.path, len(table), new, budgets)
 
 
 def fit_table(runs: pd.DataFrame, fit_config: FitConfig) -> FitReport:

@@ -362,6 +362,42 @@ def backtest(
     print_backtest(result)
 
 
+@app.command("import")
+def import_(
+    csv: Path = typer.Argument(..., help="A CSV of finished runs: N, loss, and D or C (renamed with the options)."),
+    into: Path = typer.Option(..., "--into", help="The sweep directory to add them to (made if it does not exist)."),
+    n_col: str = N_COL,
+    d_col: str = D_COL,
+    c_col: str = C_COL,
+    loss_col: str = LOSS_COL,
+    budget_col: str = BUDGET_COL,
+    name_col: str = typer.Option("", "--name-col", help="CSV column naming each run (kept with it)."),
+    as_json: bool = JSON,
+) -> None:
+    """Add results from elsewhere (public or old runs) to a sweep's store, to fit them or mix them in.
+
+    Without --budget-col, runs are grouped into budgets by their FLOPs to two significant digits.
+    Example: sweep import chinchilla.csv --into sweeps/chinchilla --n-col "Model Size" --c-col "Training FLOP"
+    """
+    columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col,
+               "name_col": name_col}  # fmt: skip
+    report = api.import_csv(csv, into, columns)
+    if as_json:
+        emit_json({"sweep_dir": str(report.sweep_dir), "rows": report.rows, "new": report.new,
+                   "budgets": report.budgets.to_dict("records")})  # fmt: skip
+        return
+    table = Table(title=f"{report.rows} runs grouped into {len(report.budgets)} budgets")
+    for column in ("budget C", "runs", "C from", "C to"):
+        table.add_column(column, justify="right")
+    for row in report.budgets.itertuples():
+        table.add_row(num(row.budget), str(row.runs), num(row.C_min), num(row.C_max))
+    console.print(table)
+    console.print(
+        f"imported {report.new} new runs into {report.sweep_dir} ({report.rows - report.new} were already there); "
+        f"next: sweep fit {report.sweep_dir}"
+    )
+
+
 @app.command()
 def propose(
     sweep_dir: Path = SWEEP_DIR,

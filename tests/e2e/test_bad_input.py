@@ -93,6 +93,22 @@ def test_fit_csv_with_bad_values_or_columns(tmp_path):
     assert_user_error(sweep_cli("fit", "--csv", tmp_path / "none.csv"), "does not exist")
 
 
+def test_import_of_bad_rows_writes_nothing(tmp_path, planned):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("N,C,loss\n1e6,1e15,3.0\n2e6,1e15,inf\n")
+    assert_user_error(sweep_cli("import", csv, "--into", tmp_path / "new"), "'loss'", "rows 1")
+    assert not (tmp_path / "new").exists()
+    before = snapshot(planned)
+    assert_user_error(sweep_cli("import", csv, "--into", planned), "rows 1")
+    assert snapshot(planned) == before
+
+
+def test_backtest_holding_out_too_many_budgets(tmp_path):
+    csv = tmp_path / "runs.csv"
+    csv.write_text("N,C,loss\n" + "".join(f"{n},{c},3.0\n" for c in (1e15, 1e16, 1e17) for n in (1e6, 2e6, 4e6)))
+    assert_user_error(sweep_cli("backtest", "--csv", csv, "--holdout-top", "2"), "hold out between 1 and 1")
+
+
 def test_fitting_a_sweep_with_no_finished_runs(planned):
     assert sweep_cli("collect", planned).returncode == 0
     assert_user_error(sweep_cli("fit", planned), "no finished runs")

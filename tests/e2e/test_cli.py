@@ -114,6 +114,37 @@ def test_fit_csv_with_c_in_place_of_d_and_renamed_columns(tmp_path, epoch_csv):
     assert 1.7 < a3["E"] < 1.9  # all 245 rows here: close to, not exactly, Epoch's 240-row fit
 
 
+EPOCH_COLUMNS = ("--n-col", "Model Size", "--c-col", "Training FLOP")
+
+
+def test_import_groups_runs_into_budgets_and_fit_reads_them(tmp_path, epoch_csv):
+    into = tmp_path / "chinchilla"
+    first = sweep_cli("import", epoch_csv, "--into", into, *EPOCH_COLUMNS, "--json")
+    assert first.returncode == 0, first.stderr
+    payload = json.loads(first.stdout)
+    assert payload["rows"] == payload["new"] == 245
+    assert sum(b["runs"] for b in payload["budgets"]) == 245
+    for b in payload["budgets"]:  # C rounded to two significant digits names the budget
+        assert float(f"{b['C_min']:.2g}") == float(f"{b['C_max']:.2g}") == b["budget"]
+    again = json.loads(sweep_cli("import", epoch_csv, "--into", into, *EPOCH_COLUMNS, "--json").stdout)
+    assert again["new"] == 0  # importing twice adds nothing
+    fitted = sweep_cli("fit", into, "fit.bootstrap=0", "--json")
+    assert fitted.returncode == 0, fitted.stderr
+    direct = json.loads(sweep_cli("fit", "--csv", epoch_csv, *EPOCH_COLUMNS, "fit.bootstrap=0", "--json").stdout)
+    assert json.loads(fitted.stdout)["approach3"]["E"] == pytest.approx(direct["approach3"]["E"], rel=1e-9)
+
+
+def test_backtest_on_the_epoch_data_holds_out_the_top_budgets(epoch_csv):
+    result = sweep_cli("backtest", "--csv", epoch_csv, *EPOCH_COLUMNS, "--holdout-top", "2", "fit.bootstrap=0",
+                       "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert [b["budget"] for b in payload["held_out"]] == [5e21, 1.3e22] and payload["n_fitted_runs"] == 243
+    assert 0 < payload["loss_mean_ape_percent"] <= payload["loss_max_ape_percent"] < 10
+    table = sweep_cli("backtest", "--csv", epoch_csv, *EPOCH_COLUMNS, "fit.bootstrap=0")
+    assert "mean abs error" in table.stdout and "A3 N*" in table.stdout
+
+
 def test_run_does_everything_in_one_go_with_the_debug_executor(tmp_path):
     result = sweep_cli("run", *FAST, "--out", tmp_path / "r", "--executor", "debug", "--json")
     assert result.returncode == 0, result.stderr
