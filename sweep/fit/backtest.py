@@ -96,7 +96,8 @@ def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int) -> Backtes
 
 
 def _check_budget(report: FitReport, group: pd.DataFrame, budget: float) -> HeldOutBudget:
-    observed = fit_budget(group, budget) if group["N"].nunique() >= 3 else None
+    arrays = (group[k].to_numpy(dtype=float) for k in ("N", "D", "loss"))
+    observed = fit_budget(*arrays, budget) if group["N"].nunique() >= 3 else None
     if observed is not None and not observed.centred:
         observed = None
     a2 = report.isoflop

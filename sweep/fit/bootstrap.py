@@ -14,11 +14,9 @@ from sweep.errors import UserError
 T = TypeVar("T")
 
 
-def resample(runs: pd.DataFrame, rng: np.random.Generator, by: str | None) -> pd.DataFrame:
-    if by is None:
-        return runs.iloc[rng.integers(0, len(runs), len(runs))]
-    parts = [group.iloc[rng.integers(0, len(group), len(group))] for _, group in runs.groupby(by)]
-    return pd.concat(parts)
+def resample(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Row positions drawn with replacement within each group, each group keeping its size."""
+    return np.concatenate([group[rng.integers(0, len(group), len(group))] for group in groups])
 
 
 def bootstrap(
@@ -26,10 +24,12 @@ def bootstrap(
 ) -> list[T]:
     """n refits on resampled runs (within each `by` group when given); unfittable resamples are dropped."""
     rng = np.random.default_rng(seed)
+    keys = np.zeros(len(runs)) if by is None else runs[by].to_numpy()
+    groups = [np.flatnonzero(keys == key) for key in np.unique(keys)]
     fits = []
     for _ in range(n):
         try:
-            fits.append(refit(resample(runs, rng, by)))
+            fits.append(refit(runs.iloc[resample(groups, rng)]))
         except (UserError, ValueError, np.linalg.LinAlgError):
             continue
     return fits

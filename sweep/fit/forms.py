@@ -42,4 +42,5 @@ class PowerLaw:
     @classmethod
     def fit(cls, x, y) -> PowerLaw:
         exponent, log_coefficient = np.polyfit(np.log(x), np.log(y), 1)
-        return cls(float(np.exp(log_coefficient)), float(exponent))
+        with np.errstate(over="ignore"):  # a degenerate bootstrap refit: an infinite coefficient, left out of intervals
+            return cls(float(np.exp(log_coefficient)), float(exponent))

@@ -52,9 +52,10 @@ def robust_parabola(x: np.ndarray, y: np.ndarray, iterations: int = 20) -> np.nd
     return coefficients
 
 
-def fit_budget(group: pd.DataFrame, budget: float) -> BudgetFit:
-    group = group.sort_values("N")
-    x, y = np.log(group["N"].to_numpy()), group["loss"].to_numpy()
+def fit_budget(N: np.ndarray, D: np.ndarray, loss: np.ndarray, budget: float) -> BudgetFit:
+    """The parabola of one budget's runs (arrays in any order)."""
+    order = np.argsort(N)
+    x, y, log_d = np.log(N[order]), loss[order], np.log(D[order])
     argmin = int(np.argmin(y))
     edge = "below" if argmin == 0 else "above" if argmin == len(y) - 1 else ""
     c2, c1, c0 = robust_parabola(x, y)
@@ -63,10 +64,10 @@ def fit_budget(group: pd.DataFrame, budget: float) -> BudgetFit:
         centred = bool(x.min() <= vertex <= x.max()) and not edge
     else:
         vertex, centred = x[argmin], False
-    log_d_slope, log_d_intercept = np.polyfit(x, np.log(group["D"].to_numpy()), 1)
+    log_d_slope, log_d_intercept = np.polyfit(x, log_d, 1)
     return BudgetFit(
         budget=float(budget),
-        n_runs=len(group),
+        n_runs=len(y),
         N_star=float(np.exp(vertex)),
         D_star=float(np.exp(log_d_intercept + log_d_slope * vertex)),
         L_star=float(np.polyval((c2, c1, c0), vertex)),
@@ -76,11 +77,16 @@ def fit_budget(group: pd.DataFrame, budget: float) -> BudgetFit:
 
 
 def fit_isoflop(runs: pd.DataFrame, exclude_off_centre: bool = True) -> IsoflopFit:
-    """runs: columns N, D, C, loss, budget."""
-    budgets = []
-    for budget, group in runs.groupby("budget"):
-        if group["N"].nunique() >= 3:
-            budgets.append(fit_budget(group, budget))
+    """runs: columns N, D, C, loss, budget. Budgets with fewer than 3 sizes are left out."""
+    # numpy rather than groupby: the bootstrap calls this a thousand times
+    order = np.argsort(runs["budget"].to_numpy(), kind="stable")
+    budget, n, d, loss = (runs[k].to_numpy(dtype=float)[order] for k in ("budget", "N", "D", "loss"))
+    starts = np.flatnonzero(np.r_[True, budget[1:] != budget[:-1]])
+    budgets = [
+        fit_budget(n[i:j], d[i:j], loss[i:j], budget[i])
+        for i, j in zip(starts, np.r_[starts[1:], len(budget)], strict=True)
+        if len(np.unique(n[i:j])) >= 3
+    ]
     used = [b for b in budgets if b.centred or not exclude_off_centre]
     if len(used) < 2:
         raise UserError(
