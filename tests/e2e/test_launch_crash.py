@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.conftest import REPO, sweep_cli
 
 
-def test_relaunch_after_the_cli_is_killed_mid_launch_trains_each_run_once(tmp_path):
-    out = tmp_path / "crash"
-    # Six slots, so the launch starts six workers and can be killed between them.
-    assert sweep_cli("plan", "sweep=smoke", "launcher.parallel=6", "--out", out).returncode == 0
+def kill_mid_launch_then_relaunch(out: Path, *plan_overrides: str) -> None:
+    """Plan the smoke sweep, SIGKILL `sweep launch` as soon as it has queued a run, launch again,
+    wait, and check that every run trained exactly once."""
+    assert sweep_cli("plan", "sweep=smoke", *plan_overrides, "--out", out).returncode == 0
     env = {**os.environ, "WANDB_MODE": "disabled"}
     cli = subprocess.Popen([sys.executable, "-m", "sweep.cli", "launch", str(out)], cwd=REPO, env=env)
     deadline = time.time() + 120
@@ -32,3 +33,7 @@ def test_relaunch_after_the_cli_is_killed_mid_launch_trains_each_run_once(tmp_pa
         history = [h["state"] for h in json.loads((run / "status.json").read_text())["history"]]
         assert history.count("running") == 1, (run.name, history)
         assert (run / "result.json").is_file()
+
+
+def test_relaunch_after_the_cli_is_killed_mid_launch_trains_each_run_once(tmp_path):
+    kill_mid_launch_then_relaunch(tmp_path / "crash", "launcher.parallel=6")  # six workers to start

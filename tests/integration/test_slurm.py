@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.conftest import sweep_cli
+from tests.e2e.test_launch_crash import kill_mid_launch_then_relaunch
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
@@ -155,6 +156,10 @@ def test_out_of_memory_and_sigkill_are_recorded_with_reasons_and_retried(tmp_pat
     assert status["state"] == "done"
     assert json.loads(sweep_cli("launch", oom, "--json").stdout)["submitted"] == []  # failed stays failed
     assert oom_id != killed_id
+
+
+def test_relaunch_after_the_cli_is_killed_mid_launch_trains_each_run_once_on_slurm(tmp_path):
+    kill_mid_launch_then_relaunch(tmp_path / "crash", "launcher=slurm", "launcher.slurm.mem_gb=2")
 
 
 def test_cancel_stops_queued_and_running_jobs(tmp_path):
