@@ -105,11 +105,13 @@ def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
 
 
 def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame) -> FitReport:
-    report = fit_all(runs, config.fit)
+    with Store(sweep.db_file) as store:
+        curves = store.curves()
+    report = fit_all(runs, config.fit, curves)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
     with Store(sweep.db_file) as store:
-        for approach in ("approach2", "approach3"):
+        for approach in ("approach1", "approach2", "approach3"):
             if approach in payload:
                 store.record_fit(approach, report.counting, report.n_runs, payload[approach])
     return report

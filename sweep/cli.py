@@ -17,6 +17,7 @@ from models.config import DataError
 from sweep import api
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport
+from sweep.fit.bootstrap import interval
 from sweep.propose import Proposal
 
 app = typer.Typer(
@@ -84,6 +85,14 @@ def print_fit(report: FitReport) -> None:
         for name in ("E", "A", "B", "alpha", "beta"):
             table.add_row(name, with_interval(getattr(law, name), bands[name]))
         console.print(table)
+    for name, fit, samples in (("Approach 1 (envelope)", report.envelope, report.envelope_samples),
+                               ("Approach 2 (IsoFLOP)", report.isoflop, report.isoflop_samples)):  # fmt: skip
+        if fit is not None:
+            laws = []
+            for law, symbol in ((fit.N_star, "N*"), (fit.D_star, "D*"), (fit.L_star, "L*")):
+                band = interval(getattr(s, symbol[0] + "_star").exponent for s in samples)
+                laws.append(f"{symbol}(C) = {law.coefficient:.3g} C^{with_interval(law.exponent, band, 3)}")
+            console.print(f"{name}: " + ",  ".join(laws))
     if report.isoflop:
         table = Table(title="Approach 2: per-budget parabolas in log N")
         for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
@@ -94,12 +103,6 @@ def print_fit(report: FitReport) -> None:
                 used = "no: vertex outside the sizes"
             table.add_row(num(b.budget), str(b.n_runs), num(b.N_star), num(b.D_star), num(b.L_star, 4), used)
         console.print(table)
-        f = report.isoflop
-        console.print(
-            f"frontier: N*(C) = {f.N_star.coefficient:.3g} C^{f.N_star.exponent:.3f}, "
-            f"D*(C) = {f.D_star.coefficient:.3g} C^{f.D_star.exponent:.3f}, "
-            f"L*(C) = {f.L_star.coefficient:.3g} C^{f.L_star.exponent:.4f}"
-        )
     for approach, why in report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
 

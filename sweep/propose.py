@@ -17,7 +17,9 @@ import pandas as pd
 from sweep.config import Config, RunConfig, to_yaml
 from sweep.fit.analysis import FitReport
 from sweep.fit.bootstrap import interval
+from sweep.fit.envelope import EnvelopeFit
 from sweep.fit.forms import Chinchilla
+from sweep.fit.isoflop import IsoflopFit
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules
 from sweep.plan.shapes import Shape
 from sweep.spec import RunSpec
@@ -83,10 +85,9 @@ def approach3_prediction(fit: FitReport, shapes: list[Shape], compute: float) ->
     return shape, prediction
 
 
-def approach2_prediction(fit: FitReport, compute: float) -> Prediction:
-    f, samples = fit.isoflop, fit.isoflop_samples
+def power_law_prediction(approach: str, f: EnvelopeFit | IsoflopFit, samples: list, compute: float) -> Prediction:
     return Prediction(
-        approach="approach2",
+        approach=approach,
         N=float(f.N_star(compute)),
         D=float(f.D_star(compute)),
         loss=float(f.L_star(compute)),
@@ -112,9 +113,23 @@ def next_wave(fit: FitReport, runs: pd.DataFrame, config: Config) -> list[dict]:
     return wave
 
 
+def disagreements(predictions: list[Prediction]) -> list[str]:
+    """A warning for each pair of approaches whose 95% intervals for N* do not overlap."""
+    warnings = []
+    for i, p in enumerate(predictions):
+        for q in predictions[i + 1 :]:
+            p_band, q_band = p.N_interval or (p.N, p.N), q.N_interval or (q.N, q.N)
+            if p_band[1] < q_band[0] or q_band[1] < p_band[0]:
+                warnings.append(
+                    f"{p.approach} and {q.approach} disagree on N*: {p.N:.3g} [{p_band[0]:.3g}, {p_band[1]:.3g}] "
+                    f"vs {q.N:.3g} [{q_band[0]:.3g}, {q_band[1]:.3g}] (95% intervals do not overlap)"
+                )
+    return warnings
+
+
 def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
     predictions, warnings = [], []
-    a2 = approach2_prediction(fit, compute) if fit.isoflop is not None else None
+    a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
     if fit.parametric is not None:
         around = fit.parametric.law.optimal_params(compute)
         shapes = candidate_shapes(compute, config, float(around))
@@ -127,14 +142,11 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         warnings.append(f"Approach 3 unavailable ({fit.errors.get('approach3')}); shape from Approach 2")
     if a2 is not None:
         predictions.append(a2)
-        a3 = predictions[0] if fit.parametric is not None else None
-        if a3 and a3.N_interval and not a3.N_interval[0] <= a2.N <= a3.N_interval[1]:
-            warnings.append(
-                f"Approaches disagree on N*: Approach 2 gives {a2.N:.3g}, outside Approach 3's 95% interval "
-                f"[{a3.N_interval[0]:.3g}, {a3.N_interval[1]:.3g}]"
-            )
     else:
         warnings.append(f"Approach 2 unavailable: {fit.errors.get('approach2')}")
+    if fit.envelope is not None:
+        predictions.append(power_law_prediction("approach1", fit.envelope, fit.envelope_samples, compute))
+    warnings += disagreements(predictions)
     spec = run_spec(shape, compute, config.train.seed, config)
     return Proposal(
         proposal_id=f"target-C{compute:.3g}".replace("+", ""),

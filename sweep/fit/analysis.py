@@ -1,8 +1,9 @@
-"""Fit Approaches 2 and 3 to a table of runs, with bootstrap refits, as one JSON-able report."""
+"""Fit Approaches 1, 2 and 3 to a table of runs (and their curves), with bootstrap refits, as one
+JSON-able report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pandas as pd
 from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.bootstrap import bootstrap, interval
+from sweep.fit.envelope import EnvelopeFit, fit_envelope
 from sweep.fit.forms import Chinchilla
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
 from sweep.fit.parametric import ParametricFit, fit_parametric
@@ -26,6 +28,8 @@ class FitReport:
     parametric_samples: list[Chinchilla]  # bootstrap refits of Approach 3
     isoflop_samples: list[IsoflopFit]  # bootstrap refits of Approach 2
     errors: dict[str, str]  # approach -> why it could not be fitted
+    envelope: EnvelopeFit | None = None
+    envelope_samples: list[EnvelopeFit] = field(default_factory=list)  # bootstrap refits of Approach 1
 
     def parameter_intervals(self) -> dict[str, tuple[float, float] | None]:
         return {k: interval(getattr(s, k) for s in self.parametric_samples) for k in CHINCHILLA_PARAMS}
@@ -39,19 +43,25 @@ class FitReport:
                 "intervals": self.parameter_intervals(),
                 "bootstrap": len(self.parametric_samples),
             }
+        if self.envelope:
+            out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
         if self.isoflop:
-            f = self.isoflop
-            out["approach2"] = {
-                name: {
-                    "coefficient": getattr(f, name).coefficient,
-                    "exponent": getattr(f, name).exponent,
-                    "exponent_interval": interval(getattr(s, name).exponent for s in self.isoflop_samples),
-                }
-                for name in ("N_star", "D_star", "L_star")
-            }
-            out["approach2"]["budgets"] = [vars(b) for b in f.budgets]
-            out["approach2"]["bootstrap"] = len(self.isoflop_samples)
+            out["approach2"] = {**power_laws(self.isoflop, self.isoflop_samples),
+                                "budgets": [vars(b) for b in self.isoflop.budgets]}  # fmt: skip
         return out
+
+
+def power_laws(fit: EnvelopeFit | IsoflopFit, samples: list) -> dict:
+    """N*(C), D*(C), L*(C) of Approach 1 or 2 with the bootstrap interval of each exponent."""
+    laws = {
+        name: {
+            "coefficient": getattr(fit, name).coefficient,
+            "exponent": getattr(fit, name).exponent,
+            "exponent_interval": interval(getattr(s, name).exponent for s in samples),
+        }
+        for name in ("N_star", "D_star", "L_star")
+    }
+    return {**laws, "bootstrap": len(samples)}
 
 
 def prepare(runs: pd.DataFrame, counting: str = "non_embedding") -> pd.DataFrame:
@@ -64,7 +74,16 @@ def prepare(runs: pd.DataFrame, counting: str = "non_embedding") -> pd.DataFrame
     validate(table, ("N", "D", "C", "loss"))
     if "budget" not in table or table["budget"].isna().any():
         table["budget"] = table["C"].map(lambda c: float(f"{c:.2g}"))
-    return table[["N", "D", "C", "loss", "budget"]].reset_index(drop=True)
+    columns = ["N", "D", "C", "loss", "budget"] + (["run_id"] if "run_id" in table else [])
+    return table[columns].reset_index(drop=True)
+
+
+def curve_table(table: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The evaluations of the table's runs as Approach 1 reads them: run_id, N, tokens, flops, loss."""
+    sizes = table.drop_duplicates("run_id").set_index("run_id")["N"]
+    kept = curves[curves["run_id"].isin(sizes.index)]
+    return pd.DataFrame({"run_id": kept["run_id"], "N": kept["run_id"].map(sizes), "tokens": kept["tokens"],
+                         "flops": kept["flops"], "loss": kept["eval_loss"]})  # fmt: skip
 
 
 def validate(table: pd.DataFrame, columns: tuple[str, ...]) -> None:
@@ -79,7 +98,8 @@ def validate(table: pd.DataFrame, columns: tuple[str, ...]) -> None:
         table[column] = values
 
 
-def fit_all(runs: pd.DataFrame, config: FitConfig) -> FitReport:
+def fit_all(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> FitReport:
+    """runs: a store or CSV table; curves (the store's curves table) enables Approach 1."""
     table = prepare(runs, config.counting)
     if len(table) == 0:
         raise UserError("no finished runs to fit; wait for runs to finish and `sweep collect`")
@@ -116,4 +136,18 @@ def fit_all(runs: pd.DataFrame, config: FitConfig) -> FitReport:
             return fit_isoflop(sample, config.exclude_edge_budgets)
 
         isoflop_samples = bootstrap(table, refit2, config.bootstrap, config.seed, by="budget")
-    return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors)
+    envelope, envelope_samples = None, []
+    if curves is not None and "run_id" in table:
+        evaluations = curve_table(table, curves)
+        try:
+            envelope = fit_envelope(evaluations)
+        except UserError as exc:
+            errors["approach1"] = str(exc)
+        else:
+
+            def refit1(sample: pd.DataFrame) -> EnvelopeFit:
+                return fit_envelope(evaluations[evaluations["run_id"].isin(sample["run_id"])])
+
+            envelope_samples = bootstrap(table, refit1, config.bootstrap, config.seed)
+    return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
+                     envelope, envelope_samples)  # fmt: skip
