@@ -40,7 +40,7 @@ def epoch_rows(csv: Path) -> pd.DataFrame:
 
 
 def naive_fit(runs: pd.DataFrame, delta: float = 1e-3) -> tuple[float, np.ndarray]:
-    args = tuple(np.log(runs[k].to_numpy()) for k in ("N", "D", "loss")) + (delta,)
+    args = (np.log(runs[["N", "D"]].to_numpy().T), np.log(runs["loss"].to_numpy()), delta)
     best = None
     for start in itertools.product(*START_GRID):
         result = minimize(objective_and_gradient, np.array(start), args=args, jac=True, method="L-BFGS-B")

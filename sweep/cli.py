@@ -103,6 +103,11 @@ def print_fit(report: FitReport) -> None:
                 used = "no: vertex outside the sizes"
             table.add_row(num(b.budget), str(b.n_runs), num(b.N_star), num(b.D_star), num(b.L_star, 4), used)
         console.print(table)
+    for name, law in report.forms.items():
+        samples = report.form_samples[name]
+        terms = [with_interval(getattr(law, k), interval(getattr(s, k) for s in samples)) for k in ("E", "A", "alpha")]
+        console.print(f"{name}: L({law.variable}) = E + A / {law.variable}^alpha with E = {terms[0]}, A = {terms[1]}, "
+                      f"alpha = {terms[2]}")  # fmt: skip
     for approach, why in report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
 

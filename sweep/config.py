@@ -121,6 +121,9 @@ class FitConfig:
     bootstrap: int = 200
     seed: int = 0
     exclude_edge_budgets: bool = True
+    # chinchilla: Approach 3, L(N, D). kaplan_n, kaplan_d: L(N) or L(D) = E + A/x^alpha over every run.
+    # compute: L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor).
+    forms: list[str] = field(default_factory=lambda: ["chinchilla", "compute"])
 
 
 @dataclass
@@ -156,6 +159,7 @@ class Config:
 
 ConfigStore.instance().store(name="config_schema", node=Config)
 
+FORMS = ("chinchilla", "kaplan_n", "kaplan_d", "compute")
 _CHOICES = {
     "sweep.kind": ("isoflop", "widthdepth"),
     "model.mlp": ("gelu", "swiglu"),
@@ -227,6 +231,9 @@ def validate(config: Config) -> None:
     positive.update({f"sweep.aspect_ratios[{i}]": a for i, a in enumerate(config.sweep.aspect_ratios)})
     for key, value in positive.items():
         require_positive(key, value)
+    unknown = set(config.fit.forms) - set(FORMS)
+    if unknown or "chinchilla" not in config.fit.forms:
+        raise UserError(f"fit.forms={config.fit.forms} must include chinchilla, and may add {', '.join(FORMS[1:])}")
     if any(gpu < 0 for gpu in config.launcher.gpus) or config.launcher.parallel < 0:
         raise UserError("launcher.gpus must be GPU ids (0, 1, ...) and launcher.parallel >= 0 (0 = one run per slot)")
     if not config.sweep.budgets:

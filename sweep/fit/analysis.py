@@ -12,9 +12,9 @@ from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.bootstrap import bootstrap, interval
 from sweep.fit.envelope import EnvelopeFit, fit_envelope
-from sweep.fit.forms import Chinchilla
+from sweep.fit.forms import Chinchilla, FloorPowerLaw
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
-from sweep.fit.parametric import ParametricFit, fit_parametric
+from sweep.fit.parametric import ParametricFit, fit_floor_power_law, fit_parametric
 
 CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
 
@@ -30,6 +30,8 @@ class FitReport:
     errors: dict[str, str]  # approach -> why it could not be fitted
     envelope: EnvelopeFit | None = None
     envelope_samples: list[EnvelopeFit] = field(default_factory=list)  # bootstrap refits of Approach 1
+    forms: dict[str, FloorPowerLaw] = field(default_factory=dict)  # fit.forms besides chinchilla
+    form_samples: dict[str, list[FloorPowerLaw]] = field(default_factory=dict)
 
     def parameter_intervals(self) -> dict[str, tuple[float, float] | None]:
         return {k: interval(getattr(s, k) for s in self.parametric_samples) for k in CHINCHILLA_PARAMS}
@@ -42,6 +44,14 @@ class FitReport:
                 "objective": self.parametric.objective,
                 "intervals": self.parameter_intervals(),
                 "bootstrap": len(self.parametric_samples),
+            }
+        for name, law in self.forms.items():
+            samples = self.form_samples[name]
+            out.setdefault("forms", {})[name] = {
+                "form": f"L({law.variable}) = E + A / {law.variable}^alpha",
+                **law.as_dict(),
+                "intervals": {k: interval(getattr(s, k) for s in samples) for k in ("E", "A", "alpha")},
+                "bootstrap": len(samples),
             }
         if self.envelope:
             out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
@@ -98,6 +108,39 @@ def validate(table: pd.DataFrame, columns: tuple[str, ...]) -> None:
         table[column] = values
 
 
+def frontier(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each budget's lowest loss: the points L(C) is fitted to."""
+    lowest = table.groupby("budget")["loss"].min()
+    return lowest.index.to_numpy(dtype=float), lowest.to_numpy()
+
+
+FORM_POINTS = {  # form -> (variable, its (x, loss) points, what the bootstrap resamples within)
+    "kaplan_n": ("N", lambda t: (t["N"].to_numpy(), t["loss"].to_numpy()), None),
+    "kaplan_d": ("D", lambda t: (t["D"].to_numpy(), t["loss"].to_numpy()), None),
+    "compute": ("C", frontier, "budget"),
+}
+
+
+def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
+    """The one-variable forms of fit.forms, each with bootstrap refits; failures go to errors."""
+    forms, samples = {}, {}
+    for name in config.forms:
+        if name not in FORM_POINTS:
+            continue
+        variable, points, by = FORM_POINTS[name]
+        try:
+            law, theta = fit_floor_power_law(variable, *points(table), config.huber_delta)
+        except UserError as exc:
+            errors[name] = str(exc)
+            continue
+
+        def refit(sample: pd.DataFrame, variable=variable, points=points, theta=theta) -> FloorPowerLaw:
+            return fit_floor_power_law(variable, *points(sample), config.huber_delta, starts=theta)[0]
+
+        forms[name], samples[name] = law, bootstrap(table, refit, config.bootstrap, config.seed, by=by)
+    return forms, samples
+
+
 def fit_all(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> FitReport:
     """runs: a store or CSV table; curves (the store's curves table) enables Approach 1."""
     table = prepare(runs, config.counting)
@@ -149,5 +192,6 @@ def fit_all(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None =
                 return fit_envelope(evaluations[evaluations["run_id"].isin(sample["run_id"])])
 
             envelope_samples = bootstrap(table, refit1, config.bootstrap, config.seed)
+    forms, form_samples = fit_forms(table, config, errors)
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
-                     envelope, envelope_samples)  # fmt: skip
+                     envelope, envelope_samples, forms, form_samples)  # fmt: skip

@@ -30,6 +30,22 @@ class Chinchilla:
 
 
 @dataclass(frozen=True)
+class FloorPowerLaw:
+    """L(x) = E + A / x^alpha, x one of N, D (Kaplan et al. 2020, with a constant) or C."""
+
+    variable: str
+    E: float
+    A: float
+    alpha: float
+
+    def loss(self, x):
+        return self.E + self.A / np.power(x, self.alpha)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"E": self.E, "A": self.A, "alpha": self.alpha}
+
+
+@dataclass(frozen=True)
 class PowerLaw:
     """y = coefficient * x^exponent, fitted in log space."""
 

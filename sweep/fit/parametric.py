@@ -1,9 +1,11 @@
-"""Approach 3: fit L(N, D) = E + A/N^alpha + B/D^beta to every run (Hoffmann et al. 2022).
+"""Approach 3 and its one-variable relatives: a floor plus power-law terms, fitted to every run.
 
-The objective is Epoch's (Besiroglu et al. 2024): Huber(delta) on
-r = LSE(a - alpha log N, b - beta log D, e) - log L, with A = e^a, B = e^b, E = e^e.
-Multi-start: the objective is evaluated at every start of the grid at once (one vectorised pass),
-and L-BFGS-B with the analytic gradient polishes only the most promising starts.
+L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022), and L(x) = E + A/x^alpha for x = N,
+D or C (Kaplan et al. 2020's forms, with a constant). The objective is Epoch's (Besiroglu et al.
+2024): Huber(delta) on r = LSE(a_j - alpha_j log x_j ..., e) - log L, with A_j = e^a_j, E = e^e;
+theta = (e, a_1..a_k, alpha_1..alpha_k). Multi-start: the objective is evaluated at every start of
+the grid at once (one vectorised pass), and L-BFGS-B with the analytic gradient polishes only the
+most promising starts.
 """
 
 from __future__ import annotations
@@ -15,17 +17,13 @@ import numpy as np
 from scipy.optimize import minimize
 
 from sweep.errors import UserError
-from sweep.fit.forms import Chinchilla
+from sweep.fit.forms import Chinchilla, FloorPowerLaw
 
-N_PARAMS = 5
-# Epoch's grid of starts: e, a, b, alpha, beta.
-START_GRID = (
-    np.arange(-1.0, 1.5 + 1e-9, 0.5),
-    np.arange(0.0, 25.0 + 1e-9, 5.0),
-    np.arange(0.0, 25.0 + 1e-9, 5.0),
-    np.arange(0.0, 2.0 + 1e-9, 0.5),
-    np.arange(0.0, 2.0 + 1e-9, 0.5),
-)
+# Epoch's grid of starts for each of e, a_j, alpha_j.
+E_STARTS = np.arange(-1.0, 1.5 + 1e-9, 0.5)
+A_STARTS = np.arange(0.0, 25.0 + 1e-9, 5.0)
+ALPHA_STARTS = np.arange(0.0, 2.0 + 1e-9, 0.5)
+START_GRID = (E_STARTS, A_STARTS, A_STARTS, ALPHA_STARTS, ALPHA_STARTS)  # Chinchilla's 4,500 starts
 POLISHED_STARTS = 16
 
 
@@ -35,6 +33,10 @@ class ParametricFit:
     objective: float
     n_points: int
     theta: np.ndarray  # (e, a, b, alpha, beta)
+
+
+def start_grid(terms: int) -> np.ndarray:
+    return np.array(list(itertools.product(E_STARTS, *[A_STARTS] * terms, *[ALPHA_STARTS] * terms)))
 
 
 def logsumexp(terms: np.ndarray) -> np.ndarray:
@@ -48,50 +50,70 @@ def huber(r: np.ndarray, delta: float) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-def objective_batch(thetas: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: np.ndarray, delta: float):
-    """Objective for many parameter vectors at once: thetas (k, 5) -> (k,)."""
-    e, a, b, alpha, beta = (thetas[:, i : i + 1] for i in range(5))
-    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.broadcast_to(e, (len(thetas), len(log_n)))], axis=0)
-    r = logsumexp(terms) - log_l
+def objective_batch(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarray:
+    """Objective for many parameter vectors at once: thetas (s, 1 + 2k), logs (k, n) -> (s,)."""
+    k = len(logs)
+    e, a, alpha = thetas[:, :1], thetas[:, 1 : 1 + k], thetas[:, 1 + k :]
+    power_terms = a.T[:, :, None] - alpha.T[:, :, None] * logs[:, None, :]  # (k, s, n)
+    floor = np.broadcast_to(e, (len(thetas), logs.shape[1]))[None]
+    r = logsumexp(np.concatenate([power_terms, floor])) - log_l
     return huber(r, delta).sum(axis=1)
 
 
-def objective_and_gradient(theta, log_n, log_d, log_l, delta):
+def objective_and_gradient(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float):
     """Objective and its analytic gradient at one theta; written out term by term (no stacking),
     since the polish and every bootstrap refit call it thousands of times."""
-    e, a, b, alpha, beta = theta
-    t_n, t_d = a - alpha * log_n, b - beta * log_d
-    peak = np.maximum(np.maximum(t_n, t_d), e)
-    w_n, w_d, w_e = np.exp(t_n - peak), np.exp(t_d - peak), np.exp(e - peak)
-    total = w_n + w_d + w_e
+    k = len(logs)
+    e = theta[0]
+    power_terms = [theta[1 + j] - theta[1 + k + j] * logs[j] for j in range(k)]
+    peak = np.maximum.reduce([*power_terms, np.full_like(log_l, e)])
+    weights = [np.exp(t - peak) for t in power_terms]
+    w_e = np.exp(e - peak)
+    total = w_e + sum(weights)
     r = peak + np.log(total) - log_l
     dr = np.clip(r, -delta, delta) / total  # Huber'(r) times the softmax denominator
-    g_n, g_d = dr * w_n, dr * w_d
-    grad = np.array([(dr * w_e).sum(), g_n.sum(), g_d.sum(), -(g_n @ log_n), -(g_d @ log_d)])
+    g = [dr * w for w in weights]
+    grad = np.array([(dr * w_e).sum(), *(gj.sum() for gj in g), *(-(g[j] @ logs[j]) for j in range(k))])
     return float(huber(r, delta).sum()), grad
+
+
+def fit_terms(
+    logs: np.ndarray, loss, delta: float = 1e-3, starts: np.ndarray | None = None, max_iterations: int = 2000
+) -> tuple[np.ndarray, float]:
+    """The best theta and its objective for log L ~ LSE(a_j - alpha_j logs_j, e)."""
+    log_l = np.log(np.asarray(loss, dtype=float))
+    parameters = 1 + 2 * len(logs)
+    if len(log_l) <= parameters:
+        raise UserError(f"this form has {parameters} parameters but only {len(log_l)} points; it needs at least "
+                        f"{parameters + 1}")  # fmt: skip
+    if starts is None:
+        grid = start_grid(len(logs))
+        starts = grid[np.argsort(objective_batch(grid, logs, log_l, delta))[:POLISHED_STARTS]]
+    best = None
+    for start in np.atleast_2d(starts):
+        result = minimize(
+            objective_and_gradient, start, args=(logs, log_l, delta), jac=True, method="L-BFGS-B",
+            options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
+        )  # fmt: skip
+        if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
+            best = result
+    return best.x, float(best.fun)
 
 
 def fit_parametric(
     N, D, loss, delta: float = 1e-3, starts: np.ndarray | None = None, max_iterations: int = 2000
 ) -> ParametricFit:
-    N, D, loss = (np.asarray(x, dtype=float) for x in (N, D, loss))
-    if len(N) <= N_PARAMS:
-        raise UserError(
-            f"Approach 3 has {N_PARAMS} parameters but only {len(N)} points; it needs at least {N_PARAMS + 1}"
-        )
-    log_n, log_d, log_l = np.log(N), np.log(D), np.log(loss)
-    if starts is None:
-        grid = np.array(list(itertools.product(*START_GRID)))
-        values = objective_batch(grid, log_n, log_d, log_l, delta)
-        starts = grid[np.argsort(values)[:POLISHED_STARTS]]
-    best = None
-    for start in np.atleast_2d(starts):
-        result = minimize(
-            objective_and_gradient, start, args=(log_n, log_d, log_l, delta), jac=True, method="L-BFGS-B",
-            options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
-        )  # fmt: skip
-        if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
-            best = result
-    e, a, b, alpha, beta = best.x
+    logs = np.log(np.array([N, D], dtype=float))
+    theta, objective = fit_terms(logs, loss, delta, starts, max_iterations)
+    e, a, b, alpha, beta = theta
     law = Chinchilla(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta))
-    return ParametricFit(law, float(best.fun), len(N), best.x)
+    return ParametricFit(law, objective, logs.shape[1], theta)
+
+
+def fit_floor_power_law(
+    variable: str, x, loss, delta: float = 1e-3, starts: np.ndarray | None = None
+) -> tuple[FloorPowerLaw, np.ndarray]:
+    """L = E + A / x^alpha; returns the law and its theta (a start for refits)."""
+    theta, _ = fit_terms(np.log(np.array([x], dtype=float)), loss, delta, starts)
+    e, a, alpha = theta
+    return FloorPowerLaw(variable, float(np.exp(e)), float(np.exp(a)), float(alpha)), theta

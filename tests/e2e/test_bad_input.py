@@ -42,6 +42,9 @@ def assert_user_error(result, *words):
         ("sweep.budgets=[-1e12]", ["positive"]),
         ("sweep.budgets=[nan]", ["positive"]),
         ("train.lr=0", ["train.lr"]),
+        ("fit.forms=[kaplan_n]", ["fit.forms", "chinchilla"]),
+        ("fit.forms=[chinchilla,kaplan]", ["fit.forms", "kaplan_d"]),
+        ("launcher.gpus=[-1]", ["launcher.gpus"]),
     ],
 )
 def test_bad_plan_overrides_leave_an_existing_sweep_untouched(planned, override, words):
@@ -56,7 +59,7 @@ def test_replanning_with_another_config_is_refused(planned):
     assert snapshot(planned) == before
 
 
-@pytest.mark.parametrize("command", ["launch", "status", "wait", "collect", "fit", "propose", "cancel"])
+@pytest.mark.parametrize("command", ["launch", "status", "wait", "collect", "fit", "propose", "cancel", "backtest"])
 def test_missing_sweep_directory(tmp_path, command):
     assert_user_error(sweep_cli(command, tmp_path / "nowhere"), "does not exist")
 

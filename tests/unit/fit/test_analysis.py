@@ -33,3 +33,27 @@ def test_rows_with_bad_values_are_named():
 def test_budgets_are_inferred_from_flops_when_absent():
     frame = pd.DataFrame({"N": [1, 2, 3], "D": [1, 1, 1], "C": [1.01e18, 0.996e18, 3.02e18], "loss": [3, 3, 3]})
     assert sorted(set(prepare(frame)["budget"])) == [1e18, 3e18]
+
+
+def test_the_compute_form_recovers_the_floor_of_the_frontier():
+    truth = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    rows = []
+    for c in np.logspace(17, 25, 9):
+        for n in truth.optimal_params(c) * 4 ** np.linspace(-0.5, 0.5, 15):
+            rows.append({"N": n, "D": c / (6 * n), "C": c, "loss": truth.loss(n, c / (6 * n))})
+    report = fit_all(pd.DataFrame(rows), FitConfig(bootstrap=20, forms=["chinchilla", "compute"]))
+    law = report.forms["compute"]
+    assert law.E == pytest.approx(truth.E, rel=0.02)
+    assert law.alpha == pytest.approx(truth.alpha * truth.beta / (truth.alpha + truth.beta), rel=0.1)
+    assert set(report.to_dict()["forms"]["compute"]["intervals"]) == {"E", "A", "alpha"}
+
+
+def test_kaplan_forms_fit_runs_where_the_other_variable_does_not_limit():
+    truth = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    n = np.logspace(6, 11, 12)
+    runs = pd.DataFrame({"N": n, "D": 1e15, "C": 6e15 * n, "loss": truth.loss(n, 1e15)})  # data-unlimited
+    report = fit_all(runs, FitConfig(bootstrap=0, forms=["chinchilla", "kaplan_n"]))
+    law = report.forms["kaplan_n"]
+    assert law.alpha == pytest.approx(truth.alpha, rel=0.02)
+    assert law.E == pytest.approx(truth.E + truth.B / 1e15**truth.beta, rel=0.01)
+    assert "kaplan_d" not in report.forms
