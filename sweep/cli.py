@@ -97,11 +97,19 @@ def print_fit(report: FitReport) -> None:
         table = Table(title="Approach 2: per-budget parabolas in log N")
         for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
             table.add_column(column, justify="right")
-        for b in report.isoflop.budgets:
-            used = "yes" if b.centred else f"no: minimum at the {'smallest' if b.edge == 'below' else 'largest'} size"
-            if not b.centred and not b.edge:
+        for b in report.budget_vertices():
+            used = (
+                "yes"
+                if b["centred"]
+                else f"no: minimum at the {'smallest' if b['edge'] == 'below' else 'largest'} size"
+            )
+            if not b["centred"] and not b["edge"]:
                 used = "no: vertex outside the sizes"
-            table.add_row(num(b.budget), str(b.n_runs), num(b.N_star), num(b.D_star), num(b.L_star, 4), used)
+            table.add_row(
+                num(b["budget"]), str(b["n_runs"]), with_interval(b["N_star"], b["N_star_interval"], 3),
+                with_interval(b["D_star"], b["D_star_interval"], 3), with_interval(b["L_star"], b["L_star_interval"]),
+                used,
+            )  # fmt: skip
         console.print(table)
     for name, law in report.forms.items():
         samples = report.form_samples[name]

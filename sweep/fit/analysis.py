@@ -56,9 +56,17 @@ class FitReport:
         if self.envelope:
             out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
         if self.isoflop:
-            out["approach2"] = {**power_laws(self.isoflop, self.isoflop_samples),
-                                "budgets": [vars(b) for b in self.isoflop.budgets]}  # fmt: skip
+            out["approach2"] = {**power_laws(self.isoflop, self.isoflop_samples), "budgets": self.budget_vertices()}
         return out
+
+    def budget_vertices(self) -> list[dict]:
+        """Approach 2's per-budget vertices, each with the interval of its refits of that budget."""
+        rows = []
+        for b in self.isoflop.budgets:
+            refits = [r for s in self.isoflop_samples for r in s.budgets if r.budget == b.budget]
+            bands = {f"{k}_interval": interval(getattr(r, k) for r in refits) for k in ("N_star", "D_star", "L_star")}
+            rows.append({**vars(b), **bands})
+        return rows
 
 
 def power_laws(fit: EnvelopeFit | IsoflopFit, samples: list) -> dict:
@@ -67,6 +75,7 @@ def power_laws(fit: EnvelopeFit | IsoflopFit, samples: list) -> dict:
         name: {
             "coefficient": getattr(fit, name).coefficient,
             "exponent": getattr(fit, name).exponent,
+            "coefficient_interval": interval(getattr(s, name).coefficient for s in samples),
             "exponent_interval": interval(getattr(s, name).exponent for s in samples),
         }
         for name in ("N_star", "D_star", "L_star")
