@@ -307,6 +307,10 @@ BUDGET_COL = typer.Option("", "--budget-col", help="CSV column grouping runs int
 MAYBE_SWEEP_DIR = typer.Argument(None, help="A collected sweep directory (or use --csv).")
 
 
+def csv_columns(n_col: str, d_col: str, c_col: str, loss_col: str, budget_col: str) -> dict[str, str]:
+    return {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
+
+
 def runs_and_fit_config(sweep_dir, overrides, csv, columns: dict[str, str]):
     """The runs to fit and the fit section of the config, from a sweep directory or a CSV file."""
     if csv is None and sweep_dir is None:
@@ -332,18 +336,16 @@ def fit(
     budget_col: str = BUDGET_COL,
     as_json: bool = JSON,
 ) -> None:
-    """Fit Approach 2 and Approach 3 with bootstrap intervals; print parameters and the frontier.
+    """Fit Approaches 1-3 and the forms of fit.forms, with bootstrap intervals next to every number.
 
+    Approach 1 needs training curves, so it is fitted for sweep directories, not CSV files.
     Examples: sweep fit sweeps/smoke  |  sweep fit --csv runs.csv --c-col flops fit.bootstrap=500
     """
-    if csv is not None:
-        columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
-        runs, fit_config = runs_and_fit_config(sweep_dir, overrides, csv, columns)
-        report = api.fit_table(runs, fit_config)
-    elif sweep_dir is None:
-        raise UserError("give a sweep directory or --csv FILE")
-    else:
+    if csv is None and sweep_dir is not None:
         report = api.fit(sweep_dir, overrides)  # also records the fit in the sweep's store
+    else:
+        columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col)
+        report = api.fit_table(*runs_and_fit_config(sweep_dir, overrides, csv, columns))
     if as_json:
         emit_json(report.to_dict())
         return
@@ -369,9 +371,8 @@ def backtest(
     budget's own IsoFLOP vertex (Approaches 2 and 3).
     Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest --csv runs.csv --holdout-top 2
     """
-    columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
-    runs, fit_config = runs_and_fit_config(sweep_dir, overrides, csv, columns)
-    result = api.backtest(runs, fit_config, holdout_top)
+    columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col)
+    result = api.backtest(*runs_and_fit_config(sweep_dir, overrides, csv, columns), holdout_top)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -395,8 +396,7 @@ def import_(
     Without --budget-col, runs are grouped into budgets by their FLOPs to two significant digits.
     Example: sweep import chinchilla.csv --into sweeps/chinchilla --n-col "Model Size" --c-col "Training FLOP"
     """
-    columns = {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col,
-               "name_col": name_col}  # fmt: skip
+    columns = {**csv_columns(n_col, d_col, c_col, loss_col, budget_col), "name_col": name_col}
     report = api.import_csv(csv, into, columns)
     if as_json:
         emit_json({"sweep_dir": str(report.sweep_dir), "rows": report.rows, "new": report.new,

@@ -90,8 +90,7 @@ def live_workers(sweep: SweepDir) -> list[int]:
         if handle is None:
             with suppress(ValueError):
                 pids.append(int(path.stem))
-        else:  # a dead worker's leftover
-            path.unlink(missing_ok=True)
+        else:  # a killed worker's leftover; not deleted, as its pid's next worker may be registering
             handle.close()
     return pids
 
