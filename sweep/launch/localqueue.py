@@ -10,8 +10,10 @@ Everything is held with flock, which the kernel releases when a process dies, so
 never leaves a slot or a run locked:
 - a slot is `<slots_dir>/<slot>.lock`, shared by every sweep on the machine, so two sweeps take
   turns on the cores and GPUs instead of oversubscribing them;
-- a worker is alive while it holds `jobs/workers/<pid>.lock` of its sweep; a later `sweep launch`
-  or `sweep status` counts these, so it finds the running queue and never starts a second one;
+- a worker is alive while it holds a registration lock, `jobs/workers/<id>.lock` holding its pid;
+  a later `sweep launch` or `sweep status` counts these, so it finds the running queue and never
+  starts a second one. `sweep launch` takes the lock itself and hands it to the worker it starts
+  (an inherited descriptor), so the worker counts as alive from the moment the launch returns;
 - a run is claimed by `runs/<id>/lock` (see job.py).
 
 A worker about to exit could miss runs queued just after its last look; so it unregisters first
@@ -27,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,14 +86,15 @@ def _try_lock(path: Path) -> IO | None:
 
 
 def live_workers(sweep: SweepDir) -> list[int]:
-    """Pids of the sweep's workers that are alive (their registration lock is held)."""
+    """Pids of the sweep's workers that are alive (their registration lock is held); 0 for one
+    being started whose pid is not written yet."""
     pids = []
     for path in sorted(workers_dir(sweep).glob("*.lock")):
         handle = _try_lock(path)
         if handle is None:
-            with suppress(ValueError):
-                pids.append(int(path.stem))
-        else:  # a killed worker's leftover; not deleted, as its pid's next worker may be registering
+            with suppress(OSError, ValueError):
+                pids.append(int(path.read_text() or 0))
+        else:  # a killed worker's leftover; not deleted, as a worker may be registering under that name
             handle.close()
     return pids
 
@@ -104,19 +108,48 @@ def _waiting(run_dir: RunDir) -> bool:
     return status["state"] == "queued" and status.get("executor") == "local"
 
 
+class Registration:
+    """A worker's registration: a locked file in jobs/workers holding its pid, held while the
+    worker may still pick up queued runs. Made by the launch (for the worker it starts) or by the
+    worker itself when it registers again."""
+
+    def __init__(self, sweep: SweepDir) -> None:
+        self.path = workers_dir(sweep) / f"{uuid.uuid4().hex[:12]}.lock"
+        self.handle = _try_lock(self.path)
+
+    @classmethod
+    def inherited(cls, path: Path, fd: int) -> Registration:
+        registration = cls.__new__(cls)
+        registration.path, registration.handle = path, os.fdopen(fd, "a")
+        return registration
+
+    def record(self, pid: int) -> None:
+        self.handle.truncate(0)
+        self.handle.write(str(pid))
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+        if self.handle:
+            self.handle.close()
+            self.handle = None
+
+
 def start_workers(sweep: SweepDir, launcher: LauncherConfig, waiting: int) -> list[int]:
     """Start workers until there is one per slot or per waiting run, whichever is fewer."""
     wanted = min(len(machine_slots(launcher)), waiting) - len(live_workers(sweep))
-    logs = workers_dir(sweep)
-    logs.mkdir(parents=True, exist_ok=True)
     started = []
     for _ in range(max(0, wanted)):
-        log = open(logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{len(list(logs.glob('*.log')))}.log", "a")  # noqa: SIM115
+        registration = Registration(sweep)
+        fd = registration.handle.fileno()
+        log = open(registration.path.with_suffix(".log"), "a")  # noqa: SIM115
         with log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "sweep.launch.localqueue", str(sweep.path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "sweep.launch.localqueue", str(sweep.path), str(registration.path), str(fd)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(fd,),
             )  # fmt: skip
+        registration.record(process.pid)
+        registration.handle.close()  # the worker holds the lock now, through its copy of the descriptor
         started.append(process.pid)
     return started
 
@@ -125,26 +158,13 @@ def stop_workers(sweep: SweepDir, timeout_s: float = 10.0) -> list[int]:
     """SIGTERM every worker of the sweep (and its process group) and wait for them to exit."""
     pids = live_workers(sweep)
     for pid in pids:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+        if pid > 0:  # never 0: killpg(0) would signal our own process group
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
     deadline = time.time() + timeout_s
     while live_workers(sweep) and time.time() < deadline:
         time.sleep(0.05)
     return pids
-
-
-class Registration:
-    """This worker's registration lock: held while it may still pick up queued runs."""
-
-    def __init__(self, sweep: SweepDir) -> None:
-        self.path = workers_dir(sweep) / f"{os.getpid()}.lock"
-        self.handle = _try_lock(self.path)
-
-    def close(self) -> None:
-        self.path.unlink(missing_ok=True)
-        if self.handle:
-            self.handle.close()
-            self.handle = None
 
 
 def take_slot(sweep: SweepDir, launcher: LauncherConfig) -> tuple[Slot, IO] | None:
@@ -168,13 +188,12 @@ def pin(slot: Slot) -> dict:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}  # fmt: skip
 
 
-def work(sweep: SweepDir) -> None:
-    """A worker's life: register, take a slot, train queued runs of the sweep until none is left."""
+def work(sweep: SweepDir, registration: Registration) -> None:
+    """A worker's life: take a slot, train queued runs of the sweep until none is left."""
     from sweep.launch.executors import train_options
     from sweep.launch.job import run_one
 
     config = sweep.config()
-    registration = Registration(sweep)
     taken = None
     try:
         while True:
@@ -189,9 +208,10 @@ def work(sweep: SweepDir) -> None:
             if not queued_runs(sweep):  # looked at after unregistering: see the module docstring
                 return
             registration = Registration(sweep)
+            registration.record(os.getpid())
     finally:
         registration.close()
 
 
-if __name__ == "__main__":
-    work(SweepDir(Path(sys.argv[1])))
+if __name__ == "__main__":  # started by start_workers: sweep dir, registration file, its locked descriptor
+    work(SweepDir(Path(sys.argv[1])), Registration.inherited(Path(sys.argv[2]), int(sys.argv[3])))
