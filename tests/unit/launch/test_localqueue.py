@@ -130,3 +130,13 @@ def test_cancel_stops_the_workers_and_fails_the_waiting_runs(tmp_path, held_slot
     assert len(cancelled) == 6
     assert not localqueue.live_workers(SweepDir(out))
     assert set(states(out).values()) == {"failed"}
+
+
+def test_runs_are_queued_not_lost_the_moment_launch_returns(tmp_path):
+    from sweep import api
+
+    out = tmp_path / "now"
+    plan(out, tmp_path / "slots")
+    api.launch(out, "local")  # in-process: the workers have had no time to start
+    assert {effective_state(r) for r in SweepDir(out).runs()} <= {"queued", "running", "done"}
+    assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
