@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,13 @@ def read_job(run_dir: RunDir) -> dict:
 
 def job_alive(job: dict, sweep: SweepDir) -> bool:
     """Whether the job a run was submitted in can still run it. Unknown counts as alive."""
-    executor, job_id = job.get("executor"), str(job.get("job_id", ""))
+    executor, job_id = job.get("executor"), str(job.get("job_id") or "")
+    if executor == "slurm" and (job_id or job.get("job_name")):
+        if shutil.which("squeue") is None:
+            return True
+        which = ["-j", job_id] if job_id else [f"--name={job['job_name']}"]
+        out = subprocess.run(["squeue", "-h", *which, "-o", "%T"], capture_output=True, text=True)
+        return out.returncode == 0 and bool(out.stdout.strip())
     if not job_id:
         return False
     if executor == "local" and job_id == LOCAL_QUEUE:
@@ -62,11 +69,6 @@ def job_alive(job: dict, sweep: SweepDir) -> bool:
         except (PermissionError, ValueError):
             return True
         return not _is_zombie(int(job_id))
-    if executor == "slurm":
-        if shutil.which("squeue") is None:
-            return True
-        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
-        return out.returncode == 0 and bool(out.stdout.strip())
     return False  # debug runs in-process: if it is not this process, it is gone
 
 
@@ -103,7 +105,9 @@ def run_job(run_dir: RunDir, status: dict) -> dict:
         return named
     if named["executor"] == "local" and named["job_id"] == LOCAL_QUEUE:
         return named
-    return read_job(run_dir)
+    # Submitted to SLURM but the CLI died before writing job.json: the job is found by its name.
+    fallback = {"executor": "slurm", "job_name": status["job_name"]} if status.get("job_name") else {}
+    return read_job(run_dir) or fallback
 
 
 def effective_state(run_dir: RunDir) -> str:
@@ -117,7 +121,7 @@ def effective_state(run_dir: RunDir) -> str:
     job = run_job(run_dir, status)
     if job_alive(job, SweepDir(run_dir.path.parent.parent)):
         return state
-    if not job or job.get("job_id") == LOCAL_QUEUE:
+    if not job.get("job_id") or job.get("job_id") == LOCAL_QUEUE:
         return "lost"
     run_dir.set_state("failed", reason=job_end_reason(job))
     return "failed"
@@ -152,7 +156,7 @@ def slurm_bundles(run_dirs: list[RunDir], launcher: LauncherConfig) -> list[list
     return balance(run_dirs, max(1, min(len(run_dirs), int(seconds // minimum))))
 
 
-def make_executor(kind: str, folder: Path, launcher: LauncherConfig) -> submitit.Executor:
+def make_executor(kind: str, folder: Path, launcher: LauncherConfig, name: str) -> submitit.Executor:
     if kind == "debug":
         return submitit.DebugExecutor(folder=folder)
     s = launcher.slurm
@@ -162,6 +166,7 @@ def make_executor(kind: str, folder: Path, launcher: LauncherConfig) -> submitit
         "slurm_constraint": s.constraint, "gpus_per_node": s.gpus_per_node,
     }  # fmt: skip
     executor.update_parameters(
+        name=name,
         timeout_min=s.time_min,
         cpus_per_task=s.cpus_per_task,
         mem_gb=s.mem_gb,
@@ -199,9 +204,13 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
     if not pending:
         return LaunchReport(kind, [], skipped, [])
 
+    job_name = f"sweep-{uuid.uuid4().hex[:10]}"  # lets a relaunch find this submission without job.json
     for run_dir in pending:  # forget any earlier attempt's job before this one is submitted
         (run_dir.path / JOB_FILE).unlink(missing_ok=True)
-        run_dir.set_state("queued", executor=kind, job_id=LOCAL_QUEUE if kind == "local" else "", pid=None)
+        job_id = LOCAL_QUEUE if kind == "local" else ""
+        run_dir.set_state(
+            "queued", executor=kind, job_id=job_id, pid=None, job_name=job_name if kind == "slurm" else ""
+        )
     if kind == "local":
         waiting = localqueue.queued_runs(sweep)
         workers = localqueue.start_workers(sweep, config.launcher, len(waiting))
@@ -209,7 +218,7 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
 
     bundles = slurm_bundles(pending, config.launcher) if kind == "slurm" else [[r.run_id for r in pending]]
     options = train_options(config, kind)
-    submitter = make_executor(kind, sweep.jobs_dir, config.launcher)
+    submitter = make_executor(kind, sweep.jobs_dir, config.launcher, job_name)
     from sweep.launch.job import TrainBundle  # imports torch: only when something is submitted
 
     calls = [TrainBundle(str(sweep.runs_dir), ids, options) for ids in bundles]

@@ -35,8 +35,11 @@ def test_launch_returns_while_jobs_are_queued_or_running(slurm_sweep):
     assert squeue.strip(), "launch should return before the array has finished"
 
 
-def test_a_second_launch_while_running_submits_nothing(slurm_sweep):
+def test_a_second_launch_while_running_submits_nothing_even_without_job_files(slurm_sweep):
     out, _ = slurm_sweep
+    for job_file in out.glob("runs/*/job.json"):  # as if the CLI had died between sbatch and writing them
+        job_file.unlink()
+    assert "queued" in {r["state"] for r in json.loads(sweep_cli("status", out, "--json").stdout)["runs"]}
     again = sweep_cli("launch", out, "--json")
     assert again.returncode == 0, again.stderr
     payload = json.loads(again.stdout)
