@@ -116,6 +116,13 @@ def print_fit(report: FitReport) -> None:
         terms = [with_interval(getattr(law, k), interval(getattr(s, k) for s in samples)) for k in ("E", "A", "alpha")]
         console.print(f"{name}: L({law.variable}) = E + A / {law.variable}^alpha with E = {terms[0]}, A = {terms[1]}, "
                       f"alpha = {terms[2]}")  # fmt: skip
+    other = report.other_counting
+    if "approach3" in other or "approach2" in other:
+        a3, a2 = other.get("approach3"), other.get("approach2")
+        parts = [f"Approach 3 E={a3['E']:.4g}, alpha={a3['alpha']:.4g}, beta={a3['beta']:.4g}"] if a3 else []
+        parts += [f"Approach 2 N*(C) ~ C^{a2['N_star_exponent']:.3f}"] if a2 else []
+        console.print(f"with N counted {other['counting']} (point estimates; fit.counting={other['counting']} "
+                      f"for intervals): " + "; ".join(parts))  # fmt: skip
     for approach, why in report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
 

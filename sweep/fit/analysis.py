@@ -3,6 +3,7 @@ JSON-able report."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,12 +33,15 @@ class FitReport:
     envelope_samples: list[EnvelopeFit] = field(default_factory=list)  # bootstrap refits of Approach 1
     forms: dict[str, FloorPowerLaw] = field(default_factory=dict)  # fit.forms besides chinchilla
     form_samples: dict[str, list[FloorPowerLaw]] = field(default_factory=dict)
+    other_counting: dict = field(default_factory=dict)  # point estimates with N counted the other way
 
     def parameter_intervals(self) -> dict[str, tuple[float, float] | None]:
         return {k: interval(getattr(s, k) for s in self.parametric_samples) for k in CHINCHILLA_PARAMS}
 
     def to_dict(self) -> dict:
         out: dict = {"counting": self.counting, "n_runs": self.n_runs, "errors": self.errors}
+        if self.other_counting:
+            out["other_counting"] = self.other_counting
         if self.parametric:
             out["approach3"] = {
                 **self.parametric.law.as_dict(),
@@ -150,57 +154,80 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     return forms, samples
 
 
+def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
+    try:
+        fit = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta)
+    except UserError as exc:
+        errors["approach3"] = str(exc)
+        return None, []
+
+    def refit(sample: pd.DataFrame) -> Chinchilla:
+        # From the full fit's optimum an identified problem converges in tens of iterations;
+        # the cap only bounds the time spent wandering along an unidentified ridge.
+        return fit_parametric(
+            sample["N"], sample["D"], sample["loss"], config.huber_delta, starts=fit.theta, max_iterations=300
+        ).law
+
+    return fit, bootstrap(table, refit, config.bootstrap, config.seed)
+
+
+def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
+    try:
+        fit = fit_isoflop(table, config.exclude_edge_budgets)
+    except UserError as exc:
+        errors["approach2"] = str(exc)
+        return None, []
+
+    def refit(sample: pd.DataFrame) -> IsoflopFit:
+        return fit_isoflop(sample, config.exclude_edge_budgets)
+
+    return fit, bootstrap(table, refit, config.bootstrap, config.seed, by="budget")
+
+
+def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig, errors: dict[str, str]):
+    if curves is None or "run_id" not in table:
+        return None, []
+    evaluations = curve_table(table, curves)
+    try:
+        fit = fit_envelope(evaluations)
+    except UserError as exc:
+        errors["approach1"] = str(exc)
+        return None, []
+
+    def refit(sample: pd.DataFrame) -> EnvelopeFit:
+        return fit_envelope(evaluations[evaluations["run_id"].isin(sample["run_id"])])
+
+    return fit, bootstrap(table, refit, config.bootstrap, config.seed)
+
+
+def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:
+    """Point estimates of Approaches 2 and 3 with N counted the other way (DESIGN.md: embeddings
+    are as large as N at small widths, and the counting moves the exponents). No bootstrap: for
+    intervals, fit again with that fit.counting."""
+    counting = "total" if config.counting == "non_embedding" else "non_embedding"
+    try:
+        table = prepare(runs, counting)
+    except UserError:
+        return {}  # e.g. a CSV without N_total
+    out: dict = {"counting": counting}
+    with suppress(UserError):
+        out["approach3"] = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta).law.as_dict()
+    with suppress(UserError):
+        out["approach2"] = {"N_star_exponent": fit_isoflop(table, config.exclude_edge_budgets).N_star.exponent}
+    return out
+
+
 def fit_all(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> FitReport:
     """runs: a store or CSV table; curves (the store's curves table) enables Approach 1."""
     table = prepare(runs, config.counting)
     if len(table) == 0:
         raise UserError("no finished runs to fit; wait for runs to finish and `sweep collect`")
     errors: dict[str, str] = {}
-    parametric = isoflop = None
-    parametric_samples: list[Chinchilla] = []
-    isoflop_samples: list[IsoflopFit] = []
-    try:
-        parametric = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta)
-    except UserError as exc:
-        errors["approach3"] = str(exc)
-    try:
-        isoflop = fit_isoflop(table, config.exclude_edge_budgets)
-    except UserError as exc:
-        errors["approach2"] = str(exc)
+    parametric, parametric_samples = approach3(table, config, errors)
+    isoflop, isoflop_samples = approach2(table, config, errors)
     if parametric is None and isoflop is None:
         raise UserError(f"too few points to fit: {errors['approach3']}")
-
-    if parametric is not None:
-        start = parametric.theta
-
-        def refit3(sample: pd.DataFrame) -> Chinchilla:
-            # From the full fit's optimum an identified problem converges in tens of iterations;
-            # the cap only bounds the time spent wandering along an unidentified ridge.
-            sample_fit = fit_parametric(
-                sample["N"], sample["D"], sample["loss"], config.huber_delta, starts=start, max_iterations=300
-            )
-            return sample_fit.law
-
-        parametric_samples = bootstrap(table, refit3, config.bootstrap, config.seed)
-    if isoflop is not None:
-
-        def refit2(sample: pd.DataFrame) -> IsoflopFit:
-            return fit_isoflop(sample, config.exclude_edge_budgets)
-
-        isoflop_samples = bootstrap(table, refit2, config.bootstrap, config.seed, by="budget")
-    envelope, envelope_samples = None, []
-    if curves is not None and "run_id" in table:
-        evaluations = curve_table(table, curves)
-        try:
-            envelope = fit_envelope(evaluations)
-        except UserError as exc:
-            errors["approach1"] = str(exc)
-        else:
-
-            def refit1(sample: pd.DataFrame) -> EnvelopeFit:
-                return fit_envelope(evaluations[evaluations["run_id"].isin(sample["run_id"])])
-
-            envelope_samples = bootstrap(table, refit1, config.bootstrap, config.seed)
+    envelope, envelope_samples = approach1(table, curves, config, errors)
     forms, form_samples = fit_forms(table, config, errors)
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
-                     envelope, envelope_samples, forms, form_samples)  # fmt: skip
+                     envelope, envelope_samples, forms, form_samples, other_counting(runs, config))  # fmt: skip

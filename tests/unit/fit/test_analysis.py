@@ -57,3 +57,17 @@ def test_kaplan_forms_fit_runs_where_the_other_variable_does_not_limit():
     assert law.alpha == pytest.approx(truth.alpha, rel=0.02)
     assert pytest.approx(truth.E + truth.B / 1e15**truth.beta, rel=0.01) == law.E
     assert "kaplan_d" not in report.forms
+
+
+def test_the_other_counting_is_reported_when_the_runs_have_both():
+    truth = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    rows = []
+    for c in (1e18, 1e19, 1e20):
+        for n in truth.optimal_params(c) * 20 ** np.linspace(-0.5, 0.5, 6):
+            rows.append({"N": n, "N_total": 1.5 * n, "D": c / (6 * n), "C": c, "loss": truth.loss(n, c / (6 * n))})
+    runs = pd.DataFrame(rows)
+    other = fit_all(runs, FitConfig(bootstrap=0)).to_dict()["other_counting"]
+    assert other["counting"] == "total"
+    assert other["approach3"]["alpha"] == pytest.approx(truth.alpha, rel=0.02)  # N x 1.5 moves A, not alpha
+    assert other["approach3"]["A"] == pytest.approx(truth.A * 1.5**truth.alpha, rel=0.05)
+    assert "other_counting" not in fit_all(runs.drop(columns="N_total"), FitConfig(bootstrap=0)).to_dict()
