@@ -121,6 +121,7 @@ class FitConfig:
     bootstrap: int = 200
     seed: int = 0
     exclude_edge_budgets: bool = True
+    seed_noise: float = 0.0  # relative seed-to-seed std of final loss to add in the bootstrap (e.g. 0.002)
     # chinchilla: Approach 3, L(N, D). kaplan_n, kaplan_d: L(N) or L(D) = E + A/x^alpha over every run.
     # compute: L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor).
     forms: list[str] = field(default_factory=lambda: ["chinchilla", "compute"])
@@ -231,6 +232,8 @@ def validate(config: Config) -> None:
     positive.update({f"sweep.aspect_ratios[{i}]": a for i, a in enumerate(config.sweep.aspect_ratios)})
     for key, value in positive.items():
         require_positive(key, value)
+    if not (math.isfinite(config.fit.seed_noise) and config.fit.seed_noise >= 0):
+        raise UserError(f"fit.seed_noise={config.fit.seed_noise} must be >= 0 (a relative std, e.g. 0.002)")
     unknown = set(config.fit.forms) - set(FORMS)
     if unknown or "chinchilla" not in config.fit.forms:
         raise UserError(f"fit.forms={config.fit.forms} must include chinchilla, and may add {', '.join(FORMS[1:])}")

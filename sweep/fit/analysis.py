@@ -150,7 +150,10 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
         def refit(sample: pd.DataFrame, variable=variable, points=points, theta=theta) -> FloorPowerLaw:
             return fit_floor_power_law(variable, *points(sample), config.huber_delta, starts=theta)[0]
 
-        forms[name], samples[name] = law, bootstrap(table, refit, config.bootstrap, config.seed, by=by)
+        forms[name], samples[name] = (
+            law,
+            bootstrap(table, refit, config.bootstrap, config.seed, by=by, seed_noise=config.seed_noise),
+        )
     return forms, samples
 
 
@@ -168,7 +171,7 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
             sample["N"], sample["D"], sample["loss"], config.huber_delta, starts=fit.theta, max_iterations=300
         ).law
 
-    return fit, bootstrap(table, refit, config.bootstrap, config.seed)
+    return fit, bootstrap(table, refit, config.bootstrap, config.seed, seed_noise=config.seed_noise)
 
 
 def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
@@ -181,7 +184,7 @@ def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     def refit(sample: pd.DataFrame) -> IsoflopFit:
         return fit_isoflop(sample, config.exclude_edge_budgets)
 
-    return fit, bootstrap(table, refit, config.bootstrap, config.seed, by="budget")
+    return fit, bootstrap(table, refit, config.bootstrap, config.seed, by="budget", seed_noise=config.seed_noise)
 
 
 def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig, errors: dict[str, str]):

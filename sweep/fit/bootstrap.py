@@ -20,16 +20,26 @@ def resample(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
 
 
 def bootstrap(
-    runs: pd.DataFrame, refit: Callable[[pd.DataFrame], T], n: int, seed: int = 0, by: str | None = None
+    runs: pd.DataFrame,
+    refit: Callable[[pd.DataFrame], T],
+    n: int,
+    seed: int = 0,
+    by: str | None = None,
+    seed_noise: float = 0.0,
 ) -> list[T]:
-    """n refits on resampled runs (within each `by` group when given); unfittable resamples are dropped."""
+    """n refits on resampled runs (within each `by` group when given); unfittable resamples are dropped.
+    seed_noise > 0 also multiplies each resampled loss by exp(N(0, seed_noise)): the spread a run's
+    final loss would have over training seeds, which resampling runs trained once cannot see."""
     rng = np.random.default_rng(seed)
     keys = np.zeros(len(runs)) if by is None else runs[by].to_numpy()
     groups = [np.flatnonzero(keys == key) for key in np.unique(keys)]
     fits = []
     for _ in range(n):
+        sample = runs.iloc[resample(groups, rng)]
+        if seed_noise > 0:
+            sample = sample.assign(loss=sample["loss"] * np.exp(rng.normal(0.0, seed_noise, len(sample))))
         try:
-            fits.append(refit(runs.iloc[resample(groups, rng)]))
+            fits.append(refit(sample))
         except (UserError, ValueError, np.linalg.LinAlgError):
             continue
     return fits

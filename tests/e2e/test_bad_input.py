@@ -45,6 +45,7 @@ def assert_user_error(result, *words):
         ("fit.forms=[kaplan_n]", ["fit.forms", "chinchilla"]),
         ("fit.forms=[chinchilla,kaplan]", ["fit.forms", "kaplan_d"]),
         ("launcher.gpus=[-1]", ["launcher.gpus"]),
+        ("fit.seed_noise=-0.1", ["fit.seed_noise"]),
     ],
 )
 def test_bad_plan_overrides_leave_an_existing_sweep_untouched(planned, override, words):

@@ -71,3 +71,19 @@ def test_the_other_counting_is_reported_when_the_runs_have_both():
     assert other["approach3"]["alpha"] == pytest.approx(truth.alpha, rel=0.02)  # N x 1.5 moves A, not alpha
     assert other["approach3"]["A"] == pytest.approx(truth.A * 1.5**truth.alpha, rel=0.05)
     assert "other_counting" not in fit_all(runs.drop(columns="N_total"), FitConfig(bootstrap=0)).to_dict()
+
+
+def test_seed_noise_widens_the_intervals_of_noiseless_runs():
+    truth = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    rows = []
+    for c in (1e18, 1e19, 1e20, 1e21):
+        for n in truth.optimal_params(c) * 20 ** np.linspace(-0.5, 0.5, 6):
+            rows.append({"N": n, "D": c / (6 * n), "C": c, "loss": truth.loss(n, c / (6 * n))})
+    runs = pd.DataFrame(rows)
+
+    def width(seed_noise):
+        lo, hi = fit_all(runs, FitConfig(bootstrap=40, seed_noise=seed_noise)).parameter_intervals()["alpha"]
+        return hi - lo
+
+    assert width(0.0) < 1e-3  # exact runs: every resample finds the same law
+    assert width(0.01) > 10 * width(0.0)
