@@ -28,8 +28,8 @@ from sweep.spec import RunSpec
 @dataclass(frozen=True)
 class Prediction:
     approach: str
-    N: float
-    D: float
+    N: float | None  # None: the approach predicts the loss only (the L(C) form)
+    D: float | None
     loss: float
     N_interval: tuple[float, float] | None
     D_interval: tuple[float, float] | None
@@ -116,6 +116,7 @@ def next_wave(fit: FitReport, runs: pd.DataFrame, config: Config) -> list[dict]:
 def disagreements(predictions: list[Prediction]) -> list[str]:
     """A warning for each pair of approaches whose 95% intervals for N* do not overlap."""
     warnings = []
+    predictions = [p for p in predictions if p.N is not None]
     for i, p in enumerate(predictions):
         for q in predictions[i + 1 :]:
             p_band, q_band = p.N_interval or (p.N, p.N), q.N_interval or (q.N, q.N)
@@ -146,6 +147,10 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         warnings.append(f"Approach 2 unavailable: {fit.errors.get('approach2')}")
     if fit.envelope is not None:
         predictions.append(power_law_prediction("approach1", fit.envelope, fit.envelope_samples, compute))
+    if "compute" in fit.forms:  # the frontier with a floor: a loss to set beside Approach 2's pure power law
+        law, samples = fit.forms["compute"], fit.form_samples["compute"]
+        loss_band = interval(float(s.loss(compute)) for s in samples)
+        predictions.append(Prediction("L(C) form", None, None, float(law.loss(compute)), None, None, loss_band))
     warnings += disagreements(predictions)
     spec = run_spec(shape, compute, config.train.seed, config)
     return Proposal(
