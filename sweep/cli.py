@@ -17,7 +17,6 @@ from models.config import DataError
 from sweep import api
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport
-from sweep.fit.bootstrap import interval
 from sweep.propose import Proposal
 
 app = typer.Typer(
@@ -85,19 +84,20 @@ def print_fit(report: FitReport) -> None:
         for name in ("E", "A", "B", "alpha", "beta"):
             table.add_row(name, with_interval(getattr(law, name), bands[name]))
         console.print(table)
-    for name, fit, samples in (("Approach 1 (envelope)", report.envelope, report.envelope_samples),
-                               ("Approach 2 (IsoFLOP)", report.isoflop, report.isoflop_samples)):  # fmt: skip
-        if fit is not None:
+    payload = report.to_dict()  # every interval, computed once
+    for key, name in (("approach1", "Approach 1 (envelope)"), ("approach2", "Approach 2 (IsoFLOP)")):
+        if key in payload:
             laws = []
-            for law, symbol in ((fit.N_star, "N*"), (fit.D_star, "D*"), (fit.L_star, "L*")):
-                band = interval(getattr(s, symbol[0] + "_star").exponent for s in samples)
-                laws.append(f"{symbol}(C) = {law.coefficient:.3g} C^{with_interval(law.exponent, band, 3)}")
+            for symbol in ("N", "D", "L"):
+                law = payload[key][f"{symbol}_star"]
+                exponent = with_interval(law["exponent"], law["exponent_interval"], 3)
+                laws.append(f"{symbol}*(C) = {law['coefficient']:.3g} C^{exponent}")
             console.print(f"{name}: " + ",  ".join(laws))
     if report.isoflop:
         table = Table(title="Approach 2: per-budget parabolas in log N")
         for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
             table.add_column(column, justify="right")
-        for b in report.budget_vertices():
+        for b in payload["approach2"]["budgets"]:
             used = (
                 "yes"
                 if b["centred"]
@@ -111,11 +111,9 @@ def print_fit(report: FitReport) -> None:
                 used,
             )  # fmt: skip
         console.print(table)
-    for name, law in report.forms.items():
-        samples = report.form_samples[name]
-        terms = [with_interval(getattr(law, k), interval(getattr(s, k) for s in samples)) for k in ("E", "A", "alpha")]
-        console.print(f"{name}: L({law.variable}) = E + A / {law.variable}^alpha with E = {terms[0]}, A = {terms[1]}, "
-                      f"alpha = {terms[2]}")  # fmt: skip
+    for name, form in payload.get("forms", {}).items():
+        terms = [with_interval(form[k], form["intervals"][k]) for k in ("E", "A", "alpha")]
+        console.print(f"{name}: {form['form']} with E = {terms[0]}, A = {terms[1]}, alpha = {terms[2]}")
     other = report.other_counting
     if "approach3" in other or "approach2" in other:
         a3, a2 = other.get("approach3"), other.get("approach2")
