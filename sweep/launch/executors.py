@@ -243,8 +243,9 @@ def cancel(sweep: SweepDir) -> list[str]:
     active = [r for r in sweep.runs() if effective_state(r) in ACTIVE_STATES]
     localqueue.stop_workers(sweep)
     for run_dir in active:
-        job = read_job(run_dir)
+        job = run_job(run_dir, run_dir.read_status())  # as effective_state found it: by id, or by name
         if job.get("executor") == "slurm":
-            subprocess.run(["scancel", str(job["job_id"])], capture_output=True)
+            target = str(job["job_id"]) if job.get("job_id") else f"--name={job['job_name']}"
+            subprocess.run(["scancel", target], capture_output=True)
         run_dir.set_state("failed", reason="cancelled by `sweep cancel`")
     return [r.run_id for r in active]
