@@ -16,6 +16,7 @@ from rich.table import Table
 from models.config import DataError
 from sweep import api
 from sweep.errors import UserError
+from sweep.fit.errors import FitError
 from sweep.fit.analysis import FitReport
 from sweep.propose import Proposal
 
@@ -506,7 +507,7 @@ def run(
 def main() -> None:
     try:
         app(standalone_mode=False)
-    except (UserError, DataError) as exc:
+    except (UserError, FitError, DataError) as exc:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.ClickException as exc:
