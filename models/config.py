@@ -14,6 +14,10 @@ class Diverged(RuntimeError):
     """Training produced a non-finite loss."""
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file holds something other than tensors and plain values: it is not loaded."""
+
+
 class Interrupted(Exception):
     """Training stopped early on request (preemption or time limit), checkpointed at `step`."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.config import DataError, Diverged, Interrupted, TrainOptions
+from models.config import CheckpointError, DataError, Diverged, Interrupted, TrainOptions
 from models.data import TokenData, load
 from models.gpt import GPT
 from models.schedules import warmup_cosine
@@ -76,6 +77,18 @@ def evaluate(model: GPT, windows: tuple[torch.Tensor, torch.Tensor], device: tor
     return total / len(inputs)
 
 
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A checkpoint written by save_checkpoint. Loaded with weights_only: a run directory may sit on
+    a shared filesystem, and a pickle planted there must never run code in the job that resumes."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path.name} holds more than tensors and plain values, so it was not loaded; "
+            "delete it to train the run from the start"
+        ) from None
+
+
 def save_checkpoint(
     path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, curve: list, train_loss: tuple[float, int]
 ) -> None:
@@ -112,7 +125,7 @@ def train(
 
     step, curve, (train_loss_sum, train_loss_count) = 0, [], (0.0, 0)
     if options.checkpoint and run_dir.checkpoint_file.exists():
-        state = torch.load(run_dir.checkpoint_file, map_location=device, weights_only=False)
+        state = load_checkpoint(run_dir.checkpoint_file, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, curve, (train_loss_sum, train_loss_count) = state["step"], state["curve"], state["train_loss"]
@@ -164,6 +177,11 @@ def train(
     wall = time.time() - started
     final_windows = data.eval_windows(spec.final_eval_sequences, spec.seq_len)
     final_loss = evaluate(model, final_windows, device)
+    if not final_loss < math.log(spec.data.vocab_size):  # also catches NaN
+        raise Diverged(
+            f"final eval loss {final_loss:.4f} is no better than a uniform guess (log {spec.data.vocab_size} = "
+            f"{math.log(spec.data.vocab_size):.4f})"
+        )
     tokens = total_steps * tokens_per_step
     result = {
         "run_id": spec.run_id,

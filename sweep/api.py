@@ -7,6 +7,7 @@ DataFrames; nothing here prints.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,7 @@ def plan(overrides: list[str], out: Path) -> tuple[SweepDir, list[PlannedRun]]:
 
     config = compose(overrides)
     specs = make_plan(config).specs
-    sweep = SweepDir.create(out, config)
-    sweep.add_runs(specs)
+    sweep = SweepDir.create(out, config, specs)
     return sweep, [describe(s) for s in specs]
 
 
@@ -85,16 +85,25 @@ def wait(path: Path, show_progress: bool = True) -> list[monitor.RunState]:
     return monitor.wait(SweepDir.open(path), show_progress=show_progress)
 
 
-def collect(path: Path) -> CollectReport:
+def collect(path: Path, rebuild: bool = False) -> CollectReport:
+    """Ingest the run directories into the store. `rebuild` first moves the store aside (to
+    results.db.<time>.bak) and makes it again from the run directories, the source of truth;
+    imported runs are not in run directories and must be imported again."""
     sweep = SweepDir.open(path)
     budgets = {entry["run_id"]: entry["budget"] for entry in sweep.planned()}
     run_dirs = sorted((RunDir(p) for p in sweep.runs_dir.glob("*") if p.is_dir()), key=lambda r: r.run_id)
+    if rebuild:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            old = sweep.path / f"{sweep.db_file.name}{suffix}"
+            if old.exists():
+                old.rename(old.with_name(f"{old.name}.{stamp}.bak"))
     with Store(sweep.db_file) as store:
         return store.collect(run_dirs, budgets)
 
 
 def finished_runs(path: Path) -> pd.DataFrame:
-    with Store(SweepDir.open(path).db_file) as store:
+    with Store(SweepDir.open(path).db_file, create=False) as store:
         return store.runs(state="done")
 
 
@@ -105,7 +114,7 @@ def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
 
 
 def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame) -> FitReport:
-    with Store(sweep.db_file) as store:
+    with Store(sweep.db_file, create=False) as store:
         curves = store.curves()
     report = fit_all(runs, config.fit, curves)
     payload = report.to_dict()

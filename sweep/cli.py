@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -288,12 +290,18 @@ def cancel(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
 
 @app.command()
-def collect(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
+def collect(
+    sweep_dir: Path = SWEEP_DIR,
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Move results.db aside and make it again from the run directories (if corrupt)."
+    ),
+    as_json: bool = JSON,
+) -> None:
     """Ingest the run directories into results.db (idempotent; bad files are reported and skipped).
 
-    Example: sweep collect sweeps/smoke
+    Example: sweep collect sweeps/smoke  |  sweep collect --rebuild sweeps/smoke
     """
-    report = api.collect(sweep_dir)
+    report = api.collect(sweep_dir, rebuild)
     if as_json:
         emit_json({"ingested": report.ingested, "skipped": report.skipped})
     else:
@@ -504,12 +512,31 @@ def run(
     print_proposal(proposal, yaml_path, out)
 
 
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def fail(message: str) -> None:
+    """The one line of a user error, and exit 2."""
+    err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
     except (UserError, FitError, DataError) as exc:
-        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        fail(str(exc))
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"{exc.strerror}{where}: free space (or fix permissions) and run the command again; files already "
+             "written are whole (each is written to a temporary name and renamed)")  # fmt: skip
+    except sqlite3.DatabaseError as exc:
+        if "full" in str(exc):
+            fail(f"results.db: {exc}; free space and run the command again (SQLite rolled the write back)")
+        fail(f"results.db is unreadable ({exc}); `sweep collect --rebuild SWEEP_DIR` makes it again from the "
+             "run directories (the old one is kept as results.db.<time>.bak)")  # fmt: skip
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)

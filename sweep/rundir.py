@@ -1,12 +1,15 @@
 """The run-directory contract: runs/<run_id>/{spec.json, status.json, curve.csv, result.json}.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a
-kill at any moment leaves either the old file or the new one, never a torn one.
+kill at any moment leaves either the old file or the new one, never a torn one. A valid
+result.json is the truth for `done`: a status that is missing, torn, or was not yet updated when
+the job died never sends a finished run back to training.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import tempfile
@@ -75,13 +78,30 @@ class RunDir:
     def read_spec(self) -> RunSpec:
         return RunSpec.from_dict(json.loads(self.spec_file.read_text()))
 
+    def spec_problem(self) -> str | None:
+        """Why spec.json cannot be trained as this run, or None."""
+        try:
+            spec = self.read_spec()
+        except FileNotFoundError:
+            return "spec.json is missing"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"spec.json is unreadable ({type(exc).__name__})"
+        if spec.run_id != self.run_id:
+            return f"spec.json describes run {spec.run_id}, not this one (edited or copied)"
+        return None
+
     def read_status(self) -> dict[str, Any]:
-        """The last state written; a missing or unreadable status counts as planned."""
+        """The last state written, or done if result.json is valid whatever the status says; a
+        missing or unreadable status of an unfinished run counts as planned."""
         try:
             status = json.loads(self.status_file.read_text())
         except (OSError, ValueError):
-            return {"state": "planned"}
-        return status if isinstance(status, dict) and status.get("state") in STATES else {"state": "planned"}
+            status = None
+        if not (isinstance(status, dict) and status.get("state") in STATES):
+            status = {"state": "planned"}
+        if status["state"] != "done" and self.result_file.exists() and self.result_problem() is None:
+            status = {**status, "state": "done", "recovered": f"status said {status['state']}; result.json is valid"}
+        return status
 
     @property
     def state(self) -> str:
@@ -106,4 +126,32 @@ class RunDir:
         atomic_write_json(self.result_file, result)
 
     def read_result(self) -> dict[str, Any]:
-        return json.loads(self.result_file.read_text())
+        """result.json, checked: raises ValueError saying what is wrong with it."""
+        try:
+            result = json.loads(self.result_file.read_text())
+        except ValueError as exc:
+            raise ValueError(f"result.json is not valid JSON ({exc})") from None
+        problem = check_result(result, self.run_id)
+        if problem:
+            raise ValueError(problem)
+        return result
+
+    def result_problem(self) -> str | None:
+        """Why result.json cannot be trusted, or None if it is a valid result of this run."""
+        try:
+            self.read_result()
+        except (OSError, ValueError) as exc:
+            return str(exc)
+        return None
+
+
+def check_result(result: Any, run_id: str) -> str | None:
+    if not isinstance(result, dict):
+        return "result.json is not a JSON object"
+    for key in ("N", "D", "C", "loss"):
+        value = result.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            return f"result.json has no positive finite {key!r}"
+    if result.get("run_id", run_id) != run_id:
+        return f"result.json belongs to run {result['run_id']!r}, not {run_id!r}"
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 
@@ -72,3 +73,11 @@ def run_id(spec: RunSpec) -> str:
     identity.pop("budget")
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+RUN_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def is_run_id(text: object) -> bool:
+    """Whether text has the form of a run id; only such names ever become paths under runs/."""
+    return isinstance(text, str) and RUN_ID.fullmatch(text) is not None

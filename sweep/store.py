@@ -1,7 +1,9 @@
 """The results store: run records in (an idempotent upsert from run directories), DataFrames out.
 
 SQLite in WAL mode, written only from the CLI side. A torn, corrupt or foreign file in a run
-directory is reported and skipped; it never stops the rest from being ingested.
+directory is reported and skipped; it never stops the rest from being ingested. A run is filed
+under its directory's id, and a row once `done` is never downgraded by a later collect: the run
+directories are the source of truth, and `rebuild` makes the store again from them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweep.errors import UserError
 from sweep.rundir import CURVE_COLUMNS, RunDir
-from sweep.spec import RunSpec
+from sweep.spec import RunSpec, is_run_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,11 +54,20 @@ class CollectReport:
 
 
 class Store:
-    def __init__(self, path: Path):
+    """`create=False` opens an existing store only: reading a mistyped path is an error, not an
+    empty store."""
+
+    def __init__(self, path: Path, create: bool = True):
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise UserError(f"no results store at {self.path}; `sweep collect {self.path.parent}` makes it")
         self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -72,32 +83,38 @@ class Store:
     def collect(self, run_dirs: list[RunDir], budgets: dict[str, float]) -> CollectReport:
         report = CollectReport()
         for run_dir in run_dirs:
-            try:
-                spec = run_dir.read_spec()
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                report.skipped[run_dir.run_id] = f"spec.json unreadable ({type(exc).__name__}); not a run of ours"
+            run_id = run_dir.run_id
+            if not is_run_id(run_id):
+                report.skipped[run_id] = "not a run directory (its name is not a run id); left alone"
                 continue
+            problem = run_dir.spec_problem()
+            if problem:
+                report.skipped[run_id] = f"{problem}; left out of the store: restore the spec or remove the directory"
+                continue
+            spec = run_dir.read_spec()
             status = run_dir.read_status()
             state, result, curve = status["state"], None, []
             if state == "done":
                 try:
-                    result = _read_result(run_dir)
+                    result = run_dir.read_result()
                     curve = _read_curve(run_dir)
                 except (OSError, ValueError, KeyError, TypeError) as exc:
-                    report.skipped[run_dir.run_id] = f"{exc}; left out of the store, rerun or fix it"
+                    report.skipped[run_id] = f"{exc}; left out of the store, rerun or fix it"
                     continue
             with self.db:
-                self._upsert(spec, budgets.get(run_dir.run_id, spec.budget), state, status.get("reason"), result)
+                self._upsert(run_id, spec, budgets.get(run_id, spec.budget), state, status.get("reason"), result)
                 self.db.executemany(
                     "INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(spec.run_id, *(row[c] for c in CURVE_COLUMNS)) for row in curve],
+                    [(run_id, *(row[c] for c in CURVE_COLUMNS)) for row in curve],
                 )
-            report.ingested[run_dir.run_id] = state
+            report.ingested[run_id] = state
         return report
 
-    def _upsert(self, spec: RunSpec, budget: float, state: str, reason: str | None, result: dict | None) -> None:
+    def _upsert(
+        self, run_id: str, spec: RunSpec, budget: float, state: str, reason: str | None, result: dict | None
+    ) -> None:
         values = {
-            "run_id": spec.run_id, "budget": budget, "state": state, "reason": reason,
+            "run_id": run_id, "budget": budget, "state": state, "reason": reason,
             "d_model": spec.d_model, "n_layers": spec.n_layers, "n_heads": spec.n_heads, "seq_len": spec.seq_len,
             "batch_size": spec.batch_size, "lr": spec.lr, "seed": spec.seed, "steps": spec.steps,
             "device": (result or {}).get("device"),
@@ -109,7 +126,7 @@ class Store:
         updates = ", ".join(f"{k}=excluded.{k}" for k in values if k != "run_id")
         self.db.execute(
             f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(values))}) "
-            f"ON CONFLICT(run_id) DO UPDATE SET {updates}",
+            f"ON CONFLICT(run_id) DO UPDATE SET {updates} WHERE runs.state != 'done' OR excluded.state = 'done'",
             list(values.values()),
         )
 
@@ -157,20 +174,6 @@ class Store:
 
     def fits(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM fits ORDER BY fit_id", self.db)
-
-
-def _read_result(run_dir: RunDir) -> dict:
-    try:
-        result = run_dir.read_result()
-    except ValueError as exc:
-        raise ValueError(f"result.json is not valid JSON ({exc})") from None
-    if not isinstance(result, dict):
-        raise ValueError("result.json is not a JSON object")
-    for key in ("N", "D", "C", "loss"):
-        value = result.get(key)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"result.json has no positive finite {key!r}")
-    return result
 
 
 def _read_curve(run_dir: RunDir) -> list[dict[str, float]]:

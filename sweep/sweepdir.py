@@ -1,16 +1,28 @@
 """The sweep directory: the resolved config, the plan, one directory per run, the store, fits and
-proposals. Everything a later command needs is read back from here."""
+proposals. Everything a later command needs is read back from here.
+
+Only names of the run-id form become paths under runs/, whatever plan.json says. Commands that
+change which runs exist or are submitted (plan, launch, cancel) hold the sweep's lock, so two at
+once take turns instead of both acting on what they read.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.config import Config, compose, to_yaml
 from sweep.errors import UserError
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
-from sweep.spec import RunSpec
+from sweep.spec import RunSpec, is_run_id
 
 
 @dataclass(frozen=True)
@@ -55,31 +67,68 @@ class SweepDir:
         return sweep
 
     @classmethod
-    def create(cls, path: Path, config: Config) -> SweepDir:
-        """A new sweep directory, or the same one again: an existing plan keeps its runs."""
+    def create(cls, path: Path, config: Config, specs: list[RunSpec] = ()) -> SweepDir:
+        """A new sweep directory holding `specs`, or the same one again with `specs` added: an
+        existing plan keeps its runs. A new one is written in a temporary directory beside it and
+        renamed into place, so a failure (a full disk) leaves no half-written sweep behind."""
         sweep = cls(Path(path))
+        if sweep.path.exists() and not sweep.path.is_dir():
+            raise UserError(f"{path} is a file, not a directory; choose a new --out")
         if sweep.path.exists() and any(sweep.path.iterdir()) and not sweep.plan_file.is_file():
             raise UserError(f"{path} exists and is not a sweep directory; choose an empty or new --out")
         text = to_yaml(config)
-        if sweep.config_file.is_file() and sweep.config_file.read_text() != text:
-            raise UserError(
-                f"{path} holds a sweep planned with another config; plan into a new --out, "
-                "or repeat the overrides it was planned with"
-            )
-        sweep.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(sweep.config_file, text)
+        if sweep.plan_file.is_file():
+            if not sweep.config_file.is_file() or sweep.config_file.read_text() != text:
+                raise UserError(
+                    f"{path} holds a sweep planned with another config; plan into a new --out, "
+                    "or repeat the overrides it was planned with"
+                )
+            sweep.add_runs(list(specs))
+            return sweep
+        sweep.path.parent.mkdir(parents=True, exist_ok=True)
+        staging = cls(Path(tempfile.mkdtemp(dir=sweep.path.parent, prefix=f".{sweep.path.name}.", suffix=".tmp")))
+        try:
+            atomic_write_text(staging.config_file, text)
+            staging.add_runs(list(specs))
+            if sweep.path.exists():
+                sweep.path.rmdir()  # empty: checked above
+            os.rename(staging.path, sweep.path)
+        except BaseException:
+            shutil.rmtree(staging.path, ignore_errors=True)
+            raise
         return sweep
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the sweep's lock (waiting for it): one command at a time changes runs or submits them."""
+        with open(self.path / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def config(self) -> Config:
         return compose(config_file=self.config_file)
 
     def planned(self) -> list[dict]:
+        """plan.json's entries (run id, budget, wave), checked: a corrupt or edited plan is an error."""
         if not self.plan_file.is_file():
             return []
-        return json.loads(self.plan_file.read_text())["runs"]
+        try:
+            entries = json.loads(self.plan_file.read_text())["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{self.plan_file} is unreadable ({type(exc).__name__}: {exc}); {_REPAIR}") from None
+        if not isinstance(entries, list):
+            raise UserError(f"{self.plan_file} has no list of runs; {_REPAIR}")
+        for entry in entries:
+            if not (isinstance(entry, dict) and is_run_id(entry.get("run_id")) and _is_budget(entry.get("budget"))):
+                raise UserError(f"{self.plan_file} has an entry that is not a run ({str(entry)[:80]}); {_REPAIR}")
+        return entries
 
     def add_runs(self, specs: list[RunSpec], wave: int = 0) -> list[RunSpec]:
         """Record specs in the plan and write their run directories; returns those that were new."""
+        with self.lock():
+            return self._add_runs(specs, wave)
+
+    def _add_runs(self, specs: list[RunSpec], wave: int) -> list[RunSpec]:
         entries = self.planned()
         known = {entry["run_id"] for entry in entries}
         new = []
@@ -96,7 +145,16 @@ class SweepDir:
         return new
 
     def run(self, run_id: str) -> RunDir:
+        if not is_run_id(run_id):
+            raise UserError(f"{run_id!r} is not a run id (12 hex digits); {_REPAIR}")
         return RunDir(self.runs_dir / run_id)
 
     def runs(self) -> list[RunDir]:
         return [self.run(entry["run_id"]) for entry in self.planned()]
+
+
+_REPAIR = "the plan was edited or corrupted: restore plan.json from a backup, or plan again into a new --out"
+
+
+def _is_budget(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0

@@ -190,14 +190,24 @@ def train_options(config: Config, executor: str) -> TrainOptions:
 
 def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = False) -> LaunchReport:
     """Submit the runs not yet done, queued or running; with retry_failed also the failed and
-    diverged ones that have had fewer than launcher.max_attempts attempts."""
+    diverged ones that have had fewer than launcher.max_attempts attempts. Holds the sweep's lock:
+    a second launch at the same moment waits, then finds these runs queued and submits nothing."""
+    with sweep.lock():
+        return _launch(sweep, executor, retry_failed)
+
+
+def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool) -> LaunchReport:
     config = sweep.config()
     kind = executor or config.launcher.executor
     pending, skipped = [], {}
     for run_dir in sweep.runs():
         state = effective_state(run_dir)
         retry = retry_failed and state in ("failed", "diverged") and attempts(run_dir) < config.launcher.max_attempts
-        if state in ("planned", "lost") or retry:
+        problem = run_dir.spec_problem() if state in ("planned", "lost") or retry else None
+        if problem:  # this run fails alone, with its reason; the others are submitted
+            run_dir.set_state("failed", reason=f"not submitted: {problem}")
+            skipped[run_dir.run_id] = "failed"
+        elif state in ("planned", "lost") or retry:
             pending.append(run_dir)
         else:
             skipped[run_dir.run_id] = state
@@ -240,6 +250,11 @@ def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = Fa
 def cancel(sweep: SweepDir) -> list[str]:
     """Cancel the jobs of every queued or running run (and stop the sweep's local workers); the
     runs are recorded as failed."""
+    with sweep.lock():
+        return _cancel(sweep)
+
+
+def _cancel(sweep: SweepDir) -> list[str]:
     active = [r for r in sweep.runs() if effective_state(r) in ACTIVE_STATES]
     localqueue.stop_workers(sweep)
     for run_dir in active:
@@ -247,5 +262,6 @@ def cancel(sweep: SweepDir) -> list[str]:
         if job.get("executor") == "slurm":
             target = str(job["job_id"]) if job.get("job_id") else f"--name={job['job_name']}"
             subprocess.run(["scancel", target], capture_output=True)
-        run_dir.set_state("failed", reason="cancelled by `sweep cancel`")
+        if run_dir.state != "done":  # it may have finished while we cancelled
+            run_dir.set_state("failed", reason="cancelled by `sweep cancel`")
     return [r.run_id for r in active]

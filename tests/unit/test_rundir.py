@@ -1,6 +1,10 @@
 import json
 
+from sweep.config import compose
+from sweep.plan.grids import make_plan
 from sweep.rundir import RunDir, atomic_write_json
+
+RESULT = {"N": 1000, "D": 2e5, "C": 1.2e9, "loss": 3.0}
 
 
 def test_atomic_write_leaves_only_the_final_file(tmp_path):
@@ -29,3 +33,37 @@ def test_torn_status_counts_as_planned(tmp_path):
     run.path.mkdir()
     run.status_file.write_text('{"state": "runn')
     assert run.state == "planned"
+
+
+def test_a_valid_result_is_done_whatever_the_status_says(tmp_path):
+    run = RunDir(tmp_path / "0123456789ab")
+    atomic_write_json(run.result_file, {**RESULT, "run_id": run.run_id})
+    run.status_file.write_text('{"state": "do')  # torn
+    assert run.state == "done"
+    run.status_file.unlink()
+    assert run.state == "done"
+    atomic_write_json(run.status_file, {"state": "running"})  # the job died between result and status
+    assert run.state == "done" and "recovered" in run.read_status()
+
+
+def test_an_invalid_or_foreign_result_does_not_make_a_run_done(tmp_path):
+    run = RunDir(tmp_path / "0123456789ab")
+    atomic_write_json(run.status_file, {"state": "running"})
+    for bad in ({**RESULT, "loss": float("nan")}, {**RESULT, "run_id": "ffffffffffff"}, {**RESULT, "N": True}, [1]):
+        atomic_write_json(run.result_file, bad)
+        assert run.state == "running", bad
+        assert run.result_problem()
+    run.result_file.write_text('{"loss": 3.0, "N": ')
+    assert run.state == "running" and "not valid JSON" in run.result_problem()
+
+
+def test_spec_problems_are_named(tmp_path):
+    spec, other = make_plan(compose(["sweep=smoke"])).specs[:2]
+    run = RunDir(tmp_path / spec.run_id)
+    assert run.spec_problem() == "spec.json is missing"
+    run.write_spec(other)  # copied from another run
+    assert "describes run" in run.spec_problem()
+    run.spec_file.write_text("{not json")
+    assert "unreadable" in run.spec_problem()
+    run.write_spec(spec)
+    assert run.spec_problem() is None

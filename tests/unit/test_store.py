@@ -1,7 +1,10 @@
 import json
 import sqlite3
 
+import pytest
+
 from sweep.config import compose
+from sweep.errors import UserError
 from sweep.plan.grids import make_plan
 from sweep.rundir import RunDir
 from sweep.store import Store
@@ -46,3 +49,37 @@ def test_corrupt_or_foreign_files_are_skipped_and_the_rest_ingested(tmp_path):
         assert "not valid JSON" in report.skipped[runs[0].run_id]
         assert len(store.runs(state="done")) == len(specs) - 2
     assert runs[0].result_file.read_text() == '{"loss": 3.0, "N": '  # left as it was
+
+
+def test_runs_are_filed_under_their_directory_and_a_foreign_spec_is_reported(tmp_path):
+    specs = make_plan(compose(["sweep=smoke"])).specs
+    runs = [fake_done_run(tmp_path / "runs", s, 3.0 + i) for i, s in enumerate(specs)]
+    runs[1].write_spec(specs[0])  # copied over: must not overwrite run 0's row
+    edited = json.loads(runs[2].spec_file.read_text())
+    edited["lr"] = 0.5  # edited by hand: must not add a phantom row under the edited spec's hash
+    runs[2].spec_file.write_text(json.dumps(edited))
+    with Store(tmp_path / "results.db") as store:
+        report = store.collect(runs, {})
+        frame = store.runs()
+    assert set(report.skipped) == {runs[1].run_id, runs[2].run_id}
+    assert all("describes run" in why for why in report.skipped.values())
+    assert set(frame["run_id"]) == {r.run_id for r in runs} - set(report.skipped)
+    assert frame.set_index("run_id").loc[runs[0].run_id, "loss"] == 3.0
+
+
+def test_collect_never_downgrades_a_done_row(tmp_path):
+    specs = make_plan(compose(["sweep=smoke"])).specs
+    run = fake_done_run(tmp_path / "runs", specs[0], 3.0)
+    with Store(tmp_path / "results.db") as store:
+        store.collect([run], {})
+        run.result_file.unlink()  # lost later: the directory now reads as planned
+        run.status_file.write_text("{torn")
+        assert store.collect([run], {}).ingested == {run.run_id: "planned"}
+        row = store.runs().set_index("run_id").loc[run.run_id]
+    assert row["state"] == "done" and row["loss"] == 3.0
+
+
+def test_reading_a_store_that_does_not_exist_is_an_error_not_an_empty_store(tmp_path):
+    with pytest.raises(UserError, match="sweep collect"):
+        Store(tmp_path / "typo" / "results.db", create=False)
+    assert not (tmp_path / "typo").exists()

@@ -1,0 +1,59 @@
+"""The sweep directory: run ids are the only names that become paths; a bad plan is an error."""
+
+import json
+
+import pytest
+
+from sweep.config import compose
+from sweep.errors import UserError
+from sweep.plan.grids import make_plan
+from sweep.sweepdir import SweepDir
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    config = compose(["sweep=smoke"])
+    return SweepDir.create(tmp_path / "s", config, make_plan(config).specs)
+
+
+@pytest.mark.parametrize("run_id", ["../../X", "/etc", "0123456789ab/..", "ABCDEF012345", "", 7])
+def test_a_plan_entry_that_is_not_a_run_id_never_becomes_a_path(sweep, tmp_path, run_id):
+    plan = json.loads(sweep.plan_file.read_text())
+    plan["runs"].append({"run_id": run_id, "budget": 1e10, "wave": 0})
+    sweep.plan_file.write_text(json.dumps(plan))
+    with pytest.raises(UserError, match="plan"):
+        sweep.runs()
+    with pytest.raises(UserError, match="not a run id"):
+        sweep.run(run_id if isinstance(run_id, str) else str(run_id))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+@pytest.mark.parametrize("text", ["{garbage", '{"runs": 5}', '{"runs": [{"budget": 1}]}', "[]", ""])
+def test_a_corrupt_plan_is_one_error_that_says_how_to_recover(sweep, text):
+    sweep.plan_file.write_text(text)
+    with pytest.raises(UserError, match="restore plan.json"):
+        sweep.planned()
+
+
+def test_a_new_sweep_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    config = compose(["sweep=smoke"])
+    specs = make_plan(config).specs
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SweepDir, "_add_runs", full_disk)
+    with pytest.raises(OSError):
+        SweepDir.create(tmp_path / "s", config, specs)
+    assert list(tmp_path.iterdir()) == []  # neither the sweep nor its staging directory
+    monkeypatch.undo()
+    sweep = SweepDir.create(tmp_path / "s", config, specs)  # and planning again works
+    assert len(sweep.runs()) == len(specs)
+
+
+def test_replanning_adds_runs_and_keeps_the_old_ones(sweep):
+    config = compose(["sweep=smoke", "sweep.seeds=[0,1]"])
+    extra = [s for s in make_plan(config).specs if s.seed == 1]
+    before = {r.run_id for r in sweep.runs()}
+    sweep.add_runs(extra, wave=1)
+    assert {r.run_id for r in sweep.runs()} == before | {s.run_id for s in extra}
