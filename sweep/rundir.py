@@ -90,15 +90,18 @@ class RunDir:
             return f"spec.json describes run {spec.run_id}, not this one (edited or copied)"
         return None
 
-    def read_status(self) -> dict[str, Any]:
-        """The last state written, or done if result.json is valid whatever the status says; a
-        missing or unreadable status of an unfinished run counts as planned."""
+    def recorded_status(self) -> dict[str, Any]:
+        """status.json as written; a missing or unreadable one counts as planned."""
         try:
             status = json.loads(self.status_file.read_text())
         except (OSError, ValueError):
             status = None
-        if not (isinstance(status, dict) and status.get("state") in STATES):
-            status = {"state": "planned"}
+        return status if isinstance(status, dict) and status.get("state") in STATES else {"state": "planned"}
+
+    def read_status(self) -> dict[str, Any]:
+        """The recorded status, but done whenever result.json is valid: a status that is torn, or
+        was not yet updated when the job died, never sends a finished run back to training."""
+        status = self.recorded_status()
         if status["state"] != "done" and self.result_file.exists() and self.result_problem() is None:
             status = {**status, "state": "done", "recovered": f"status said {status['state']}; result.json is valid"}
         return status

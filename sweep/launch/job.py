@@ -121,7 +121,7 @@ def _train_claimed(
         last = traceback.format_exc().strip().splitlines()[-1]
         run_dir.set_state("failed", reason=f"{type(exc).__name__}: {exc}", traceback=last)
     else:
-        if run_dir.state == "running":  # not cancelled while it finished
+        if run_dir.recorded_status()["state"] == "running":  # not cancelled while it finished
             run_dir.set_state("done")
     return run_dir.state
 

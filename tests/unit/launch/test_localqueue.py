@@ -140,3 +140,77 @@ def test_runs_are_queued_not_lost_the_moment_launch_returns(tmp_path):
     api.launch(out, "local")  # in-process: the workers have had no time to start
     assert {effective_state(r) for r in SweepDir(out).runs()} <= {"queued", "running", "done"}
     assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
+
+
+def reasons(out):
+    return {r["run_id"]: r["reason"] for r in json.loads(sweep_cli("status", out, "--json").stdout)["runs"]}
+
+
+def test_a_run_without_its_spec_fails_alone_and_the_rest_train(tmp_path):
+    out = tmp_path / "m"
+    plan(out, tmp_path / "slots")
+    victim = sorted((out / "runs").iterdir())[0].name
+    (out / "runs" / victim / "spec.json").unlink()
+    first = launch(out)
+    assert len(first["submitted"]) == 5 and first["skipped"] == {victim: "failed"}
+    waited = {r["run_id"]: r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]}
+    assert waited.pop(victim) == "failed" and set(waited.values()) == {"done"}
+    assert "spec.json is missing" in reasons(out)[victim]
+    again = launch(out)  # what really happened: nothing left to submit, no new workers
+    assert again["submitted"] == [] and again["jobs"] == []
+
+
+def test_a_spec_lost_while_queued_fails_that_run_in_the_worker_and_retries_stop_at_the_cap(tmp_path):
+    slots_dir = tmp_path / "slots"
+    out = tmp_path / "w"
+    plan(out, slots_dir, "launcher.parallel=1", "launcher.max_attempts=2")
+    victim = sorted((out / "runs").iterdir())[0]
+    spec = (victim / "spec.json").read_text()
+    for attempt, flags in enumerate([(), ("--retry-failed",)], start=1):
+        slots_dir.mkdir(exist_ok=True)
+        with open(slots_dir / "cpu-slot0.lock", "a") as slot:  # held: the worker waits
+            fcntl.flock(slot, fcntl.LOCK_EX)
+            assert victim.name in launch(out, *flags)["submitted"]
+            (victim / "spec.json").unlink()  # after the launch looked, before the worker gets there
+        waited = {r["run_id"]: r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]}
+        assert waited.pop(victim.name) == "failed" and set(waited.values()) == {"done"}, attempt
+        assert "spec.json is missing" in reasons(out)[victim.name]
+        assert launch(out)["submitted"] == []  # failed runs wait for --retry-failed
+        (victim / "spec.json").write_text(spec)
+    assert launch(out, "--retry-failed")["submitted"] == []  # the cap: 2 attempts made
+    history = [h["state"] for h in json.loads((victim / "status.json").read_text())["history"]]
+    assert history.count("queued") == 2
+
+
+def test_two_launches_at_once_submit_each_run_once(tmp_path):
+    out = tmp_path / "two"
+    plan(out, tmp_path / "slots", "sweep.seeds=[0,1,2,3]")
+    command = [sys.executable, "-m", "sweep.cli", "launch", str(out), "--executor", "local", "--json"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    submitted = [run for o in outputs for run in o["submitted"]]
+    assert len(submitted) == len(set(submitted)) == 24
+    assert sorted(len(o["submitted"]) for o in outputs) == [0, 24]
+    assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
+    for run in (out / "runs").iterdir():
+        history = [h["state"] for h in json.loads((run / "status.json").read_text())["history"]]
+        assert history == ["queued", "running", "done"], history
+
+
+def test_a_finished_run_with_a_torn_status_is_never_trained_again(tmp_path):
+    out = tmp_path / "t"
+    plan(out, tmp_path / "slots")
+    launch(out)
+    assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
+    assert sweep_cli("collect", out).returncode == 0
+    run = sorted((out / "runs").iterdir())[0]
+    result = (run / "result.json").read_bytes()
+    (run / "status.json").write_text('{"state": "do')
+    assert launch(out)["submitted"] == []
+    assert (run / "result.json").read_bytes() == result
+    assert sweep_cli("collect", out).returncode == 0
+    from sweep.store import Store
+
+    with Store(out / "results.db") as store:
+        assert set(store.runs()["state"]) == {"done"} and store.runs()["loss"].notna().all()

@@ -44,12 +44,12 @@ def test_result_and_curve_follow_the_contract(tmp_path):
 
 def test_resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(tmp_path):
     spec = tiny_spec()
-    full = train(spec, RunDir(tmp_path / "full"), TrainOptions(threads=1))
+    full = train(spec, RunDir(tmp_path / "full" / spec.run_id), TrainOptions(threads=1))
 
     class Interrupt(Exception):
         pass
 
-    run = RunDir(tmp_path / "cut")
+    run = RunDir(tmp_path / "cut" / spec.run_id)
     original = RunDir.write_curve
     calls = []
 
@@ -73,16 +73,16 @@ def test_resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(tmp_pat
 
 def test_a_stop_request_checkpoints_at_that_step_and_the_resumed_run_matches(tmp_path):
     spec = tiny_spec()
-    full = RunDir(tmp_path / "full")
+    full = RunDir(tmp_path / "full" / spec.run_id)
     train(spec, full, TrainOptions(threads=1))
     stop_at = min(eval_steps(spec.steps, spec.eval_points)) + 3  # between two evals
     steps = iter(range(1, spec.steps + 1))
 
-    run = RunDir(tmp_path / "cut")
+    run = RunDir(tmp_path / "cut" / spec.run_id)
     with pytest.raises(Interrupted) as stopped:
         train(spec, run, TrainOptions(threads=1), stop=lambda: next(steps) == stop_at)
     assert stopped.value.step == stop_at
-    assert torch.load(run.checkpoint_file, weights_only=False)["step"] == stop_at
+    assert torch.load(run.checkpoint_file, weights_only=True)["step"] == stop_at
     train(spec, run, TrainOptions(threads=1), stop=lambda: False)
     assert run.read_result()["loss"] == pytest.approx(full.read_result()["loss"], rel=1e-6)
     assert run.curve_file.read_text() == full.curve_file.read_text()  # train-loss averages survive the cut too
@@ -95,3 +95,45 @@ def test_a_trained_model_approaches_but_never_beats_the_entropy_rate(tmp_path):
     entropy = result["entropy_rate"]
     assert result["loss"] > entropy - 0.01  # held-out loss cannot beat the source's entropy (up to sampling noise)
     assert result["loss"] < entropy * 1.05
+
+
+class PlantedPickle:
+    """Unpickling this calls open(marker, "w"): harmless, and visible."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_checkpoint_runs_nothing_and_fails_the_run(tmp_path):
+    from sweep.launch.job import run_one
+
+    live = tmp_path / "live-marker"
+    torch.save({"model": PlantedPickle(live)}, tmp_path / "probe.pt")
+    torch.load(tmp_path / "probe.pt", weights_only=False)
+    assert live.exists()  # the payload is real: a full unpickle runs it
+
+    marker = tmp_path / "marker"
+    spec = tiny_spec()
+    run = RunDir(tmp_path / spec.run_id)
+    run.write_spec(spec)
+    torch.save({"model": PlantedPickle(marker), "step": 3}, run.checkpoint_file)
+    assert run_one(run, TrainOptions(threads=1), "test") == "failed"
+    assert not marker.exists()
+    assert "checkpoint.pt holds more than tensors" in run.read_status()["reason"]
+    assert not run.result_file.exists()
+
+
+def test_a_final_loss_no_better_than_uniform_is_diverged_not_done(tmp_path, monkeypatch):
+    import math
+
+    import models.train
+    from models.config import Diverged
+
+    spec = tiny_spec("train.eval_points=1")
+    monkeypatch.setattr(models.train, "evaluate", lambda *args: math.log(16) + 0.01)
+    with pytest.raises(Diverged, match="uniform"):
+        train(spec, RunDir(tmp_path / spec.run_id), TrainOptions(threads=1))
+    assert not (tmp_path / spec.run_id / "result.json").exists()
