@@ -1,8 +1,8 @@
 """The job side: one claim per run, failures recorded as states, never raised."""
 
-import json
 import threading
 import time
+from dataclasses import replace
 
 from models.config import TrainOptions
 from sweep.config import compose
@@ -40,10 +40,9 @@ def test_divergence_is_a_state_with_its_reason(tmp_path):
 
 
 def test_a_crash_inside_training_is_a_failed_state(tmp_path):
-    run = planned_run(tmp_path)
-    spec = json.loads(run.spec_file.read_text())
-    spec["n_heads"] = 3  # 16 is not divisible by 3: the model refuses to build
-    run.spec_file.write_text(json.dumps(spec))
+    spec = replace(planned_run(tmp_path).read_spec(), n_heads=3)  # 16 is not divisible by 3: no model
+    run = RunDir(tmp_path / spec.run_id)
+    run.write_spec(spec)
     assert run_one(run, TrainOptions(threads=1), "test") == "failed"
     assert "d_model must be divisible" in run.read_status()["reason"]
 
@@ -71,3 +70,10 @@ def test_a_run_cancelled_while_training_stops_and_stays_failed(tmp_path):
     training.join()
     assert time.time() - cancelled_at < 5  # it noticed within a step or a second, not at the end
     assert run.state == "failed" and not run.result_file.exists()
+
+
+def test_an_edited_spec_fails_its_run_without_training(tmp_path):
+    run = planned_run(tmp_path)
+    run.spec_file.write_text(run.spec_file.read_text().replace('"seed": 0', '"seed": 7'))
+    assert run_one(run, TrainOptions(threads=1), "test") == "failed"
+    assert "describes run" in run.read_status()["reason"] and not run.result_file.exists()
