@@ -6,7 +6,6 @@ import errno
 import json
 import math
 import shutil
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -532,11 +531,6 @@ def main() -> None:
         where = f" ({exc.filename})" if exc.filename else ""
         fail(f"{exc.strerror}{where}: free space (or fix permissions) and run the command again; files already "
              "written are whole (each is written to a temporary name and renamed)")  # fmt: skip
-    except sqlite3.DatabaseError as exc:
-        if "full" in str(exc):
-            fail(f"results.db: {exc}; free space and run the command again (SQLite rolled the write back)")
-        fail(f"results.db is unreadable ({exc}); `sweep collect --rebuild SWEEP_DIR` makes it again from the "
-             "run directories (the old one is kept as results.db.<time>.bak)")  # fmt: skip
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)

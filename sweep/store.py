@@ -65,9 +65,9 @@ class Store:
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise
+            raise self.error(exc) from None
 
     def close(self) -> None:
         self.db.close()
@@ -75,8 +75,21 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, exc, traceback) -> None:
         self.close()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise self.error(exc) from None
+
+    def error(self, exc: sqlite3.DatabaseError) -> UserError:
+        """What went wrong with the database file, and the way back."""
+        if "full" in str(exc):
+            return UserError(f"{self.path}: {exc}; free space and run the command again (the write was rolled back)")
+        if "locked" in str(exc):
+            return UserError(f"{self.path} is locked by another command ({exc}); run this one again when it is done")
+        return UserError(
+            f"{self.path} is unreadable ({exc}); `sweep collect --rebuild {self.path.parent}` makes it again from "
+            "the run directories (the old file is kept as a .bak)"
+        )
 
     # --- in ------------------------------------------------------------------------------------
 

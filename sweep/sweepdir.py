@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from sweep.config import Config, compose, to_yaml
 from sweep.errors import UserError
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
@@ -106,7 +108,13 @@ class SweepDir:
             yield
 
     def config(self) -> Config:
-        return compose(config_file=self.config_file)
+        try:
+            return compose(config_file=self.config_file)
+        except (UserError, yaml.YAMLError) as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise UserError(
+                f"{self.config_file} is unreadable ({first_line}); restore it, or plan again into a new --out"
+            ) from None
 
     def planned(self) -> list[dict]:
         """plan.json's entries (run id, budget, wave), checked: a corrupt or edited plan is an error."""
