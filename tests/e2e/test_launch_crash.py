@@ -23,7 +23,8 @@ def kill_mid_launch_then_relaunch(out: Path, *plan_overrides: str) -> None:
     while not list(out.glob("runs/*/status.json")) and cli.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     cli.send_signal(signal.SIGKILL)
-    cli.wait()
+    assert cli.wait() == -signal.SIGKILL, "launch finished before the kill landed: nothing was tested"
+    assert {json.loads(p.read_text())["state"] for p in out.glob("runs/*/status.json")} >= {"queued"}
 
     relaunched = sweep_cli("launch", out, "--json")
     assert relaunched.returncode == 0, relaunched.stderr
