@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0  # the CPU build, first: see DEVELOPERS.md
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0  # the CPU build first, so pip never pulls a CUDA build
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
