@@ -1,4 +1,11 @@
-"""A proxy model's shape and its parameter count, without importing torch (the CLI stays fast)."""
+"""A proxy model's shape, its parameter count and its training FLOPs per token, without importing
+torch (the CLI stays fast).
+
+N is the non-embedding parameter count, N_total adds the embeddings. Training FLOPs per token are
+6 N (forward and backward of the weights) plus 6 * n_layers * seq_len * d_model for attention
+scores and values, the term that 6N leaves out and that matters at small widths (Kaplan 2020;
+Hoffmann 2022).
+"""
 
 from __future__ import annotations
 
@@ -49,6 +56,22 @@ def count_parameters(config: GPTConfig) -> tuple[int, int]:
     non_embedding = config.n_layers * (4 * d * d + mlp + 2 * d) + d
     embedding = config.vocab_size * d + (config.seq_len * d if config.positions == "learned" else 0)
     return non_embedding, non_embedding + embedding
+
+
+def model_config(spec) -> GPTConfig:
+    """The model a run spec (sweep.spec.RunSpec, or anything with its fields) trains."""
+    d = spec.data
+    return GPTConfig(d.vocab_size, spec.seq_len, spec.d_model, spec.n_layers, spec.n_heads, spec.mlp, spec.positions)
+
+
+def flops_per_token(d_model: int, n_layers: int, seq_len: int, non_embedding_params: int) -> float:
+    return 6.0 * non_embedding_params + 6.0 * n_layers * seq_len * d_model
+
+
+def shape_counts(config: GPTConfig) -> tuple[int, int, float]:
+    """(N, N_total, training FLOPs per token) of a model shape."""
+    n, n_total = count_parameters(config)
+    return n, n_total, flops_per_token(config.d_model, config.n_layers, config.seq_len, n)
 
 
 @dataclass(frozen=True)

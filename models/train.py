@@ -12,17 +12,27 @@ import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from models.config import CheckpointError, DataError, Diverged, Interrupted, TrainOptions
+from models.config import (
+    CheckpointError,
+    DataError,
+    Diverged,
+    Interrupted,
+    TrainOptions,
+    model_config,
+    shape_counts,
+)
 from models.data import TokenData, load
 from models.gpt import GPT
 from models.schedules import warmup_cosine
-from sweep.plan.flops import model_config, shape_counts
-from sweep.rundir import RunDir
-from sweep.spec import RunSpec
+
+if TYPE_CHECKING:  # handed in by the caller: models never imports sweep at run time
+    from sweep.rundir import RunDir
+    from sweep.spec import RunSpec
 
 
 def resolve_threads(requested: int) -> int:

@@ -137,3 +137,12 @@ def test_a_final_loss_no_better_than_uniform_is_diverged_not_done(tmp_path, monk
     with pytest.raises(Diverged, match="uniform"):
         train(spec, RunDir(tmp_path / spec.run_id), TrainOptions(threads=1))
     assert not (tmp_path / spec.run_id / "result.json").exists()
+
+
+def test_models_never_import_sweep():
+    import subprocess
+    import sys
+
+    code = "import sys, models.train, models.gpt, models.data; print(sorted(m for m in sys.modules if 'sweep' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
