@@ -224,7 +224,7 @@ def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
 
 def train(overrides: list[str], out: Path, config_file: Path | None = None) -> tuple[RunSpec, str, dict]:
     """Train the run named by the config's `run` section in this process, under out/runs/<id>."""
-    from sweep.launch.job import run_one
+    from sweep.launch.job import run_one, train_options
     from sweep.plan.grids import single_run_spec
 
     config = compose(overrides, config_file)
@@ -235,7 +235,7 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     run_dir.write_spec(spec)
     if run_dir.state in ("failed", "diverged"):
         run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
-    state = run_one(run_dir, executors.train_options(config, executor="foreground"), str(os.getpid()))
+    state = run_one(run_dir, train_options(config, executor="foreground"), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
 

@@ -23,6 +23,7 @@ from typing import Any
 import submitit
 
 from models.config import DataError, Diverged, Interrupted, TrainOptions
+from sweep.config import Config
 from sweep.rundir import FINISHED_STATES, RunDir
 
 
@@ -144,3 +145,13 @@ class TrainBundle(submitit.helpers.Checkpointable):
             states[run_id] = run_one(RunDir(Path(self.runs_dir) / run_id), self.options, job_id, preemption.pending)
         preemption.deliver()  # requeues and exits if the signal came; otherwise just restores the handler
         return states
+
+
+def train_options(config: Config, executor: str) -> TrainOptions:
+    threads = config.train.threads
+    if threads == 0 and executor in ("local", "debug"):  # elsewhere the job reads SLURM_CPUS_PER_TASK
+        threads = config.launcher.cpus_per_run
+    return TrainOptions(
+        device=config.train.device, threads=threads, checkpoint=config.train.checkpoint,
+        wandb_mode=config.wandb.mode, wandb_project=config.wandb.project, trainer=config.launcher.trainer,
+    )  # fmt: skip

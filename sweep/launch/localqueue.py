@@ -190,8 +190,7 @@ def pin(slot: Slot) -> dict:
 
 def work(sweep: SweepDir, registration: Registration) -> None:
     """A worker's life: take a slot, train queued runs of the sweep until none is left."""
-    from sweep.launch.executors import train_options
-    from sweep.launch.job import run_one
+    from sweep.launch.job import run_one, train_options
 
     config = sweep.config()
     taken = None

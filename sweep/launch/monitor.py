@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweep.launch.executors import effective_state
+from sweep.launch.jobstate import effective_state
 from sweep.rundir import FINISHED_STATES
 from sweep.sweepdir import SweepDir
 

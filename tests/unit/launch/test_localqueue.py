@@ -14,7 +14,7 @@ import pytest
 
 from sweep.config import compose
 from sweep.launch import localqueue
-from sweep.launch.executors import effective_state
+from sweep.launch.jobstate import effective_state
 from sweep.rundir import RunDir
 from sweep.sweepdir import SweepDir
 from tests.conftest import sweep_cli
