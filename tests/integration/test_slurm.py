@@ -16,6 +16,16 @@ from tests.e2e.test_launch_crash import kill_mid_launch_then_relaunch
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
 
+def sweep_jobs(out) -> set[str]:
+    """The SLURM job ids (array tasks) the sweep's runs were submitted in."""
+    return {json.loads(p.read_text())["job_id"] for p in out.glob("runs/*/job.json")}
+
+
+def array_of(job_ids: set[str]) -> str:
+    (array,) = {j.split("_")[0] for j in job_ids}
+    return array
+
+
 @pytest.fixture(scope="module")
 def slurm_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("slurm") / "smoke"
@@ -23,16 +33,17 @@ def slurm_sweep(tmp_path_factory):
     assert planned.returncode == 0, planned.stderr
     launched = sweep_cli("launch", out, "--json")
     assert launched.returncode == 0, launched.stderr
-    return out, json.loads(launched.stdout)
+    # The array is noted now: a test below deletes the job.json files.
+    return out, {**json.loads(launched.stdout), "array": array_of(sweep_jobs(out))}
 
 
 def test_launch_returns_while_jobs_are_queued_or_running(slurm_sweep):
     out, launched = slurm_sweep
     assert len(launched["submitted"]) == 6
-    job_ids = {json.loads((out / "runs" / r / "job.json").read_text())["job_id"] for r in launched["submitted"]}
+    job_ids = sweep_jobs(out)
     assert len(job_ids) == 6 and all("_" in j for j in job_ids)  # one job array, one task per run
-    squeue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    assert squeue.strip(), "launch should return before the array has finished"
+    squeue = subprocess.run(["squeue", "-h", "-j", array_of(job_ids), "-o", "%i"], capture_output=True, text=True)
+    assert squeue.stdout.strip(), "launch should return before this sweep's array has finished"
 
 
 def test_a_second_launch_while_running_submits_nothing_even_without_job_files(slurm_sweep):
@@ -48,7 +59,7 @@ def test_a_second_launch_while_running_submits_nothing_even_without_job_files(sl
 
 
 def test_runs_finish_on_the_cluster_and_are_collected(slurm_sweep):
-    out, _ = slurm_sweep
+    out, launched = slurm_sweep
     waited = sweep_cli("wait", out, "--json")
     assert waited.returncode == 0, waited.stderr
     assert {r["state"] for r in json.loads(waited.stdout)["runs"]} == {"done"}
@@ -57,8 +68,9 @@ def test_runs_finish_on_the_cluster_and_are_collected(slurm_sweep):
         assert result["threads"] == 1  # from SLURM_CPUS_PER_TASK of launcher.slurm.cpus_per_task
     collected = sweep_cli("collect", out, "--json")
     assert collected.returncode == 0 and len(json.loads(collected.stdout)["ingested"]) == 6
-    states = subprocess.run(["sacct", "-n", "-X", "-o", "State"], capture_output=True, text=True).stdout.split()
-    assert "COMPLETED" in states  # accounting works: submitit can see job states
+    accounting = ["sacct", "-n", "-X", "-j", launched["array"], "-o", "State"]
+    states = subprocess.run(accounting, capture_output=True, text=True).stdout.split()
+    assert states and set(states) == {"COMPLETED"}  # accounting works: submitit can see this sweep's jobs
     final = sweep_cli("launch", out, "--json")
     assert json.loads(final.stdout)["submitted"] == []
 
@@ -170,9 +182,11 @@ def test_cancel_stops_queued_and_running_jobs(tmp_path):
     planned = sweep_cli("plan", "sweep=smoke", "launcher=slurm", "--out", out)
     assert planned.returncode == 0
     assert sweep_cli("launch", out).returncode == 0
+    array = array_of(sweep_jobs(out))
     cancelled = json.loads(sweep_cli("cancel", out, "--json").stdout)["cancelled"]
     assert len(cancelled) == 6
-    wait_for(lambda: not subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip())
+    squeue = ["squeue", "-h", "-j", array]
+    wait_for(lambda: not subprocess.run(squeue, capture_output=True, text=True).stdout.strip())
     states = json.loads(sweep_cli("status", out, "--json").stdout)["runs"]
     assert {s["state"] for s in states} == {"failed"}
     # Ours ("cancelled by `sweep cancel`"), or SLURM's ("ended CANCELLED") where a job that was just
