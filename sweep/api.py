@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,6 +239,47 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     state = run_one(run_dir, train_options(config, executor="foreground"), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
+
+
+@dataclass(frozen=True)
+class RunReport:
+    sweep: SweepDir
+    planned: list[PlannedRun]
+    waves: list[list[PlannedRun]]  # the runs each extension wave added
+    report: FitReport
+    proposal: Proposal
+    proposal_file: Path
+
+
+def run(
+    overrides: list[str],
+    out: Path,
+    executor: str | None = None,
+    show_progress: bool = True,
+    on_wave: Callable[[int, list[PlannedRun]], None] | None = None,
+) -> RunReport:
+    """Plan, launch, wait, collect, fit and propose; while a budget's minimum is at an edge of its
+    sizes, add the proposed shapes beyond it as a new wave (at most sweep.max_extensions) and go again.
+    `on_wave(wave, runs)` is called with the plan (wave 0) and as each later wave is added."""
+    sweep, planned = plan(overrides, out)
+    if on_wave:
+        on_wave(0, planned)
+    config = sweep.config()
+    waves = []
+    for wave in range(config.sweep.max_extensions + 1):
+        launch(out, executor)
+        wait(out, show_progress=show_progress)
+        collect(out)
+        report, proposal = propose_target(out)
+        if not proposal.next_wave or wave == config.sweep.max_extensions:
+            break
+        added = [describe(s) for s in add_next_wave(out, proposal, wave + 1)]
+        if not added:
+            break
+        waves.append(added)
+        if on_wave:
+            on_wave(wave + 1, added)
+    return RunReport(sweep, planned, waves, report, proposal, proposal_file(sweep, proposal))
 
 
 def sweep_config(path: Path, overrides: list[str] | None = None) -> Config:

@@ -485,30 +485,24 @@ def run(
 
     Example: sweep run sweep=smoke --out sweeps/smoke
     """
-    sweep, runs = api.plan(overrides or [], out)
-    if not as_json:
-        print_plan(runs, f"plan: {len(runs)} runs in {sweep.path}")
-    config = sweep.config()
-    for wave in range(config.sweep.max_extensions + 1):
-        api.launch(out, executor)
-        api.wait(out, show_progress=not as_json)
-        api.collect(out)
-        report, proposal = api.propose_target(out)
-        if not proposal.next_wave or wave == config.sweep.max_extensions:
-            break
-        added = api.add_next_wave(out, proposal, wave + 1)
-        if not added:
-            break
-        if not as_json:
-            console.print(f"wave {wave + 1}: {len(added)} more runs where a budget's minimum was at an edge")
-            print_plan([api.describe(s) for s in added], f"wave {wave + 1}")
-    yaml_path = api.proposal_file(sweep, proposal)
+
+    def show_wave(wave: int, added: list[api.PlannedRun]) -> None:
+        if as_json:
+            return
+        if wave == 0:
+            print_plan(added, f"plan: {len(added)} runs in {out}")
+            return
+        console.print(f"wave {wave}: {len(added)} more runs where a budget's minimum was at an edge")
+        print_plan(added, f"wave {wave}")
+
+    result = api.run(overrides or [], out, executor, show_progress=not as_json, on_wave=show_wave)
     if as_json:
-        emit_json({"fit": report.to_dict(), "proposal": {**proposal.to_dict(), "config": str(yaml_path)}})
+        payload = {**result.proposal.to_dict(), "config": str(result.proposal_file)}
+        emit_json({"fit": result.report.to_dict(), "proposal": payload})
         return
     print_status(api.status(out))
-    print_fit(report)
-    print_proposal(proposal, yaml_path, out)
+    print_fit(result.report)
+    print_proposal(result.proposal, result.proposal_file, out)
 
 
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
