@@ -16,8 +16,8 @@ from rich.table import Table
 from models.config import DataError
 from sweep import api
 from sweep.errors import UserError
-from sweep.fit.errors import FitError
 from sweep.fit.analysis import FitReport
+from sweep.fit.errors import FitError
 from sweep.propose import Proposal
 
 app = typer.Typer(

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from sweep.config import FitConfig
-from sweep.errors import UserError
+from sweep.fit.errors import FitError
 from sweep.fit.analysis import fit_all, prepare
 from sweep.fit.forms import Chinchilla
 
@@ -26,7 +26,7 @@ def test_report_has_named_parameters_with_intervals_that_contain_them():
 
 def test_rows_with_bad_values_are_named():
     frame = pd.DataFrame({"N": [1e6, -1, 3e6], "D": [1e9, 1e9, float("nan")], "C": [1, 1, 1], "loss": [3, 3, 3]})
-    with pytest.raises(UserError, match=r"'N'.*rows 1"):
+    with pytest.raises(FitError, match=r"'N'.*rows 1"):
         prepare(frame)
 
 
