@@ -112,7 +112,7 @@ def test_nan_parameters_and_unidentified_approach2_fall_back_to_the_best_run():
 
 
 def test_refits_that_overflowed_are_dropped_and_counted():
-    overflowed = Chinchilla(E=1.0, A=float("inf"), B=400.0, alpha=0.3, beta=0.4)  # inf/inf: NaN at every shape
+    overflowed = Chinchilla(E=1.0, A=float("inf"), B=400.0, alpha=1e3, beta=0.4)  # inf / N^1000 = inf / inf: NaN
     proposal = propose(report(GOOD, [GOOD, overflowed, GOOD], attempted=5), runs_table(), compose([]), COMPUTE)
     assert proposal.shape_from == "approach3"
     (a3,) = [p for p in proposal.predictions if p.approach == "approach3"]
