@@ -119,3 +119,16 @@ def test_an_imported_sweep_shows_its_runs_and_proposes_a_real_shape(tmp_path):
     assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
     assert proposal.shape_from == "approach3"
     assert proposal.next_wave and {w["budget"] for w in proposal.next_wave} == {1e21}
+
+
+def test_too_few_runs_to_fit_still_give_a_proposal_that_says_so(tmp_path):
+    sweep, planned = api.plan(["sweep=smoke", "sweep.budgets=[1e11]", "fit.bootstrap=4"], tmp_path / "one")
+    for run in planned:
+        fake_train(sweep.path, run.spec)
+    api.collect(sweep.path)
+    _, proposal = api.propose_target(sweep.path)
+    assert proposal.shape_from == "best run" and proposal.predictions == []
+    assert any(w.startswith("too little evidence") for w in proposal.warnings)
+    assert api.proposal_file(sweep, proposal).is_file()
+    human = sweep_cli("propose", sweep.path)
+    assert human.returncode == 0 and "no predicted loss" in human.stdout and "too little evidence" in human.stdout

@@ -2,6 +2,8 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sweep.config import compose
 from sweep.fit.analysis import FitReport
@@ -137,3 +139,23 @@ def test_the_next_wave_of_imported_runs_snaps_their_sizes():
     wave = propose(fit, runs_table(with_shapes=False), compose([]), COMPUTE).next_wave
     largest = max(runs_table()["N"])
     assert wave and all(w["budget"] == 1e12 and w["N"] > largest for w in wave)
+
+
+values = st.one_of(
+    st.floats(-2.0, 2.0), st.floats(1e-300, 1e300), st.sampled_from([0.0, float("inf"), -float("inf"), float("nan")])
+)
+laws = st.builds(Chinchilla, E=values, A=values, B=values, alpha=values, beta=values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(law=st.one_of(st.none(), laws), samples=st.lists(laws, max_size=3), n_exponent=values, isoflop=st.booleans())
+def test_no_fit_makes_the_proposal_crash(law, samples, n_exponent, isoflop):
+    fit = report(law, samples, isoflop=isoflop)
+    if isoflop:
+        fit = replace(fit, isoflop=replace(fit.isoflop, N_star=PowerLaw(0.05, n_exponent)))
+    proposal = propose(fit, runs_table(), compose([]), COMPUTE)
+    rules = shape_rules(compose([]))
+    assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
+    assert proposal.tokens > 0 and proposal.steps > 0
+    if proposal.shape_from != "approach3":
+        assert any("Approach 3 gives no target" in w for w in proposal.warnings)
