@@ -207,15 +207,11 @@ def choose_shape(
             return shape_rules(config).snap(a2.N), "approach2", None, [f"{warning}; shape from Approach 2's N*"]
         a2_why = f"its N* = {a2.N:.3g} is not between 1 and C/6"
     shape, best = best_run_shape(runs, config)
-    return (
-        shape,
-        "best run",
-        None,
-        [
-            f"too little evidence for a compute-optimal shape: {warning}, nor does Approach 2 ({a2_why}); "
-            f"the shape is that of {best}. Train more sizes per budget and more budgets, then propose again"
-        ],
+    evidence = (
+        f"too little evidence for a compute-optimal shape: {warning}, nor does Approach 2 ({a2_why}); "
+        f"the shape is that of {best}. Train more sizes per budget and more budgets, then propose again"
     )
+    return shape, "best run", None, [evidence]
 
 
 def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
@@ -235,6 +231,9 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         law, samples = fit.forms["compute"], fit.form_samples["compute"]
         loss_band = interval(float(s.loss(compute)) for s in samples)
         predictions.append(Prediction("L(C) form", None, None, float(law.loss(compute)), None, None, loss_band))
+    warnings += [f"{p.approach} predicts a non-finite loss at C = {compute:.3g}; left out"
+                 for p in predictions if not np.isfinite(p.loss)]  # fmt: skip
+    predictions = [p for p in predictions if np.isfinite(p.loss)]
     warnings += disagreements(predictions)
     if "budget" in runs and runs["budget"].nunique() < MIN_BUDGETS:
         warnings.append(f"only {runs['budget'].nunique()} budgets: the extrapolation to C = {compute:.3g} rests on "

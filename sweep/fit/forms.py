@@ -35,7 +35,7 @@ class Chinchilla:
         if self.unidentified():
             return np.full_like(C, np.nan)
         alpha, beta = np.float64(self.alpha), np.float64(self.beta)  # numpy overflows to inf, never raises
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: NaN, which callers reject
             G = np.power(alpha * self.A / (beta * self.B), 1 / (alpha + beta))
             return G * np.power(C / 6.0, beta / (alpha + beta))
 
