@@ -11,6 +11,7 @@ import pytest
 
 from sweep import api
 from sweep.config import compose
+from sweep.errors import UserError
 from sweep.fit.forms import Chinchilla
 from sweep.plan.flops import spec_counts
 from sweep.plan.grids import shape_rules, single_run_spec
@@ -132,3 +133,12 @@ def test_too_few_runs_to_fit_still_give_a_proposal_that_says_so(tmp_path):
     assert api.proposal_file(sweep, proposal).is_file()
     human = sweep_cli("propose", sweep.path)
     assert human.returncode == 0 and "no predicted loss" in human.stdout and "too little evidence" in human.stdout
+
+
+def test_the_role_is_a_tag_not_part_of_the_run_identity():
+    spec = single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5"]))
+    target = single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5", "run.role=target"]))
+    assert (spec.role, target.role) == ("proxy", "target") and spec.run_id == target.run_id
+    assert RunSpec.from_dict(target.to_dict()).role == "target"
+    with pytest.raises(UserError, match="run.role='boss' is not one of proxy, target"):
+        single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5", "run.role=boss"]))
