@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,13 +26,14 @@ from tests.unit.fit.test_isoflop import isoflop_runs
 # N_opt(C) = sqrt(C / 300): the smoke grid's centre (50 tokens per parameter) is the true optimum.
 TRUTH = Chinchilla(E=1.5, A=100.0, B=100.0 / (6 / 300) ** 0.3, alpha=0.3, beta=0.3)
 OVERRIDES = ["sweep=smoke", "sweep.budgets=[3e10,1e11,3e11,1e12]", "sweep.sizes_per_budget=5", "sweep.size_span=9",
-             "fit.bootstrap=8"]  # fmt: skip
+             "fit.bootstrap=8", "fit.forms=[chinchilla]"]  # fmt: skip
 
 
 def fake_train(sweep_dir, spec: RunSpec, loss: float | None = None) -> float:
-    """A finished run directory as a job leaves it, its loss from TRUTH unless given."""
+    """A finished run directory as a job leaves it, its loss from TRUTH with 0.3% noise unless given."""
     n, n_total, fpt = spec_counts(spec)
-    loss = float(TRUTH.loss(n, spec.tokens)) if loss is None else loss
+    noise = np.random.default_rng(int(spec.run_id, 16)).normal(0, 0.003)
+    loss = float(TRUTH.loss(n, spec.tokens) * np.exp(noise)) if loss is None else loss
     run = RunDir(sweep_dir / "runs" / spec.run_id)
     run.write_spec(spec)
     run.write_result({"N": n, "N_total": n_total, "D": spec.tokens, "C": spec.tokens * fpt, "loss": loss})
@@ -60,10 +62,13 @@ def test_a_proposal_trains_a_target_that_is_never_fitted_and_is_checked_against_
         roles = store.runs().set_index("run_id")["role"]
     assert roles[target.run_id] == "target" and (roles.drop(target.run_id) == "proxy").all()
 
-    report = api.fit(trained)
-    assert report.targets_left_out == 1 and report.n_runs == proxies
-    _, again = api.propose_target(trained, overrides=["fit.bootstrap=12"])  # intervals move; the record must not
-    assert again.compute == proposal.compute  # not 10x the target's compute
+    human = sweep_cli("propose", trained, "fit.bootstrap=12")  # intervals move; the record must not
+    assert human.returncode == 0, human.stderr
+    fitted = json.loads((trained / "fits" / "fit.json").read_text())
+    assert fitted["n_runs"] == proxies
+    assert "1 target runs not fitted (fit.include_targets=true fits them)" in fitted["notes"]
+    again = json.loads((trained / "proposals" / f"{proposal.proposal_id}.json").read_text())
+    assert again["compute"] == proposal.compute  # not 10x the target's compute
     (check,) = api.trained_targets(trained)
     assert check.run_id == target.run_id and check.loss == actual and check.proposal_id == proposal.proposal_id
     assert [p.loss_interval for p in check.predictions] == [
@@ -71,9 +76,6 @@ def test_a_proposal_trains_a_target_that_is_never_fitted_and_is_checked_against_
     ]
     (a3,) = [p for p in check.predictions if p.approach == "approach3"]
     assert check.errors()["approach3"] == pytest.approx(a3.loss / actual - 1)
-
-    human = sweep_cli("propose", trained, "fit.bootstrap=8")
-    assert human.returncode == 0, human.stderr
     assert "trained targets: predicted vs actual" in human.stdout and target.run_id in human.stdout
     assert f"{100 * check.errors()['approach3']:+.2f}%" in human.stdout
     backtest = sweep_cli("backtest", trained, "--holdout-top", "1", "--json")
