@@ -6,6 +6,7 @@ DataFrames; nothing here prints.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -16,12 +17,12 @@ import pandas as pd
 
 from sweep.config import Config, FitConfig, compose
 from sweep.errors import UserError
-from sweep.fit.analysis import FitReport, fit_all, prepare
+from sweep.fit.analysis import FitReport, fit_all, prepare, proxies
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
 from sweep.launch import executors, localqueue, monitor
 from sweep.plan.flops import spec_counts
-from sweep.propose import Proposal, propose, target_yaml, wave_specs
+from sweep.propose import Proposal, TargetCheck, check_target, propose, target_yaml, wave_specs
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
@@ -74,7 +75,19 @@ def cancel(path: Path) -> list[str]:
 
 
 def status(path: Path) -> list[monitor.RunState]:
-    return monitor.run_states(SweepDir.open(path))
+    """The planned runs' states, then the runs only the store holds (imported runs, trained targets)."""
+    sweep = SweepDir.open(path)
+    states = monitor.run_states(sweep)
+    planned = {s.run_id for s in states}
+    if not sweep.db_file.exists():
+        return states
+    with Store(sweep.db_file) as store:
+        stored = store.runs()
+    return states + [
+        monitor.RunState(r.run_id, r.budget, r.state, "imported" if r.run_id.startswith("import-") else r.role)
+        for r in stored.itertuples()
+        if r.run_id not in planned
+    ]
 
 
 def local_workers(path: Path) -> list[int]:
@@ -114,10 +127,10 @@ def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
     return _fit(sweep, _sweep_config(sweep, overrides), finished_runs(path))
 
 
-def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame) -> FitReport:
+def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame, allow_unfitted: bool = False) -> FitReport:
     with Store(sweep.db_file, create=False) as store:
         curves = store.curves()
-    report = fit_all(runs, config.fit, curves)
+    report = fit_all(runs, config.fit, curves, allow_unfitted)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
     with Store(sweep.db_file) as store:
@@ -194,24 +207,50 @@ def fit_table(runs: pd.DataFrame, fit_config: FitConfig) -> FitReport:
 
 
 def backtest(runs: pd.DataFrame, fit_config: FitConfig, holdout_top: int) -> Backtest:
-    return run_backtest(runs, fit_config, holdout_top)
+    """Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
+    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top)
 
 
 def propose_target(
     path: Path, compute: float | None = None, overrides: list[str] | None = None
 ) -> tuple[FitReport, Proposal]:
-    """Fit, then propose the run at `compute` (default: target_multiplier x the largest budget)."""
+    """Fit, then propose the run at `compute` (default: target_multiplier x the largest budget, of
+    the config or of the runs: an imported sweep's budgets are not in its config). A fit that cannot
+    choose a shape never fails the proposal: it falls back and says so in the warnings."""
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
     runs = finished_runs(path)
-    report = _fit(sweep, config, runs)
-    compute = compute or config.sweep.target_multiplier * max(config.sweep.budgets)
-    proposal = propose(report, runs, config, compute)
+    report = _fit(sweep, config, runs, allow_unfitted=True)
+    fitted = proxies(runs, config.fit.include_targets)[0]
+    compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
+    proposal = propose(report, fitted, config, compute)
     atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
     atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
+    record = recorded_proposal_file(sweep, proposal.run_id)
+    if sweep.run(proposal.run_id).state != "done":  # a trained target keeps the prediction made before it ran
+        atomic_write_json(record, proposal.to_dict())
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
     return report, proposal
+
+
+def recorded_proposal_file(sweep: SweepDir, run_id: str) -> Path:
+    """The last proposal of this exact run made before it was trained: what its loss is checked against."""
+    return sweep.proposals_dir / "runs" / f"{run_id}.json"
+
+
+def trained_targets(path: Path) -> list[TargetCheck]:
+    """Each trained target run (role=target) beside the loss its proposal predicted."""
+    sweep = SweepDir.open(path)
+    runs = finished_runs(path)
+    checks = []
+    for run in runs[runs["role"] == "target"].itertuples():
+        try:
+            recorded = json.loads(recorded_proposal_file(sweep, run.run_id).read_text())
+        except (OSError, ValueError):
+            recorded = None  # trained from a config of the user's, or its record is unreadable
+        checks.append(check_target(run.run_id, run.budget, run.loss, recorded))
+    return checks
 
 
 def proposal_file(sweep: SweepDir, proposal: Proposal) -> Path:

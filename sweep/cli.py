@@ -19,7 +19,7 @@ from sweep import api
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport
 from sweep.fit.errors import FitError
-from sweep.propose import Proposal
+from sweep.propose import Proposal, TargetCheck
 
 app = typer.Typer(
     add_completion=False,
@@ -125,6 +125,8 @@ def print_fit(report: FitReport) -> None:
                       f"for intervals): " + "; ".join(parts))  # fmt: skip
     for approach, why in report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
+    for note in report.notes():
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def print_backtest(result) -> None:
@@ -165,23 +167,49 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
         f"[bold]Proposed target run at C = {proposal.compute:.3g} FLOPs[/]: d_model={s['d_model']}, "
         f"n_layers={s['n_layers']}, n_heads={s['n_heads']} (N = {s['N']:,}, N_total = {s['N_total']:,}), "
         f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
-        f"LR {proposal.lr:.3g}"
+        f"LR {proposal.lr:.3g}; shape from {proposal.shape_from}"
     )
-    table = Table(title="predictions [95% bootstrap interval]")
-    for column in ("approach", "N*", "D*", "loss"):
-        table.add_column(column, justify="right")
-    for p in proposal.predictions:
-        table.add_row(
-            p.approach, with_interval(p.N, p.N_interval, 3), with_interval(p.D, p.D_interval, 3),
-            with_interval(p.loss, p.loss_interval, 4),
-        )  # fmt: skip
-    console.print(table)
+    if proposal.predictions:
+        table = Table(title="predictions [95% bootstrap interval]")
+        for column in ("approach", "N*", "D*", "loss"):
+            table.add_column(column, justify="right")
+        for p in proposal.predictions:
+            table.add_row(
+                p.approach, with_interval(p.N, p.N_interval, 3), with_interval(p.D, p.D_interval, 3),
+                with_interval(p.loss, p.loss_interval, 4),
+            )  # fmt: skip
+        console.print(table)
+    else:
+        console.print("[yellow]no predicted loss:[/] no approach could be fitted (see the warnings)")
     for warning in proposal.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     if proposal.next_wave:
         budgets = sorted({w["budget"] for w in proposal.next_wave})
         console.print(f"next wave: {len(proposal.next_wave)} runs extending budgets {', '.join(map(num, budgets))}")
-    console.print(f"config: {yaml_path}\nlaunch it: sweep train --config {yaml_path} --out {out}")
+    console.print(
+        f"config: {yaml_path}\nlaunch it: sweep train --config {yaml_path} --out {out}  "
+        f"(run {proposal.run_id}, role target: never fitted, checked against this prediction)"
+    )
+
+
+def print_targets(checks: list[TargetCheck]) -> None:
+    """Each trained target's loss beside what its proposal predicted."""
+    if not checks:
+        return
+    table = Table(title="trained targets: predicted vs actual loss")
+    for column in ("run id", "C", "actual", "approach", "predicted [95%]", "error", "in interval"):
+        table.add_column(column, justify="right")
+    for check in checks:
+        if not check.predictions:
+            table.add_row(check.run_id, num(check.compute), num(check.loss, 4), "-", "no proposal recorded", "-", "-")
+        errors, covered = check.errors(), check.covered()
+        for p in check.predictions:
+            inside = {None: "-", True: "yes", False: "no"}[covered[p.approach]]
+            table.add_row(
+                check.run_id, num(check.compute), num(check.loss, 4), p.approach,
+                with_interval(p.loss, p.loss_interval, 4), f"{100 * errors[p.approach]:+.2f}%", inside,
+            )  # fmt: skip
+    console.print(table)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -386,10 +414,12 @@ def backtest(
     """
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col)
     result = api.backtest(*runs_and_fit_config(sweep_dir, overrides, csv, columns), holdout_top)
+    targets = api.trained_targets(sweep_dir) if csv is None else []
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "trained_targets": [t.to_dict() for t in targets]})
         return
     print_backtest(result)
+    print_targets(targets)
 
 
 @app.command("import")
@@ -436,17 +466,21 @@ def propose(
 ) -> None:
     """Fit, then propose the compute-optimal run at --compute: shape, tokens, LR, batch, predicted loss.
 
-    Writes proposals/<id>.yaml, a config that `sweep train --config` accepts.
+    Writes proposals/<id>.yaml, a config that `sweep train --config` accepts; the run it trains is a
+    target (role=target): left out of later fits, and shown here beside this prediction once trained.
+    A fit without a usable optimum falls back to Approach 2, else to the best run, and says why.
     Example: sweep propose sweeps/smoke --compute 1e13
     """
     if compute is not None and not (math.isfinite(compute) and compute > 0):
         raise UserError(f"--compute {compute} must be a positive finite number of FLOPs")
     _, proposal = api.propose_target(sweep_dir, compute, overrides)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
+    targets = api.trained_targets(sweep_dir)
     if as_json:
-        emit_json({**proposal.to_dict(), "config": str(yaml_path)})
+        emit_json({**proposal.to_dict(), "config": str(yaml_path), "trained_targets": [t.to_dict() for t in targets]})
         return
     print_proposal(proposal, yaml_path, sweep_dir)
+    print_targets(targets)
 
 
 @app.command()

@@ -125,6 +125,7 @@ class FitConfig:
     # chinchilla: Approach 3, L(N, D). kaplan_n, kaplan_d: L(N) or L(D) = E + A/x^alpha over every run.
     # compute: L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor).
     forms: list[str] = field(default_factory=lambda: ["chinchilla", "compute"])
+    include_targets: bool = False  # fit target runs (trained from proposals) too, not only proxies
 
 
 @dataclass
@@ -138,6 +139,7 @@ class RunConfig:
     batch_size: int = 0
     lr: float = 0.0
     budget: float = 0.0
+    role: str = "proxy"  # proxy | target (a proposal's run: left out of fits, checked against its prediction)
 
 
 @dataclass

@@ -5,6 +5,10 @@ shape), and the shape with the lowest predicted L(N, D) wins. Every bootstrap re
 choice, which gives the intervals of N*, D* and the predicted loss. Approach 2 extrapolates its
 power laws N*(C), D*(C), L*(C). Where Approach 2's N* falls outside Approach 3's interval, the
 proposal says so.
+
+A fit without a finite, plausible optimum (an exponent <= 0, an overflow) never chooses the shape:
+the proposal falls back to Approach 2's N*, else to the best run trained, and says why. Trained
+targets (role=target) are set beside the prediction their proposal recorded.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ from sweep.fit.bootstrap import interval
 from sweep.fit.envelope import EnvelopeFit
 from sweep.fit.forms import Chinchilla
 from sweep.fit.isoflop import IsoflopFit
-from sweep.plan.grids import extension_shapes, run_spec, shape_rules
-from sweep.plan.shapes import Shape
+from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
+from sweep.plan.shapes import Shape, ShapeRules
 from sweep.spec import RunSpec
+
+MIN_BUDGETS = 3  # fewer budgets than this leave the exponents of the laws in C barely constrained
+
+
+class Unidentified(Exception):
+    """An approach gives no usable optimum at the target compute; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,11 @@ class Prediction:
     N_interval: tuple[float, float] | None
     D_interval: tuple[float, float] | None
     loss_interval: tuple[float, float] | None
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> Prediction:
+        bands = {k: tuple(payload[k]) if payload[k] else None for k in ("N_interval", "D_interval", "loss_interval")}
+        return cls(payload["approach"], payload["N"], payload["D"], payload["loss"], **bands)
 
 
 @dataclass(frozen=True)
@@ -48,9 +63,16 @@ class Proposal:
     predictions: list[Prediction]
     warnings: list[str] = field(default_factory=list)
     next_wave: list[dict] = field(default_factory=list)  # shapes to add per off-centre budget
+    shape_from: str = "approach3"  # approach3 | approach2 | best run: what chose the shape
+    run_id: str = ""  # the id `sweep train --config` gives the proposed run
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def plausible(n: float | None, compute: float) -> bool:
+    """An optimum N a run at this compute could have: at least one parameter and one token per parameter."""
+    return n is not None and bool(np.isfinite(n)) and 1 <= n <= compute / 6
 
 
 def candidate_shapes(compute: float, config: Config, around: float) -> list[Shape]:
@@ -61,17 +83,34 @@ def candidate_shapes(compute: float, config: Config, around: float) -> list[Shap
     return [s for s in shapes.values() if compute / s.flops_per_token >= 1]
 
 
-def best_shape(law: Chinchilla, shapes: list[Shape], compute: float, counting: str) -> tuple[Shape, float]:
+def best_shape(law: Chinchilla, shapes: list[Shape], compute: float, counting: str) -> tuple[Shape, float] | None:
+    """The shape of lowest predicted loss, or None when the law's loss is finite at none of them."""
     n = np.array([s.N if counting == "non_embedding" else s.N_total for s in shapes], dtype=float)
     d = np.array([compute / s.flops_per_token for s in shapes])
-    losses = law.loss(n, d)
-    i = int(np.nanargmin(losses))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        losses = law.loss(n, d)
+    finite = np.isfinite(losses)
+    if not finite.any():
+        return None
+    i = int(np.argmin(np.where(finite, losses, np.inf)))
     return shapes[i], float(losses[i])
 
 
-def approach3_prediction(fit: FitReport, shapes: list[Shape], compute: float) -> tuple[Shape, Prediction]:
-    shape, loss = best_shape(fit.parametric.law, shapes, compute, fit.counting)
-    picks = [best_shape(law, shapes, compute, fit.counting) for law in fit.parametric_samples]
+def approach3_prediction(fit: FitReport, config: Config, compute: float) -> tuple[Shape, Prediction, list[str]]:
+    """The shape Approach 3 chooses, its prediction and warnings; raises Unidentified when the point
+    fit has no finite, plausible optimum at this compute."""
+    law = fit.parametric.law
+    if why := law.unidentified():
+        raise Unidentified(why)
+    around = float(law.optimal_params(compute))
+    if not plausible(around, compute):
+        raise Unidentified(f"its optimum N = {around:.3g} at C = {compute:.3g} is not between 1 and C/6")
+    shapes = candidate_shapes(compute, config, around)
+    best = best_shape(law, shapes, compute, fit.counting)
+    if best is None:
+        raise Unidentified("its predicted loss is not finite at any shape this compute can train")
+    shape, loss = best
+    picks = [pick for sample in fit.parametric_samples if (pick := best_shape(sample, shapes, compute, fit.counting))]
     count = (lambda s: s.N) if fit.counting == "non_embedding" else (lambda s: s.N_total)
     prediction = Prediction(
         approach="approach3",
@@ -82,32 +121,53 @@ def approach3_prediction(fit: FitReport, shapes: list[Shape], compute: float) ->
         D_interval=interval(compute / s.flops_per_token for s, _ in picks),
         loss_interval=interval(loss for _, loss in picks),
     )
-    return shape, prediction
+    warnings = []
+    if shape in (shapes[0], shapes[-1]):
+        warnings.append("Approach 3's optimum is at the edge of the shapes searched; the fit may be unidentified")
+    if len(picks) < len(fit.parametric_samples):
+        warnings.append(f"approach3: {len(fit.parametric_samples) - len(picks)} of {len(fit.parametric_samples)} "
+                        "bootstrap refits predict no finite loss at the target; left out of its intervals")  # fmt: skip
+    return shape, prediction, warnings
 
 
-def power_law_prediction(approach: str, f: EnvelopeFit | IsoflopFit, samples: list, compute: float) -> Prediction:
-    return Prediction(
-        approach=approach,
-        N=float(f.N_star(compute)),
-        D=float(f.D_star(compute)),
-        loss=float(f.L_star(compute)),
-        N_interval=interval(float(s.N_star(compute)) for s in samples),
-        D_interval=interval(float(s.D_star(compute)) for s in samples),
-        loss_interval=interval(float(s.L_star(compute)) for s in samples),
-    )
+def power_law_prediction(approach: str, f: EnvelopeFit | IsoflopFit, samples, compute: float) -> Prediction:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return Prediction(
+            approach=approach,
+            N=float(f.N_star(compute)),
+            D=float(f.D_star(compute)),
+            loss=float(f.L_star(compute)),
+            N_interval=interval(float(s.N_star(compute)) for s in samples),
+            D_interval=interval(float(s.D_star(compute)) for s in samples),
+            loss_interval=interval(float(s.L_star(compute)) for s in samples),
+        )
+
+
+def run_shape(run, rules: ShapeRules) -> Shape:
+    """A trained run's shape; an imported run has none recorded, so the rules' shape nearest its N."""
+    if pd.notna(getattr(run, "d_model", None)) and pd.notna(getattr(run, "n_layers", None)):
+        return rules.make(int(run.d_model), int(run.n_layers))
+    return rules.snap(float(run.N))
+
+
+def best_run_shape(runs: pd.DataFrame, config: Config) -> tuple[Shape, str]:
+    """The shape of the run with the lowest loss, and a note naming it."""
+    best = runs.loc[runs["loss"].idxmin()]
+    name = best["run_id"] if "run_id" in runs else f"row {best.name}"
+    return run_shape(best, shape_rules(config)), f"the best run trained ({name}, loss {best['loss']:.4g})"
 
 
 def next_wave(fit: FitReport, runs: pd.DataFrame, config: Config) -> list[dict]:
     """For each budget whose lowest loss is at its smallest or largest size, shapes beyond that edge."""
-    if fit.isoflop is None:
+    if fit.isoflop is None or "budget" not in runs:
         return []
     rules = shape_rules(config)
     wave = []
     for budget_fit in fit.isoflop.budgets:
-        if not budget_fit.edge:
-            continue
         group = runs[np.isclose(runs["budget"], budget_fit.budget)]
-        trained = [rules.make(int(r.d_model), int(r.n_layers)) for r in group.itertuples()]
+        if not budget_fit.edge or group.empty:
+            continue
+        trained = [run_shape(r, rules) for r in group.itertuples()]
         for shape in extension_shapes(budget_fit.budget, trained, budget_fit.edge, config):
             wave.append({"budget": budget_fit.budget, "side": budget_fit.edge, **asdict(shape)})
     return wave
@@ -128,32 +188,58 @@ def disagreements(predictions: list[Prediction]) -> list[str]:
     return warnings
 
 
-def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
-    predictions, warnings = [], []
-    a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
+def choose_shape(
+    fit: FitReport, runs: pd.DataFrame, config: Config, compute: float, a2: Prediction | None
+) -> tuple[Shape, str, Prediction | None, list[str]]:
+    """The target's shape, what chose it, Approach 3's prediction (None when it has none) and warnings.
+    Approach 3 first; where it has no usable optimum, Approach 2's N*; else the best run trained."""
+    why = fit.errors.get("approach3", "not fitted")
     if fit.parametric is not None:
-        around = fit.parametric.law.optimal_params(compute)
-        shapes = candidate_shapes(compute, config, float(around))
-        shape, a3 = approach3_prediction(fit, shapes, compute)
-        predictions.append(a3)
-        if shape in (shapes[0], shapes[-1]):
-            warnings.append("Approach 3's optimum is at the edge of the shapes searched; the fit may be unidentified")
-    else:
-        shape = shape_rules(config).snap(a2.N)
-        warnings.append(f"Approach 3 unavailable ({fit.errors.get('approach3')}); shape from Approach 2")
-    if a2 is not None:
+        try:
+            shape, a3, warnings = approach3_prediction(fit, config, compute)
+            return shape, "approach3", a3, warnings
+        except Unidentified as exc:
+            why = f"unidentified: {exc}"
+    warning = f"Approach 3 gives no target ({why})"
+    a2_why = fit.unidentified().get("approach2") or fit.errors.get("approach2", "not fitted")
+    if a2 is not None and "approach2" not in fit.unidentified():
+        if plausible(a2.N, compute):
+            return shape_rules(config).snap(a2.N), "approach2", None, [f"{warning}; shape from Approach 2's N*"]
+        a2_why = f"its N* = {a2.N:.3g} is not between 1 and C/6"
+    shape, best = best_run_shape(runs, config)
+    evidence = (
+        f"too little evidence for a compute-optimal shape: {warning}, nor does Approach 2 ({a2_why}); "
+        f"the shape is that of {best}. Train more sizes per budget and more budgets, then propose again"
+    )
+    return shape, "best run", None, [evidence]
+
+
+def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
+    """runs: the runs fitted (proxies). A fit that is unidentified or was not possible is named in
+    the warnings and a fallback chooses the shape; this never fails on a bad fit."""
+    a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
+    shape, shape_from, a3, warnings = choose_shape(fit, runs, config, compute, a2)
+    warnings = [*fit.notes(), *warnings]
+    predictions = [a3] if a3 else []
+    if a2 is not None and "approach2" not in fit.unidentified():
         predictions.append(a2)
-    else:
-        warnings.append(f"Approach 2 unavailable: {fit.errors.get('approach2')}")
-    if fit.envelope is not None:
+    elif "approach2" in fit.errors:
+        warnings.append(f"Approach 2 unavailable: {fit.errors['approach2']}")
+    if fit.envelope is not None and "approach1" not in fit.unidentified():
         predictions.append(power_law_prediction("approach1", fit.envelope, fit.envelope_samples, compute))
     if "compute" in fit.forms:  # the frontier with a floor: a loss to set beside Approach 2's pure power law
         law, samples = fit.forms["compute"], fit.form_samples["compute"]
         loss_band = interval(float(s.loss(compute)) for s in samples)
         predictions.append(Prediction("L(C) form", None, None, float(law.loss(compute)), None, None, loss_band))
+    warnings += [f"{p.approach} predicts a non-finite loss at C = {compute:.3g}; left out"
+                 for p in predictions if not np.isfinite(p.loss)]  # fmt: skip
+    predictions = [p for p in predictions if np.isfinite(p.loss)]
     warnings += disagreements(predictions)
+    if "budget" in runs and runs["budget"].nunique() < MIN_BUDGETS:
+        warnings.append(f"only {runs['budget'].nunique()} budgets: the extrapolation to C = {compute:.3g} rests on "
+                        f"too few to trust (train {MIN_BUDGETS}+)")  # fmt: skip
     spec = run_spec(shape, compute, config.train.seed, config)
-    return Proposal(
+    proposal = Proposal(
         proposal_id=f"target-C{compute:.3g}".replace("+", ""),
         compute=compute,
         shape=asdict(shape),
@@ -164,7 +250,40 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         predictions=predictions,
         warnings=warnings,
         next_wave=next_wave(fit, runs, config),
+        shape_from=shape_from,
     )
+    return replace(proposal, run_id=single_run_spec(target_config(proposal, config)).run_id)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """A trained target run beside what its proposal predicted."""
+
+    run_id: str
+    compute: float
+    loss: float  # the run's final held-out loss
+    proposal_id: str | None  # None: no proposal recorded this run
+    predictions: list[Prediction]
+
+    def errors(self) -> dict[str, float]:
+        """Approach -> predicted / actual - 1."""
+        return {p.approach: p.loss / self.loss - 1 for p in self.predictions}
+
+    def covered(self) -> dict[str, bool | None]:
+        """Approach -> whether the actual loss lies in its 95% interval (None: no interval)."""
+        return {p.approach: None if p.loss_interval is None else p.loss_interval[0] <= self.loss <= p.loss_interval[1]
+                for p in self.predictions}  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "errors": self.errors(), "covered": self.covered()}
+
+
+def check_target(run_id: str, compute: float, loss: float, recorded: dict | None) -> TargetCheck:
+    """recorded: the proposal's JSON (Proposal.to_dict) that proposed this run, if one was kept."""
+    if recorded is None:
+        return TargetCheck(run_id, compute, loss, None, [])
+    predictions = [Prediction.from_dict(p) for p in recorded["predictions"]]
+    return TargetCheck(run_id, compute, loss, recorded["proposal_id"], predictions)
 
 
 def target_config(proposal: Proposal, config: Config) -> Config:
@@ -178,12 +297,15 @@ def target_config(proposal: Proposal, config: Config) -> Config:
         batch_size=proposal.batch_size,
         lr=proposal.lr,
         budget=proposal.compute,
+        role="target",
     )
     return replace(config, run=run)
 
 
 def target_yaml(proposal: Proposal, config: Config) -> str:
-    lines = [f"# {proposal.proposal_id}: predicted loss"]
+    lines = [f"# {proposal.proposal_id} (shape from {proposal.shape_from}): predicted loss"]
+    if not proposal.predictions:
+        lines.append("#   none: no approach could be fitted (see the proposal's warnings)")
     for p in proposal.predictions:
         band = f" (95% {p.loss_interval[0]:.4f}-{p.loss_interval[1]:.4f})" if p.loss_interval else ""
         lines.append(f"#   {p.approach}: {p.loss:.4f}{band}")

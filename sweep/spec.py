@@ -7,6 +7,9 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 
+ROLES = ("proxy", "target")
+NON_IDENTITY = ("budget", "role")
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -45,8 +48,10 @@ class RunSpec:
     seed: int
     optimizer: str = "adamw"
     parameterization: str = "mup_lr"
-    # Not part of the run's identity: which budget of the plan asked for it.
+    # Not part of the run's identity: which budget of the plan asked for it, and whether it is a proxy
+    # (fitted) or a target (a proposal's run, checked against its prediction and not fitted).
     budget: float = field(default=0.0, compare=False)
+    role: str = field(default="proxy", compare=False)
 
     @property
     def run_id(self) -> str:
@@ -68,9 +73,10 @@ class RunSpec:
 
 
 def run_id(spec: RunSpec) -> str:
-    """Twelve hex digits of the SHA-256 of the spec's canonical JSON, budget tag left out."""
+    """Twelve hex digits of the SHA-256 of the spec's canonical JSON, budget and role tags left out."""
     identity = spec.to_dict()
-    identity.pop("budget")
+    for tag in NON_IDENTITY:
+        identity.pop(tag)
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     lr REAL, seed INTEGER, steps INTEGER,
     N REAL, N_total REAL, D REAL, C REAL, flops_per_token REAL, loss REAL,
     wall_time_s REAL, tokens_per_s REAL, device TEXT,
-    spec_json TEXT NOT NULL, result_json TEXT, updated REAL NOT NULL
+    spec_json TEXT NOT NULL, result_json TEXT, updated REAL NOT NULL, role TEXT NOT NULL DEFAULT 'proxy'
 );
 CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens REAL, flops REAL,
@@ -65,6 +65,8 @@ class Store:
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            if "role" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:  # from before roles
+                self.db.execute("ALTER TABLE runs ADD COLUMN role TEXT NOT NULL DEFAULT 'proxy'")
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise self.error(exc) from None
@@ -130,6 +132,7 @@ class Store:
             "run_id": run_id, "budget": budget, "state": state, "reason": reason,
             "d_model": spec.d_model, "n_layers": spec.n_layers, "n_heads": spec.n_heads, "seq_len": spec.seq_len,
             "batch_size": spec.batch_size, "lr": spec.lr, "seed": spec.seed, "steps": spec.steps,
+            "role": spec.role,
             "device": (result or {}).get("device"),
             "spec_json": json.dumps(spec.to_dict(), sort_keys=True),
             "result_json": json.dumps(result, sort_keys=True) if result else None, "updated": time.time(),

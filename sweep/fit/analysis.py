@@ -11,13 +11,16 @@ import pandas as pd
 
 from sweep.config import FitConfig
 from sweep.errors import UserError
-from sweep.fit.bootstrap import bootstrap, interval
+from sweep.fit.bootstrap import Refits, bootstrap, finite, interval
 from sweep.fit.envelope import EnvelopeFit, fit_envelope
+from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
 from sweep.fit.parametric import ParametricFit, fit_floor_power_law, fit_parametric
 
 CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
+# What the fitting modules raise when the points cannot be fitted (UserError: from before FitError).
+UNFITTABLE = (FitError, UserError)
 
 
 @dataclass(frozen=True)
@@ -26,20 +29,41 @@ class FitReport:
     n_runs: int
     parametric: ParametricFit | None
     isoflop: IsoflopFit | None
-    parametric_samples: list[Chinchilla]  # bootstrap refits of Approach 3
-    isoflop_samples: list[IsoflopFit]  # bootstrap refits of Approach 2
+    parametric_samples: Refits[Chinchilla]  # bootstrap refits of Approach 3
+    isoflop_samples: Refits[IsoflopFit]  # bootstrap refits of Approach 2
     errors: dict[str, str]  # approach -> why it could not be fitted
     envelope: EnvelopeFit | None = None
-    envelope_samples: list[EnvelopeFit] = field(default_factory=list)  # bootstrap refits of Approach 1
+    envelope_samples: Refits[EnvelopeFit] = field(default_factory=Refits)  # bootstrap refits of Approach 1
     forms: dict[str, FloorPowerLaw] = field(default_factory=dict)  # fit.forms besides chinchilla
-    form_samples: dict[str, list[FloorPowerLaw]] = field(default_factory=dict)
+    form_samples: dict[str, Refits[FloorPowerLaw]] = field(default_factory=dict)
     other_counting: dict = field(default_factory=dict)  # point estimates with N counted the other way
+    targets_left_out: int = 0  # target runs not fitted (fit.include_targets=false)
+
+    def unidentified(self) -> dict[str, str]:
+        """Approach -> why its fit gives no trustworthy optimum (an exponent <= 0 or non-finite)."""
+        out = {}
+        if self.parametric and (why := self.parametric.law.unidentified()):
+            out["approach3"] = why
+        for name, f in (("approach2", self.isoflop), ("approach1", self.envelope)):
+            if f and (why := power_law_unidentified(f)):
+                out[name] = why
+        return out
+
+    def notes(self) -> list[str]:
+        """What a reader of the numbers must know: unidentified fits, dropped refits, left-out targets."""
+        notes = [f"{name} unidentified: {why}" for name, why in self.unidentified().items()]
+        refits = {"approach3": self.parametric_samples, "approach2": self.isoflop_samples,
+                  "approach1": self.envelope_samples, **self.form_samples}  # fmt: skip
+        notes += [note for name, samples in refits.items() if (note := samples.note(name))]
+        if self.targets_left_out:
+            notes.append(f"{self.targets_left_out} target runs not fitted (fit.include_targets=true fits them)")
+        return notes
 
     def parameter_intervals(self) -> dict[str, tuple[float, float] | None]:
         return {k: interval(getattr(s, k) for s in self.parametric_samples) for k in CHINCHILLA_PARAMS}
 
     def to_dict(self) -> dict:
-        out: dict = {"counting": self.counting, "n_runs": self.n_runs, "errors": self.errors}
+        out: dict = {"counting": self.counting, "n_runs": self.n_runs, "errors": self.errors, "notes": self.notes()}
         if self.other_counting:
             out["other_counting"] = self.other_counting
         if self.parametric:
@@ -48,6 +72,7 @@ class FitReport:
                 "objective": self.parametric.objective,
                 "intervals": self.parameter_intervals(),
                 "bootstrap": len(self.parametric_samples),
+                "dropped": self.parametric_samples.dropped,
             }
         for name, law in self.forms.items():
             samples = self.form_samples[name]
@@ -56,6 +81,7 @@ class FitReport:
                 **law.as_dict(),
                 "intervals": {k: interval(getattr(s, k) for s in samples) for k in ("E", "A", "alpha")},
                 "bootstrap": len(samples),
+                "dropped": samples.dropped,
             }
         if self.envelope:
             out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
@@ -73,7 +99,7 @@ class FitReport:
         return rows
 
 
-def power_laws(fit: EnvelopeFit | IsoflopFit, samples: list) -> dict:
+def power_laws(fit: EnvelopeFit | IsoflopFit, samples: Refits) -> dict:
     """N*(C), D*(C), L*(C) of Approach 1 or 2 with the bootstrap interval of each exponent."""
     laws = {
         name: {
@@ -84,7 +110,31 @@ def power_laws(fit: EnvelopeFit | IsoflopFit, samples: list) -> dict:
         }
         for name in ("N_star", "D_star", "L_star")
     }
-    return {**laws, "bootstrap": len(samples)}
+    return {**laws, "bootstrap": len(samples), "dropped": samples.dropped}
+
+
+def power_law_unidentified(fit: EnvelopeFit | IsoflopFit) -> str | None:
+    """N* and D* must grow with C; an exponent <= 0 means the budgets do not pin the optimum down."""
+    bad = [f"{name} exponent {getattr(fit, name).exponent:.3g} <= 0" for name in ("N_star", "D_star")
+           if not getattr(fit, name).exponent > 0]  # fmt: skip
+    return ", ".join(bad) or None
+
+
+def power_laws_finite(fit: EnvelopeFit | IsoflopFit) -> bool:
+    return finite(*(v for name in ("N_star", "D_star", "L_star") for v in vars(getattr(fit, name)).values()))
+
+
+def law_finite(law: Chinchilla | FloorPowerLaw) -> bool:
+    return finite(*law.as_dict().values())
+
+
+def proxies(runs: pd.DataFrame, include_targets: bool = False) -> tuple[pd.DataFrame, int]:
+    """The runs to fit: proxies only, unless include_targets (a target's loss is what a fit predicts,
+    so fitting it would make "predicted vs trained" circular). Returns them and how many were left out."""
+    if include_targets or "role" not in runs:
+        return runs, 0
+    targets = (runs["role"] == "target").to_numpy()
+    return runs[~targets], int(targets.sum())
 
 
 def prepare(runs: pd.DataFrame, counting: str = "non_embedding") -> pd.DataFrame:
@@ -92,7 +142,7 @@ def prepare(runs: pd.DataFrame, counting: str = "non_embedding") -> pd.DataFrame
     table = runs.copy()
     if counting == "total":
         if "N_total" not in table or table["N_total"].isna().any():
-            raise UserError("fit.counting=total needs N_total for every run; use fit.counting=non_embedding")
+            raise FitError("fit.counting=total needs N_total for every run; use fit.counting=non_embedding")
         table["N"] = table["N_total"]
     validate(table, ("N", "D", "C", "loss"))
     if "budget" not in table or table["budget"].isna().any():
@@ -112,12 +162,12 @@ def curve_table(table: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 def validate(table: pd.DataFrame, columns: tuple[str, ...]) -> None:
     for column in columns:
         if column not in table:
-            raise UserError(f"column {column!r} is missing")
+            raise FitError(f"column {column!r} is missing")
         values = pd.to_numeric(table[column], errors="coerce")
         bad = table.index[~(np.isfinite(values) & (values > 0))]
         if len(bad):
             rows = ", ".join(str(i) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
-            raise UserError(f"column {column!r} has non-positive or non-finite values in rows {rows}; fix or drop them")
+            raise FitError(f"column {column!r} has non-positive or non-finite values in rows {rows}; fix or drop them")
         table[column] = values
 
 
@@ -134,6 +184,15 @@ FORM_POINTS = {  # form -> (variable, its (x, loss) points, what the bootstrap r
 }
 
 
+def refits(table: pd.DataFrame, refit, config: FitConfig, valid, by: str | None = None) -> Refits:
+    return bootstrap(table, refit, config.bootstrap, config.seed, by=by, seed_noise=config.seed_noise, valid=valid)
+
+
+def overflowed(name: str, errors: dict[str, str]) -> tuple[None, Refits]:
+    errors[name] = "the fit overflowed (a parameter is infinite or NaN): these runs do not identify it"
+    return None, Refits()
+
+
 def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     """The one-variable forms of fit.forms, each with bootstrap refits; failures go to errors."""
     forms, samples = {}, {}
@@ -143,26 +202,28 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
         variable, points, by = FORM_POINTS[name]
         try:
             law, theta = fit_floor_power_law(variable, *points(table), config.huber_delta)
-        except UserError as exc:
+        except UNFITTABLE as exc:
             errors[name] = str(exc)
+            continue
+        if not law_finite(law):
+            overflowed(name, errors)
             continue
 
         def refit(sample: pd.DataFrame, variable=variable, points=points, theta=theta) -> FloorPowerLaw:
             return fit_floor_power_law(variable, *points(sample), config.huber_delta, starts=theta)[0]
 
-        forms[name], samples[name] = (
-            law,
-            bootstrap(table, refit, config.bootstrap, config.seed, by=by, seed_noise=config.seed_noise),
-        )
+        forms[name], samples[name] = law, refits(table, refit, config, law_finite, by=by)
     return forms, samples
 
 
 def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     try:
         fit = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta)
-    except UserError as exc:
+    except UNFITTABLE as exc:
         errors["approach3"] = str(exc)
-        return None, []
+        return None, Refits()
+    if not law_finite(fit.law):
+        return overflowed("approach3", errors)
 
     def refit(sample: pd.DataFrame) -> Chinchilla:
         # From the full fit's optimum an identified problem converges in tens of iterations;
@@ -171,36 +232,40 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
             sample["N"], sample["D"], sample["loss"], config.huber_delta, starts=fit.theta, max_iterations=300
         ).law
 
-    return fit, bootstrap(table, refit, config.bootstrap, config.seed, seed_noise=config.seed_noise)
+    return fit, refits(table, refit, config, law_finite)
 
 
 def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     try:
         fit = fit_isoflop(table, config.exclude_edge_budgets)
-    except UserError as exc:
+    except UNFITTABLE as exc:
         errors["approach2"] = str(exc)
-        return None, []
+        return None, Refits()
+    if not power_laws_finite(fit):
+        return overflowed("approach2", errors)
 
     def refit(sample: pd.DataFrame) -> IsoflopFit:
         return fit_isoflop(sample, config.exclude_edge_budgets)
 
-    return fit, bootstrap(table, refit, config.bootstrap, config.seed, by="budget", seed_noise=config.seed_noise)
+    return fit, refits(table, refit, config, power_laws_finite, by="budget")
 
 
 def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig, errors: dict[str, str]):
     if curves is None or "run_id" not in table:
-        return None, []
+        return None, Refits()
     evaluations = curve_table(table, curves)
     try:
         fit = fit_envelope(evaluations)
-    except UserError as exc:
+    except UNFITTABLE as exc:
         errors["approach1"] = str(exc)
-        return None, []
+        return None, Refits()
+    if not power_laws_finite(fit):
+        return overflowed("approach1", errors)
 
     def refit(sample: pd.DataFrame) -> EnvelopeFit:
         return fit_envelope(evaluations[evaluations["run_id"].isin(sample["run_id"])])
 
-    return fit, bootstrap(table, refit, config.bootstrap, config.seed)
+    return fit, refits(table, refit, config, power_laws_finite)
 
 
 def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:
@@ -210,27 +275,33 @@ def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:
     counting = "total" if config.counting == "non_embedding" else "non_embedding"
     try:
         table = prepare(runs, counting)
-    except UserError:
+    except FitError:
         return {}  # e.g. a CSV without N_total
     out: dict = {"counting": counting}
-    with suppress(UserError):
+    with suppress(*UNFITTABLE):
         out["approach3"] = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta).law.as_dict()
-    with suppress(UserError):
+    with suppress(*UNFITTABLE):
         out["approach2"] = {"N_star_exponent": fit_isoflop(table, config.exclude_edge_budgets).N_star.exponent}
     return out
 
 
-def fit_all(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> FitReport:
-    """runs: a store or CSV table; curves (the store's curves table) enables Approach 1."""
+def fit_all(
+    runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None, allow_unfitted: bool = False
+) -> FitReport:
+    """runs: a store or CSV table; curves (the store's curves table) enables Approach 1. Target runs
+    are left out unless config.include_targets. When neither Approach 2 nor 3 can be fitted this
+    raises, unless allow_unfitted (a proposal still shows the best run it has, saying why)."""
+    runs, targets_left_out = proxies(runs, config.include_targets)
     table = prepare(runs, config.counting)
     if len(table) == 0:
-        raise UserError("no finished runs to fit; wait for runs to finish and `sweep collect`")
+        raise FitError("no finished runs to fit; wait for runs to finish and `sweep collect`")
     errors: dict[str, str] = {}
     parametric, parametric_samples = approach3(table, config, errors)
     isoflop, isoflop_samples = approach2(table, config, errors)
-    if parametric is None and isoflop is None:
-        raise UserError(f"too few points to fit: {errors['approach3']}")
+    if parametric is None and isoflop is None and not allow_unfitted:
+        raise FitError(f"too few points to fit: {errors['approach3']}")
     envelope, envelope_samples = approach1(table, curves, config, errors)
     forms, form_samples = fit_forms(table, config, errors)
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
-                     envelope, envelope_samples, forms, form_samples, other_counting(runs, config))  # fmt: skip
+                     envelope, envelope_samples, forms, form_samples, other_counting(runs, config),
+                     targets_left_out)  # fmt: skip

@@ -20,10 +20,24 @@ class Chinchilla:
     def loss(self, N, D):
         return self.E + self.A / np.power(N, self.alpha) + self.B / np.power(D, self.beta)
 
+    def unidentified(self) -> str | None:
+        """Why the law has no compute-optimal allocation (a non-finite parameter, or an exponent <= 0:
+        the loss does not fall with N or D), or None when it has one."""
+        values = self.as_dict()
+        bad = [f"{k} = {v}" for k, v in values.items() if not np.isfinite(v)]
+        bad = bad or [f"{k} = {values[k]:.3g} <= 0" for k in ("alpha", "beta") if values[k] <= 0]
+        return ", ".join(bad) or None
+
     def optimal_params(self, C):
-        """N_opt(C) = G (C/6)^(beta/(alpha+beta)) with G = (alpha A / (beta B))^(1/(alpha+beta)), under C = 6ND."""
-        G = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
-        return G * np.power(np.asarray(C) / 6.0, self.beta / (self.alpha + self.beta))
+        """N_opt(C) = G (C/6)^(beta/(alpha+beta)) with G = (alpha A / (beta B))^(1/(alpha+beta)), under C = 6ND.
+        NaN where the law is unidentified; inf where it overflows."""
+        C = np.asarray(C, dtype=float)
+        if self.unidentified():
+            return np.full_like(C, np.nan)
+        alpha, beta = np.float64(self.alpha), np.float64(self.beta)  # numpy overflows to inf, never raises
+        with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: NaN, which callers reject
+            G = np.power(alpha * self.A / (beta * self.B), 1 / (alpha + beta))
+            return G * np.power(C / 6.0, beta / (alpha + beta))
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -1,4 +1,18 @@
-from sweep.propose import Prediction, disagreements
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sweep.config import compose
+from sweep.fit.analysis import FitReport
+from sweep.fit.bootstrap import Refits
+from sweep.fit.forms import Chinchilla, PowerLaw
+from sweep.fit.isoflop import BudgetFit, IsoflopFit
+from sweep.fit.parametric import ParametricFit
+from sweep.plan.grids import shape_rules
+from sweep.propose import Prediction, disagreements, propose, target_yaml
 
 
 def prediction(approach, n, band):
@@ -31,3 +45,117 @@ def test_the_compute_form_adds_a_loss_prediction_at_the_target():
     assert frontier.N is None and frontier.loss_interval is not None
     assert abs(frontier.loss / fit.forms["compute"].loss(1e15) - 1) < 1e-12
     assert not any("L(C)" in w for w in proposal.warnings)  # no N*: never part of a disagreement
+
+
+# Fits without a usable optimum: synthetic reports reproduce each crash, no training.
+GOOD = Chinchilla(E=1.0, A=20.0, B=400.0, alpha=0.3, beta=0.4)
+COMPUTE = 1e13
+
+
+def report(law=None, samples=(), isoflop=True, attempted=None) -> FitReport:
+    parametric = ParametricFit(law, 0.0, 12, np.zeros(5)) if law else None
+    a2 = None
+    if isoflop:
+        budgets = [BudgetFit(c, 3, 0.05 * c**0.5, c / (0.3 * c**0.5), 3.0, True, "") for c in (1e11, 3e11, 1e12)]
+        a2 = IsoflopFit(budgets, PowerLaw(0.05, 0.5), PowerLaw(1 / 0.3, 0.5), PowerLaw(20.0, -0.05))
+    errors = {} if law else {"approach3": "too few points"}
+    errors |= {} if isoflop else {"approach2": "needs 2 budgets"}
+    return FitReport("non_embedding", 9, parametric, a2, Refits(list(samples), attempted or len(samples)),
+                     Refits([a2] * 3 if a2 else [], 3), errors)  # fmt: skip
+
+
+def runs_table(with_shapes=True) -> pd.DataFrame:
+    rules = shape_rules(compose([]))
+    rows = []
+    for budget in (1e11, 3e11, 1e12):
+        for i, d_model in enumerate((32, 48, 64)):
+            shape = rules.make(d_model, 2)
+            loss = 3.0 - budget / 1e12 + 0.01 * i
+            row = {"run_id": f"r{budget:.0e}-{d_model}", "budget": budget, "N": shape.N, "C": budget, "loss": loss}
+            shape_columns = {"d_model": d_model, "n_layers": 2} if with_shapes else {"d_model": None, "n_layers": None}
+            rows.append({**row, "D": budget / shape.flops_per_token, **shape_columns})
+    return pd.DataFrame(rows)
+
+
+def approaches(proposal):
+    return [p.approach for p in proposal.predictions]
+
+
+def test_a_negative_exponent_falls_back_to_approach2_and_says_why():
+    law = Chinchilla(E=1.0, A=20.0, B=400.0, alpha=-0.2, beta=0.4)  # alpha A / beta B < 0: a complex G before
+    proposal = propose(report(law, [law]), runs_table(), compose([]), COMPUTE)
+    assert proposal.shape_from == "approach2"
+    assert proposal.shape == vars(shape_rules(compose([])).snap(0.05 * COMPUTE**0.5))
+    assert "approach3" not in approaches(proposal) and "approach2" in approaches(proposal)
+    assert any("unidentified" in w and "alpha = -0.2 <= 0" in w for w in proposal.warnings)
+
+
+def test_an_infinite_optimum_falls_back_without_overflowing():
+    law = Chinchilla(E=1.0, A=1e300, B=1e-300, alpha=0.01, beta=0.01)  # G overflows: N_opt = inf
+    assert np.isinf(law.optimal_params(COMPUTE))
+    proposal = propose(report(law), runs_table(), compose([]), COMPUTE)
+    assert proposal.shape_from == "approach2"
+    assert any("not between 1 and C/6" in w for w in proposal.warnings)
+
+
+def test_nan_parameters_and_unidentified_approach2_fall_back_to_the_best_run():
+    law = Chinchilla(E=float("nan"), A=20.0, B=400.0, alpha=0.3, beta=0.4)
+    fit = report(law)
+    fit = replace(fit, isoflop=replace(fit.isoflop, N_star=PowerLaw(1.0, -0.3), D_star=PowerLaw(1.0, 1.3)))
+    runs = runs_table()
+    proposal = propose(fit, runs, compose([]), COMPUTE)
+    best = runs.loc[runs["loss"].idxmin()]
+    assert proposal.shape_from == "best run"
+    assert (proposal.shape["d_model"], proposal.shape["n_layers"]) == (best["d_model"], best["n_layers"])
+    assert any(w.startswith("too little evidence") and best["run_id"] in w for w in proposal.warnings)
+    assert any("approach2 unidentified: N_star exponent -0.3 <= 0" in w for w in proposal.warnings)
+    assert proposal.predictions == []
+    assert "none: no approach could be fitted" in target_yaml(proposal, compose([]))
+
+
+def test_refits_that_overflowed_are_dropped_and_counted():
+    overflowed = Chinchilla(E=1.0, A=float("inf"), B=400.0, alpha=1e3, beta=0.4)  # inf / N^1000 = inf / inf: NaN
+    proposal = propose(report(GOOD, [GOOD, overflowed, GOOD], attempted=5), runs_table(), compose([]), COMPUTE)
+    assert proposal.shape_from == "approach3"
+    (a3,) = [p for p in proposal.predictions if p.approach == "approach3"]
+    assert a3.loss_interval is not None and np.isfinite(a3.loss_interval).all()
+    assert any("approach3: 2 of 5 bootstrap refits dropped" in w for w in proposal.warnings)  # at fit time
+    assert any("1 of 3 bootstrap refits predict no finite loss at the target" in w for w in proposal.warnings)
+
+
+def test_too_little_evidence_still_proposes_the_best_run_trained():
+    runs = runs_table(with_shapes=False)  # imported: N and loss, no shapes
+    proposal = propose(report(None, isoflop=False), runs, compose([]), COMPUTE)
+    best = runs.loc[runs["loss"].idxmin()]
+    assert proposal.shape == vars(shape_rules(compose([])).snap(best["N"]))
+    assert any(w.startswith("too little evidence") for w in proposal.warnings)
+    assert proposal.tokens > 0 and proposal.run_id
+
+
+def test_the_next_wave_of_imported_runs_snaps_their_sizes():
+    fit = report(GOOD)
+    edge = BudgetFit(1e12, 3, 1e5, 1e6, 3.0, False, "above")
+    fit = replace(fit, isoflop=replace(fit.isoflop, budgets=[*fit.isoflop.budgets[:2], edge]))
+    wave = propose(fit, runs_table(with_shapes=False), compose([]), COMPUTE).next_wave
+    largest = max(runs_table()["N"])
+    assert wave and all(w["budget"] == 1e12 and w["N"] > largest for w in wave)
+
+
+values = st.one_of(
+    st.floats(-2.0, 2.0), st.floats(1e-300, 1e300), st.sampled_from([0.0, float("inf"), -float("inf"), float("nan")])
+)
+laws = st.builds(Chinchilla, E=values, A=values, B=values, alpha=values, beta=values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(law=st.one_of(st.none(), laws), samples=st.lists(laws, max_size=3), n_exponent=values, isoflop=st.booleans())
+def test_no_fit_makes_the_proposal_crash(law, samples, n_exponent, isoflop):
+    fit = report(law, samples, isoflop=isoflop)
+    if isoflop:
+        fit = replace(fit, isoflop=replace(fit.isoflop, N_star=PowerLaw(0.05, n_exponent)))
+    proposal = propose(fit, runs_table(), compose([]), COMPUTE)
+    rules = shape_rules(compose([]))
+    assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
+    assert proposal.tokens > 0 and proposal.steps > 0
+    if proposal.shape_from != "approach3":
+        assert any("Approach 3 gives no target" in w for w in proposal.warnings)

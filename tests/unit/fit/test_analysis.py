@@ -1,10 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from sweep.config import FitConfig
-from sweep.errors import UserError
 from sweep.fit.analysis import fit_all, prepare
+from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 
 
@@ -26,7 +28,7 @@ def test_report_has_named_parameters_with_intervals_that_contain_them():
 
 def test_rows_with_bad_values_are_named():
     frame = pd.DataFrame({"N": [1e6, -1, 3e6], "D": [1e9, 1e9, float("nan")], "C": [1, 1, 1], "loss": [3, 3, 3]})
-    with pytest.raises(UserError, match=r"'N'.*rows 1"):
+    with pytest.raises(FitError, match=r"'N'.*rows 1"):
         prepare(frame)
 
 
@@ -87,3 +89,76 @@ def test_seed_noise_widens_the_intervals_of_noiseless_runs():
 
     assert width(0.0) < 1e-3  # exact runs: every resample finds the same law
     assert width(0.01) > 10 * width(0.0)
+
+
+TRUTH = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+
+
+def chinchilla_runs(truth: Chinchilla, budgets=(1e18, 1e19, 1e20), noise=0.002) -> pd.DataFrame:
+    """Six sizes per budget around the optimum, losses off the law by `noise` (relative std)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in budgets:
+        for n in truth.optimal_params(c) * 20 ** np.linspace(-0.5, 0.5, 6):
+            loss = truth.loss(n, c / (6 * n)) * np.exp(rng.normal(0, noise))
+            rows.append({"N": n, "D": c / (6 * n), "C": c, "loss": loss})
+    return pd.DataFrame(rows)
+
+
+def test_refits_that_overflow_are_dropped_and_the_report_says_how_many(monkeypatch):
+    import sweep.fit.analysis as analysis
+
+    truth = TRUTH
+    calls = {"n": 0}
+    real = analysis.fit_parametric
+
+    def every_other_refit_overflows(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        calls["n"] += 1
+        if "starts" in kwargs and calls["n"] % 2:  # a refit: exp of a huge log-coefficient
+            return replace(fit, law=replace(fit.law, A=float("inf")))
+        return fit
+
+    monkeypatch.setattr(analysis, "fit_parametric", every_other_refit_overflows)
+    report = fit_all(chinchilla_runs(truth), FitConfig(bootstrap=10))
+    assert (len(report.parametric_samples), report.parametric_samples.dropped) == (5, 5)
+    out = report.to_dict()
+    assert out["approach3"]["bootstrap"] == 5 and out["approach3"]["dropped"] == 5
+    assert "approach3: 5 of 10 bootstrap refits dropped (failed or overflowed)" in out["notes"]
+    assert all(np.isfinite(band).all() for band in out["approach3"]["intervals"].values())
+
+
+def test_an_overflowed_point_fit_is_an_error_not_a_law(monkeypatch):
+    import sweep.fit.analysis as analysis
+
+    real = analysis.fit_parametric
+
+    def overflowed(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        return replace(fit, law=replace(fit.law, E=np.nan))
+
+    monkeypatch.setattr(analysis, "fit_parametric", overflowed)
+    report = fit_all(chinchilla_runs(TRUTH), FitConfig(bootstrap=4, forms=["chinchilla"]))
+    assert report.parametric is None and "overflowed" in report.errors["approach3"]
+    assert report.isoflop is not None  # the other approaches still stand
+
+
+def test_an_unidentified_fit_is_named_in_the_notes():
+    truth = TRUTH
+    report = fit_all(chinchilla_runs(truth), FitConfig(bootstrap=0))
+    report = replace(report, parametric=replace(report.parametric, law=replace(truth, beta=-0.05)))
+    assert "approach3 unidentified: beta = -0.05 <= 0" in report.notes()
+
+
+def test_target_runs_are_left_out_of_the_fit_unless_asked():
+    truth = TRUTH
+    runs = chinchilla_runs(truth).assign(role="proxy")
+    target = {"N": 1e9, "D": 2e10, "C": 1.2e20, "loss": 9.0, "role": "target"}  # far off the law: it would move it
+    runs = pd.concat([runs, pd.DataFrame([target])], ignore_index=True)
+    config = FitConfig(bootstrap=0, forms=["chinchilla"])
+    proxies_only = fit_all(runs, config)
+    assert proxies_only.n_runs == len(runs) - 1 and proxies_only.targets_left_out == 1
+    assert proxies_only.parametric.law == fit_all(runs[:-1], config).parametric.law
+    assert "1 target runs not fitted (fit.include_targets=true fits them)" in proxies_only.notes()
+    everything = fit_all(runs, replace(config, include_targets=True))
+    assert everything.n_runs == len(runs) and everything.targets_left_out == 0

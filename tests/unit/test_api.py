@@ -1,0 +1,146 @@
+"""The API on sweeps whose runs were not trained here: imported runs, and targets trained from a
+proposal (fake run directories: no model is trained)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep import api
+from sweep.config import compose
+from sweep.errors import UserError
+from sweep.fit.forms import Chinchilla
+from sweep.plan.flops import spec_counts
+from sweep.plan.grids import shape_rules, single_run_spec
+from sweep.rundir import RunDir
+from sweep.spec import RunSpec
+from sweep.store import Store
+from sweep.sweepdir import SweepDir
+from tests.conftest import sweep_cli
+from tests.unit.fit.test_isoflop import isoflop_runs
+
+# N_opt(C) = sqrt(C / 300): the smoke grid's centre (50 tokens per parameter) is the true optimum.
+TRUTH = Chinchilla(E=1.5, A=100.0, B=100.0 / (6 / 300) ** 0.3, alpha=0.3, beta=0.3)
+OVERRIDES = ["sweep=smoke", "sweep.budgets=[3e10,1e11,3e11,1e12]", "sweep.sizes_per_budget=5", "sweep.size_span=9",
+             "fit.bootstrap=8", "fit.forms=[chinchilla]"]  # fmt: skip
+
+
+def fake_train(sweep_dir, spec: RunSpec, loss: float | None = None) -> float:
+    """A finished run directory as a job leaves it, its loss from TRUTH with 0.3% noise unless given."""
+    n, n_total, fpt = spec_counts(spec)
+    noise = np.random.default_rng(int(spec.run_id, 16)).normal(0, 0.003)
+    loss = float(TRUTH.loss(n, spec.tokens) * np.exp(noise)) if loss is None else loss
+    run = RunDir(sweep_dir / "runs" / spec.run_id)
+    run.write_spec(spec)
+    run.write_result({"N": n, "N_total": n_total, "D": spec.tokens, "C": spec.tokens * fpt, "loss": loss})
+    run.set_state("done")
+    return loss
+
+
+@pytest.fixture
+def trained(tmp_path):
+    sweep, planned = api.plan(OVERRIDES, tmp_path / "s")
+    for run in planned:
+        fake_train(sweep.path, run.spec)
+    api.collect(sweep.path)
+    return sweep.path, len(planned)
+
+
+def test_a_proposal_trains_a_target_that_is_never_fitted_and_is_checked_against_its_prediction(trained):
+    trained, proxies = trained
+    _, proposal = api.propose_target(trained)
+    yaml_path = api.proposal_file(SweepDir.open(trained), proposal)
+    target = single_run_spec(compose(config_file=yaml_path))  # what `sweep train --config` trains
+    assert target.role == "target" and target.run_id == proposal.run_id and target.budget == proposal.compute
+    actual = fake_train(trained, target, loss=1.9)
+    api.collect(trained)
+    with Store(SweepDir.open(trained).db_file) as store:
+        roles = store.runs().set_index("run_id")["role"]
+    assert roles[target.run_id] == "target" and (roles.drop(target.run_id) == "proxy").all()
+
+    human = sweep_cli("propose", trained, "fit.bootstrap=12")  # intervals move; the record must not
+    assert human.returncode == 0, human.stderr
+    fitted = json.loads((trained / "fits" / "fit.json").read_text())
+    assert fitted["n_runs"] == proxies
+    assert "1 target runs not fitted (fit.include_targets=true fits them)" in fitted["notes"]
+    again = json.loads((trained / "proposals" / f"{proposal.proposal_id}.json").read_text())
+    assert again["compute"] == proposal.compute  # not 10x the target's compute
+    (check,) = api.trained_targets(trained)
+    assert check.run_id == target.run_id and check.loss == actual and check.proposal_id == proposal.proposal_id
+    assert [p.loss_interval for p in check.predictions] == [
+        tuple(p.loss_interval) if p.loss_interval else None for p in proposal.predictions
+    ]
+    (a3,) = [p for p in check.predictions if p.approach == "approach3"]
+    assert check.errors()["approach3"] == pytest.approx(a3.loss / actual - 1)
+    assert "trained targets: predicted vs actual" in human.stdout and target.run_id in human.stdout
+    assert f"{100 * check.errors()['approach3']:+.2f}%" in human.stdout
+    backtest = sweep_cli("backtest", trained, "--holdout-top", "1", "--json")
+    assert backtest.returncode == 0, backtest.stderr
+    payload = json.loads(backtest.stdout)
+    assert payload["trained_targets"][0]["run_id"] == target.run_id
+    assert payload["n_fitted_runs"] + payload["n_held_out_runs"] == proxies  # the target is not a held-out proxy
+    assert any(s.run_id == target.run_id and s.state == "done" for s in api.status(trained))
+
+
+def test_a_store_from_before_roles_gains_the_column(tmp_path):
+    db = tmp_path / "results.db"
+    old = sqlite3.connect(db)
+    old.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, budget REAL, state TEXT NOT NULL, N REAL, D REAL, "
+                "C REAL, loss REAL, spec_json TEXT NOT NULL, updated REAL NOT NULL)")  # fmt: skip
+    old.execute("INSERT INTO runs VALUES ('a', 1e11, 'done', 1e4, 1e6, 1e11, 3.0, '{}', 0)")
+    old.commit()
+    old.close()
+    with Store(db) as store:
+        assert store.runs()["role"].tolist() == ["proxy"]
+    with Store(db) as store:  # opening again: no second ALTER
+        assert list(store.runs().columns).count("role") == 1
+
+
+def imported_csv(tmp_path):
+    """Runs from elsewhere: N, D, C and loss only, one budget with its minimum at its largest size."""
+    budgets = [1e18, 1e19, 1e20, 1e21]
+    runs = pd.concat([isoflop_runs(TRUTH, budgets[:3], sizes=6), isoflop_runs(TRUTH, budgets[3:], 0.1, sizes=6)])
+    path = tmp_path / "runs.csv"
+    runs.drop(columns="budget").to_csv(path, index=False)
+    return path, len(runs)
+
+
+def test_an_imported_sweep_shows_its_runs_and_proposes_a_real_shape(tmp_path):
+    csv, rows = imported_csv(tmp_path)
+    into = tmp_path / "imported"
+    api.import_csv(csv, into, {})
+    states = api.status(into)
+    assert len(states) == rows and {(s.state, s.reason) for s in states} == {("done", "imported")}
+
+    _, proposal = api.propose_target(into, overrides=["fit.bootstrap=8"])
+    assert proposal.compute == pytest.approx(10 * 1e21)  # 10x the largest imported budget, not the config's
+    rules = shape_rules(SweepDir.open(into).config())
+    assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
+    assert proposal.shape_from == "approach3"
+    assert proposal.next_wave and {w["budget"] for w in proposal.next_wave} == {1e21}
+
+
+def test_too_few_runs_to_fit_still_give_a_proposal_that_says_so(tmp_path):
+    sweep, planned = api.plan(["sweep=smoke", "sweep.budgets=[1e11]", "fit.bootstrap=4"], tmp_path / "one")
+    for run in planned:
+        fake_train(sweep.path, run.spec)
+    api.collect(sweep.path)
+    _, proposal = api.propose_target(sweep.path)
+    assert proposal.shape_from == "best run" and proposal.predictions == []
+    assert any(w.startswith("too little evidence") for w in proposal.warnings)
+    assert api.proposal_file(sweep, proposal).is_file()
+    human = sweep_cli("propose", sweep.path)
+    assert human.returncode == 0 and "no predicted loss" in human.stdout and "too little evidence" in human.stdout
+
+
+def test_the_role_is_a_tag_not_part_of_the_run_identity():
+    spec = single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5"]))
+    target = single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5", "run.role=target"]))
+    assert (spec.role, target.role) == ("proxy", "target") and spec.run_id == target.run_id
+    assert RunSpec.from_dict(target.to_dict()).role == "target"
+    with pytest.raises(UserError, match="run.role='boss' is not one of proxy, target"):
+        single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5", "run.role=boss"]))
