@@ -13,6 +13,7 @@ from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.bootstrap import bootstrap, interval
 from sweep.fit.envelope import EnvelopeFit, fit_envelope
+from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
 from sweep.fit.parametric import ParametricFit, fit_floor_power_law, fit_parametric
@@ -143,7 +144,7 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
         variable, points, by = FORM_POINTS[name]
         try:
             law, theta = fit_floor_power_law(variable, *points(table), config.huber_delta)
-        except UserError as exc:
+        except (UserError, FitError) as exc:
             errors[name] = str(exc)
             continue
 
@@ -160,7 +161,7 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
 def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     try:
         fit = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta)
-    except UserError as exc:
+    except (UserError, FitError) as exc:
         errors["approach3"] = str(exc)
         return None, []
 
@@ -177,7 +178,7 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
 def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     try:
         fit = fit_isoflop(table, config.exclude_edge_budgets)
-    except UserError as exc:
+    except (UserError, FitError) as exc:
         errors["approach2"] = str(exc)
         return None, []
 
@@ -193,7 +194,7 @@ def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfi
     evaluations = curve_table(table, curves)
     try:
         fit = fit_envelope(evaluations)
-    except UserError as exc:
+    except (UserError, FitError) as exc:
         errors["approach1"] = str(exc)
         return None, []
 
@@ -213,9 +214,9 @@ def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:
     except UserError:
         return {}  # e.g. a CSV without N_total
     out: dict = {"counting": counting}
-    with suppress(UserError):
+    with suppress(UserError, FitError):
         out["approach3"] = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta).law.as_dict()
-    with suppress(UserError):
+    with suppress(UserError, FitError):
         out["approach2"] = {"N_star_exponent": fit_isoflop(table, config.exclude_edge_budgets).N_star.exponent}
     return out
 
