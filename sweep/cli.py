@@ -306,7 +306,9 @@ def collect(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
 
 SOURCE = typer.Argument(
-    ..., metavar="SOURCE", help="A collected sweep directory, or a CSV file of runs (N, loss, and D or C; see the CSV options)."
+    ...,
+    metavar="SOURCE",
+    help="A collected sweep directory, or a CSV file of runs (N, loss, and D or C; see the CSV options).",
 )
 NCol = Annotated[str, typer.Option("--n-col", help="CSV column of parameters.")]
 DCol = Annotated[str, typer.Option("--d-col", help="CSV column of training tokens ('' to read C only).")]
