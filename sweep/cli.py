@@ -506,7 +506,7 @@ def main() -> None:
     except (UserError, FitError, DataError) as exc:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.ClickException as exc:
+    except (click.ClickException, typer.TyperException) as exc:  # typer 0.29 raises its own copy of click's
         exc.show()
         sys.exit(2)
     except click.exceptions.Abort:

@@ -104,9 +104,13 @@ def _refuse(csv: Path, column: pd.Series, bad, problem: str, details: str = "") 
     if len(positions) == 0:
         return
     shown = positions[:SHOWN]
-    lines = ", ".join(f"{p + 2} ({column.iloc[p]})" for p in shown) + (" ..." if len(positions) > SHOWN else "")
-    count = f"{len(positions)} rows" if len(positions) > 1 else "1 row"
-    raise UserError(f"{csv}: {problem} on {count}, lines {lines}{details}; fix or drop those rows")
+    lines = ", ".join(f"{p + 2} ({_shown(column.iloc[p])})" for p in shown) + (" ..." if len(positions) > SHOWN else "")
+    where = f"{len(positions)} rows, lines {lines}" if len(positions) > 1 else f"line {lines}"
+    raise UserError(f"{csv}: {problem} on {where}{details}; fix or drop {'those rows' if len(positions) > 1 else 'it'}")
+
+
+def _shown(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _check_flops(csv: Path, n: np.ndarray, d: np.ndarray, c: np.ndarray, columns: CsvColumns) -> None:

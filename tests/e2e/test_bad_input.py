@@ -92,7 +92,7 @@ def test_fitting_fewer_points_than_parameters(tmp_path):
 def test_fit_csv_with_bad_values_or_columns(tmp_path):
     csv = tmp_path / "bad.csv"
     csv.write_text("N,D,loss\n" + "".join(f"{n},1e9,3.0\n" for n in (1e6, 2e6, -1, 4e6, 5e6, 6e6, 7e6)))
-    assert_user_error(sweep_cli("fit", csv), "'N'", "line 4 (-1.0)")
+    assert_user_error(sweep_cli("fit", csv), "'N'", "line 4 (-1)")
     assert_user_error(sweep_cli("fit", csv, "--loss-col", "nll"), "nll")
     assert_user_error(sweep_cli("fit", tmp_path / "none.csv"), "does not exist")
 
