@@ -6,6 +6,7 @@ the column and the first bad lines (line 1 is the header, the first run is on li
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +40,14 @@ def read_runs(csv: Path, columns: CsvColumns = CsvColumns()) -> pd.DataFrame:
     has = {name for name in (columns.d_col, columns.c_col) if name and name in header}
     for option, name in (("--n-col", columns.n_col), ("--loss-col", columns.loss_col),
                          ("--budget-col", columns.budget_col), ("--name-col", columns.name_col)):  # fmt: skip
-        if name and name not in header:
+        required = option in ("--n-col", "--loss-col")
+        if (name or required) and name not in header:
             raise UserError(f"{csv} has no column {name!r} (columns: {', '.join(header)}); name it with {option}")
     if not has:
         raise UserError(f"{csv} has neither {columns.d_col!r} (tokens) nor {columns.c_col!r} (FLOPs); name one with "
                         f"--d-col or --c-col")  # fmt: skip
     numeric = [columns.n_col, columns.loss_col, *sorted(has), *([columns.budget_col] if columns.budget_col else [])]
-    raw = _read(csv, [*numeric, *([columns.name_col] if columns.name_col else [])])
+    raw = _read(csv)
     if len(raw) == 0:
         raise UserError(f"{csv} has a header but no rows")
     values = {name: _positive_numbers(csv, raw[name], name) for name in dict.fromkeys(numeric)}
@@ -71,14 +73,20 @@ def read_runs(csv: Path, columns: CsvColumns = CsvColumns()) -> pd.DataFrame:
 def _header(csv: Path) -> list[str]:
     if not Path(csv).is_file():
         raise UserError(f"CSV file {csv} does not exist")
-    return list(_read(csv, None, rows=0).columns)
+    return list(_read(csv, rows=0).columns)
 
 
-def _read(csv: Path, usecols: list[str] | None, rows: int | None = None) -> pd.DataFrame:
+def _read(csv: Path, rows: int | None = None) -> pd.DataFrame:
     try:
-        return pd.read_csv(csv, usecols=usecols, nrows=rows, low_memory=False)
+        with warnings.catch_warnings():
+            # index_col=False: a first row longer than the header is an error, not an index column
+            # that shifts every value one column left; pandas only warns about it.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(csv, nrows=rows, index_col=False, low_memory=False)
     except pd.errors.EmptyDataError:
         raise UserError(f"{csv} is empty; it needs a header line and one line per run") from None
+    except pd.errors.ParserWarning:
+        raise UserError(f"{csv}: the first run has more fields than the header; fix the header or that line") from None
     except (ValueError, OverflowError, pd.errors.ParserError) as exc:  # UnicodeDecodeError is a ValueError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{csv} is not a readable CSV file ({reason})") from None

@@ -79,6 +79,11 @@ def test_files_that_are_not_runs(tmp_path, text, words):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_first_row_longer_than_the_header_is_not_read_shifted(tmp_path):
+    csv = write(tmp_path, "N,C,loss\n" + GOOD_ROWS.replace("\n", ",7\n", 1))
+    assert_user_error(sweep_cli("fit", csv), "more fields than the header")
+
+
 def test_c_far_from_six_n_d_is_refused_with_a_way_out(tmp_path):
     flops = (1e15, 1e15, 3e15)  # the third run's C counts 3x the 6 N D of its D
     rows = "".join(f"{n:g},{1e15 / (6 * n):g},{c:g},3.0\n" for n, c in zip(SIZES, flops, strict=False))
@@ -137,7 +142,7 @@ def csv_files(draw) -> bytes:
 
 
 CSV_OPTIONS = [("--budget-col", "budget"), ("--c-col", ""), ("--d-col", ""), ("--drop-highest-loss", "1"),
-               ("--n-col", "x")]  # fmt: skip
+               ("--n-col", "x"), ("--loss-col", "")]  # fmt: skip
 
 
 def options(choices: list[tuple[str, str]]):
