@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.config import Config, FitConfig, compose
+from sweep.csvinput import CsvColumns, read_runs
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport, fit_all, prepare, proxies
 from sweep.fit.backtest import Backtest
@@ -140,40 +141,36 @@ def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame, allow_unfitted: bo
     return report
 
 
-def read_csv_runs(
-    csv: Path,
-    n_col: str = "N",
-    d_col: str = "D",
-    c_col: str = "C",
-    loss_col: str = "loss",
-    budget_col: str = "",
-    name_col: str = "",
-) -> pd.DataFrame:
+def read_csv_runs(csv: Path, columns: CsvColumns = CsvColumns()) -> pd.DataFrame:
     """External results: N, loss, and D or C (the other from C = 6 N D); optional budget and run
-    name columns."""
-    if not csv.is_file():
-        raise UserError(f"CSV file {csv} does not exist")
-    try:
-        raw = pd.read_csv(csv)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{csv} is not a readable CSV ({exc})") from None
-    for column in (n_col, loss_col):
-        if column not in raw:
-            raise UserError(f"{csv} has no column {column!r} (columns: {', '.join(raw.columns)}); name it with options")
-    if d_col not in raw and c_col not in raw:
-        raise UserError(f"{csv} has neither {d_col!r} nor {c_col!r}; one of D (tokens) or C (FLOPs) is needed")
-    table = pd.DataFrame({"N": raw[n_col], "loss": raw[loss_col]})
-    table["D"] = raw[d_col] if d_col in raw else raw[c_col] / (6 * raw[n_col])
-    table["C"] = raw[c_col] if c_col in raw else 6 * raw[n_col] * raw[d_col]
-    if budget_col:
-        if budget_col not in raw:
-            raise UserError(f"{csv} has no budget column {budget_col!r}")
-        table["budget"] = raw[budget_col]
-    if name_col:
-        if name_col not in raw:
-            raise UserError(f"{csv} has no run-name column {name_col!r}")
-        table["name"] = raw[name_col].astype(str)
-    return table
+    name columns. Every row is checked first (sweep.csvinput)."""
+    return read_runs(csv, columns)
+
+
+def is_csv(source: Path) -> bool:
+    """Whether a command's SOURCE names a CSV file rather than a sweep directory."""
+    return Path(source).suffix.lower() == ".csv" or Path(source).is_file()
+
+
+def source_runs(source: Path, columns: CsvColumns, overrides: list[str] | None) -> tuple[pd.DataFrame, FitConfig]:
+    """The runs to fit and the fit section of the config, from a sweep directory or a CSV file."""
+    if is_csv(source):
+        return read_csv_runs(source, columns), compose(overrides or []).fit
+    _no_csv_options(source, columns)
+    return finished_runs(source), sweep_config(source, overrides).fit
+
+
+def fit_source(source: Path, columns: CsvColumns, overrides: list[str] | None) -> FitReport:
+    """A sweep directory's fit (recorded in it, see `fit`) or a CSV file's (written nowhere)."""
+    if is_csv(source):
+        return fit_table(*source_runs(source, columns, overrides))
+    _no_csv_options(source, columns)
+    return fit(source, overrides)
+
+
+def _no_csv_options(source: Path, columns: CsvColumns) -> None:
+    if columns != CsvColumns():
+        raise UserError(f"{source} is a sweep directory: the CSV options (--n-col ...) apply to CSV files only")
 
 
 @dataclass(frozen=True)
@@ -184,11 +181,11 @@ class ImportReport:
     budgets: pd.DataFrame  # budget, runs, C_min, C_max: how the rows were grouped
 
 
-def import_csv(csv: Path, into: Path, columns: dict[str, str]) -> ImportReport:
+def import_csv(csv: Path, into: Path, columns: CsvColumns = CsvColumns()) -> ImportReport:
     """Add a CSV's finished runs to a sweep's store (a new sweep directory if `into` does not
     exist), so that `sweep fit` fits them, alone or with the sweep's own runs. Every row is
     checked before anything is written."""
-    runs = read_csv_runs(csv, **columns)
+    runs = read_csv_runs(csv, columns)
     table = prepare(runs)
     if "name" in runs:
         table["name"] = runs["name"].to_numpy()

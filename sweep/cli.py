@@ -8,6 +8,7 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -339,54 +340,47 @@ def collect(
         raise UserError(f"skipped {len(report.skipped)} run directories, ingested the rest: {skipped}")
 
 
-CSV = typer.Option(None, "--csv", help="Use results from a CSV file instead of a sweep directory.")
-N_COL = typer.Option("N", "--n-col", help="CSV column of parameters.")
-D_COL = typer.Option("D", "--d-col", help="CSV column of training tokens.")
-C_COL = typer.Option("C", "--c-col", help="CSV column of training FLOPs (used when D is absent: D = C / 6N).")
-LOSS_COL = typer.Option("loss", "--loss-col", help="CSV column of final loss.")
-BUDGET_COL = typer.Option("", "--budget-col", help="CSV column grouping runs into budgets (default: C to 2 digits).")
-MAYBE_SWEEP_DIR = typer.Argument(None, help="A collected sweep directory (or use --csv).")
+SOURCE = typer.Argument(
+    ...,
+    metavar="SOURCE",
+    help="A collected sweep directory, or a CSV file of runs (N, loss, and D or C; see the CSV options).",
+)
+NCol = Annotated[str, typer.Option("--n-col", help="CSV column of parameters.")]
+DCol = Annotated[str, typer.Option("--d-col", help="CSV column of training tokens ('' to read C only).")]
+CCol = Annotated[str, typer.Option("--c-col", help="CSV column of training FLOPs ('' to read D only); C = 6 N D.")]
+LossCol = Annotated[str, typer.Option("--loss-col", help="CSV column of final loss.")]
+BudgetCol = Annotated[
+    str, typer.Option("--budget-col", help="CSV column grouping runs into budgets (default: C to 2 digits).")
+]
+DropHighestLoss = Annotated[
+    int, typer.Option("--drop-highest-loss", min=0, help="Leave out the CSV's K highest-loss rows (Epoch drop 5).")
+]
 
 
-def csv_columns(n_col: str, d_col: str, c_col: str, loss_col: str, budget_col: str) -> dict[str, str]:
-    return {"n_col": n_col, "d_col": d_col, "c_col": c_col, "loss_col": loss_col, "budget_col": budget_col}
-
-
-def runs_and_fit_config(sweep_dir, overrides, csv, columns: dict[str, str]):
-    """The runs to fit and the fit section of the config, from a sweep directory or a CSV file."""
-    if csv is None and sweep_dir is None:
-        raise UserError("give a sweep directory or --csv FILE")
-    if csv is None:
-        return api.finished_runs(sweep_dir), api.sweep_config(sweep_dir, overrides).fit
-    from sweep.config import compose
-
-    # With --csv the positional slot holds the first override, if any.
-    extra = [str(sweep_dir)] if sweep_dir is not None else []
-    return api.read_csv_runs(csv, **columns), compose(extra + (overrides or [])).fit
+def csv_columns(n_col: str, d_col: str, c_col: str, loss_col: str, budget_col: str, drop: int, name_col: str = ""):
+    return api.CsvColumns(n_col, d_col, c_col, loss_col, budget_col, name_col, drop)
 
 
 @app.command()
 def fit(
-    sweep_dir: Path = MAYBE_SWEEP_DIR,
+    source: Path = SOURCE,
     overrides: list[str] = OVERRIDES,
-    csv: Path = CSV,
-    n_col: str = N_COL,
-    d_col: str = D_COL,
-    c_col: str = C_COL,
-    loss_col: str = LOSS_COL,
-    budget_col: str = BUDGET_COL,
+    n_col: NCol = "N",
+    d_col: DCol = "D",
+    c_col: CCol = "C",
+    loss_col: LossCol = "loss",
+    budget_col: BudgetCol = "",
+    drop_highest_loss: DropHighestLoss = 0,
     as_json: bool = JSON,
 ) -> None:
     """Fit Approaches 1-3 and the forms of fit.forms, with bootstrap intervals next to every number.
 
-    Approach 1 needs training curves, so it is fitted for sweep directories, not CSV files.
-    Examples: sweep fit sweeps/smoke  |  sweep fit --csv runs.csv --c-col flops fit.bootstrap=500
+    A sweep directory's fit is also written to it (fits/fit.json, the store); a CSV file's is only
+    printed. Approach 1 needs training curves, so it is fitted for sweep directories, not CSV files.
+    Examples: sweep fit sweeps/smoke  |  sweep fit runs.csv --c-col flops fit.bootstrap=500
     """
-    if csv is None and sweep_dir is not None:
-        report = api.fit(sweep_dir, overrides)  # also records the fit in the sweep's store
-    else:
-        columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col)
-        report = api.fit_table(*runs_and_fit_config(sweep_dir, overrides, csv, columns))
+    columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
+    report = api.fit_source(source, columns, overrides)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -395,26 +389,26 @@ def fit(
 
 @app.command()
 def backtest(
-    sweep_dir: Path = MAYBE_SWEEP_DIR,
+    source: Path = SOURCE,
     overrides: list[str] = OVERRIDES,
     holdout_top: int = typer.Option(2, "--holdout-top", help="How many of the largest budgets to hold out."),
-    csv: Path = CSV,
-    n_col: str = N_COL,
-    d_col: str = D_COL,
-    c_col: str = C_COL,
-    loss_col: str = LOSS_COL,
-    budget_col: str = BUDGET_COL,
+    n_col: NCol = "N",
+    d_col: DCol = "D",
+    c_col: CCol = "C",
+    loss_col: LossCol = "loss",
+    budget_col: BudgetCol = "",
+    drop_highest_loss: DropHighestLoss = 0,
     as_json: bool = JSON,
 ) -> None:
     """Fit on all but the largest budgets; report how well that fit predicts the held-out runs.
 
     Errors: loss of every held-out run (Approach 3), and N*, L* at each held-out budget against that
     budget's own IsoFLOP vertex (Approaches 2 and 3).
-    Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest --csv runs.csv --holdout-top 2
+    Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest runs.csv --holdout-top 2
     """
-    columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col)
-    result = api.backtest(*runs_and_fit_config(sweep_dir, overrides, csv, columns), holdout_top)
-    targets = api.trained_targets(sweep_dir) if csv is None else []
+    columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
+    result = api.backtest(*api.source_runs(source, columns, overrides), holdout_top)
+    targets = [] if api.is_csv(source) else api.trained_targets(source)
     if as_json:
         emit_json({**result.to_dict(), "trained_targets": [t.to_dict() for t in targets]})
         return
@@ -426,20 +420,22 @@ def backtest(
 def import_(
     csv: Path = typer.Argument(..., help="A CSV of finished runs: N, loss, and D or C (renamed with the options)."),
     into: Path = typer.Option(..., "--into", help="The sweep directory to add them to (made if it does not exist)."),
-    n_col: str = N_COL,
-    d_col: str = D_COL,
-    c_col: str = C_COL,
-    loss_col: str = LOSS_COL,
-    budget_col: str = BUDGET_COL,
+    n_col: NCol = "N",
+    d_col: DCol = "D",
+    c_col: CCol = "C",
+    loss_col: LossCol = "loss",
+    budget_col: BudgetCol = "",
+    drop_highest_loss: DropHighestLoss = 0,
     name_col: str = typer.Option("", "--name-col", help="CSV column naming each run (kept with it)."),
     as_json: bool = JSON,
 ) -> None:
     """Add results from elsewhere (public or old runs) to a sweep's store, to fit them or mix them in.
 
-    Without --budget-col, runs are grouped into budgets by their FLOPs to two significant digits.
+    Every row is checked before anything is written. Without --budget-col, runs are grouped into
+    budgets by their FLOPs to two significant digits.
     Example: sweep import chinchilla.csv --into sweeps/chinchilla --n-col "Model Size" --c-col "Training FLOP"
     """
-    columns = {**csv_columns(n_col, d_col, c_col, loss_col, budget_col), "name_col": name_col}
+    columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss, name_col)
     report = api.import_csv(csv, into, columns)
     if as_json:
         emit_json({"sweep_dir": str(report.sweep_dir), "rows": report.rows, "new": report.new,
@@ -559,7 +555,7 @@ def main() -> None:
         where = f" ({exc.filename})" if exc.filename else ""
         fail(f"{exc.strerror}{where}: free space (or fix permissions) and run the command again; files already "
              "written are whole (each is written to a temporary name and renamed)")  # fmt: skip
-    except click.ClickException as exc:
+    except (click.ClickException, typer.TyperException) as exc:  # typer 0.29 raises its own copy of click's
         exc.show()
         sys.exit(2)
     except click.exceptions.Abort:

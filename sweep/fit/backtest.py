@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import FitConfig
-from sweep.errors import UserError
 from sweep.fit.analysis import FitReport, fit_all, prepare
+from sweep.fit.errors import FitError
 from sweep.fit.isoflop import fit_budget
 
 
@@ -70,7 +70,7 @@ def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int) -> Backtes
     table = prepare(runs, config.counting)
     budgets = sorted(table["budget"].unique())
     if holdout_top < 1 or holdout_top > len(budgets) - 2:
-        raise UserError(
+        raise FitError(
             f"--holdout-top {holdout_top}: the data has {len(budgets)} budgets; hold out between 1 and "
             f"{len(budgets) - 2} so that at least 2 remain to fit"
         )

@@ -16,6 +16,9 @@ from sweep.errors import UserError
 from sweep.fit.errors import FitError
 
 T = TypeVar("T")
+# A larger table is resampled MAX_RESAMPLE rows at a time (m-out-of-n): refits stay fast and memory
+# bounded, and the intervals are those of MAX_RESAMPLE runs, wider than the table's own.
+MAX_RESAMPLE = 20_000
 
 # What an unfittable resample raises. UserError: the fitting modules raised it before FitError existed.
 REFIT_FAILURES = (FitError, UserError, ValueError, ArithmeticError, np.linalg.LinAlgError)
@@ -45,9 +48,10 @@ class Refits(Generic[T]):
         return len(self.fits)
 
 
-def resample(groups: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Row positions drawn with replacement within each group, each group keeping its size."""
-    return np.concatenate([group[rng.integers(0, len(group), len(group))] for group in groups])
+def resample(groups: list[np.ndarray], rng: np.random.Generator, fraction: float = 1.0) -> np.ndarray:
+    """Row positions drawn with replacement within each group, each group keeping `fraction` of its size."""
+    draws = [group[rng.integers(0, len(group), max(1, round(len(group) * fraction)))] for group in groups]
+    return np.concatenate(draws)
 
 
 def finite(*values: float) -> bool:
@@ -71,8 +75,9 @@ def bootstrap(
     keys = np.zeros(len(runs)) if by is None else runs[by].to_numpy()
     groups = [np.flatnonzero(keys == key) for key in np.unique(keys)]
     refits: Refits[T] = Refits(attempted=n)
+    fraction = min(1.0, MAX_RESAMPLE / max(len(runs), 1))
     for _ in range(n):
-        sample = runs.iloc[resample(groups, rng)]
+        sample = runs.iloc[resample(groups, rng, fraction)]
         if seed_noise > 0:
             sample = sample.assign(loss=sample["loss"] * np.exp(rng.normal(0.0, seed_noise, len(sample))))
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sweep.errors import UserError
+from sweep.fit.errors import FitError
 from sweep.fit.forms import PowerLaw
 
 GRID_POINTS = 60
@@ -38,7 +38,7 @@ def fit_envelope(curves: pd.DataFrame) -> EnvelopeFit:
     runs = [group.sort_values("flops") for _, group in curves.groupby("run_id", sort=False)]
     runs = [r for r in runs if len(r) >= 2]
     if len(runs) < MIN_RUNS_AT_C:
-        raise UserError(
+        raise FitError(
             f"Approach 1 needs training curves (2+ evaluations) of at least {MIN_RUNS_AT_C} runs; found {len(runs)}"
         )
     low = min(r["flops"].iloc[0] for r in runs)
@@ -64,6 +64,6 @@ def fit_envelope(curves: pd.DataFrame) -> EnvelopeFit:
             continue
         points.append((grid[k], sizes[best], tokens[best, k], losses[best, k]))
     if len({n for _, n, _, _ in points}) < 2:
-        raise UserError("Approach 1: the lower envelope has fewer than 2 interior optima; train more sizes per budget")
+        raise FitError("Approach 1: the lower envelope has fewer than 2 interior optima; train more sizes per budget")
     c, n, d, loss = (np.array(column) for column in zip(*points, strict=True))
     return EnvelopeFit(len(points), PowerLaw.fit(c, n), PowerLaw.fit(c, d), PowerLaw.fit(c, loss))

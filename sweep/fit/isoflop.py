@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sweep.errors import UserError
+from sweep.fit.errors import FitError
 from sweep.fit.forms import PowerLaw
 
 
@@ -89,7 +89,7 @@ def fit_isoflop(runs: pd.DataFrame, exclude_off_centre: bool = True) -> IsoflopF
     ]
     used = [b for b in budgets if b.centred or not exclude_off_centre]
     if len(used) < 2:
-        raise UserError(
+        raise FitError(
             f"Approach 2 needs at least 2 budgets with 3+ sizes and an interior minimum; found {len(used)} "
             f"of {len(budgets)} (train sizes around each budget's optimum, or set fit.exclude_edge_budgets=false)"
         )

@@ -86,31 +86,31 @@ def test_non_positive_or_non_finite_compute(planned, compute):
 def test_fitting_fewer_points_than_parameters(tmp_path):
     csv = tmp_path / "few.csv"
     csv.write_text("N,D,loss\n1e6,1e9,3.0\n2e6,1e9,2.9\n4e6,1e9,2.8\n8e6,1e9,2.7\n")
-    assert_user_error(sweep_cli("fit", "--csv", csv), "at least 6")
+    assert_user_error(sweep_cli("fit", csv), "at least 6")
 
 
 def test_fit_csv_with_bad_values_or_columns(tmp_path):
     csv = tmp_path / "bad.csv"
     csv.write_text("N,D,loss\n" + "".join(f"{n},1e9,3.0\n" for n in (1e6, 2e6, -1, 4e6, 5e6, 6e6, 7e6)))
-    assert_user_error(sweep_cli("fit", "--csv", csv), "rows 2")
-    assert_user_error(sweep_cli("fit", "--csv", csv, "--loss-col", "nll"), "nll")
-    assert_user_error(sweep_cli("fit", "--csv", tmp_path / "none.csv"), "does not exist")
+    assert_user_error(sweep_cli("fit", csv), "'N'", "line 4 (-1)")
+    assert_user_error(sweep_cli("fit", csv, "--loss-col", "nll"), "nll")
+    assert_user_error(sweep_cli("fit", tmp_path / "none.csv"), "does not exist")
 
 
 def test_import_of_bad_rows_writes_nothing(tmp_path, planned):
     csv = tmp_path / "bad.csv"
     csv.write_text("N,C,loss\n1e6,1e15,3.0\n2e6,1e15,inf\n")
-    assert_user_error(sweep_cli("import", csv, "--into", tmp_path / "new"), "'loss'", "rows 1")
+    assert_user_error(sweep_cli("import", csv, "--into", tmp_path / "new"), "'loss'", "line 3 (inf)")
     assert not (tmp_path / "new").exists()
     before = snapshot(planned)
-    assert_user_error(sweep_cli("import", csv, "--into", planned), "rows 1")
+    assert_user_error(sweep_cli("import", csv, "--into", planned), "line 3")
     assert snapshot(planned) == before
 
 
 def test_backtest_holding_out_too_many_budgets(tmp_path):
     csv = tmp_path / "runs.csv"
     csv.write_text("N,C,loss\n" + "".join(f"{n},{c},3.0\n" for c in (1e15, 1e16, 1e17) for n in (1e6, 2e6, 4e6)))
-    assert_user_error(sweep_cli("backtest", "--csv", csv, "--holdout-top", "2"), "hold out between 1 and 1")
+    assert_user_error(sweep_cli("backtest", csv, "--holdout-top", "2"), "hold out between 1 and 1")
 
 
 def test_fitting_a_sweep_with_no_finished_runs(planned):

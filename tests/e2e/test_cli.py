@@ -113,7 +113,7 @@ def test_propose_writes_a_config_that_sweep_train_accepts(smoke):
 
 
 def test_fit_csv_with_c_in_place_of_d_and_renamed_columns(tmp_path, epoch_csv):
-    result = sweep_cli("fit", "--csv", epoch_csv, "--n-col", "Model Size", "--c-col", "Training FLOP",
+    result = sweep_cli("fit", epoch_csv, "--n-col", "Model Size", "--c-col", "Training FLOP",
                        "fit.bootstrap=0", "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     a3 = json.loads(result.stdout)["approach3"]
@@ -136,18 +136,25 @@ def test_import_groups_runs_into_budgets_and_fit_reads_them(tmp_path, epoch_csv)
     assert again["new"] == 0  # importing twice adds nothing
     fitted = sweep_cli("fit", into, "fit.bootstrap=0", "--json")
     assert fitted.returncode == 0, fitted.stderr
-    direct = json.loads(sweep_cli("fit", "--csv", epoch_csv, *EPOCH_COLUMNS, "fit.bootstrap=0", "--json").stdout)
-    assert json.loads(fitted.stdout)["approach3"]["E"] == pytest.approx(direct["approach3"]["E"], rel=1e-9)
+    direct = json.loads(sweep_cli("fit", epoch_csv, *EPOCH_COLUMNS, "fit.bootstrap=0", "--json").stdout)
+    stored, direct = json.loads(fitted.stdout)["approach3"], direct["approach3"]
+    # The store returns the runs in another order, so the sums of the objective are rounded
+    # differently and L-BFGS-B stops elsewhere on the flat bottom: it stops when a step lowers the
+    # objective by less than ftol = 1e-15 of it. Near the optimum the objective rises with the square
+    # of the parameters' error, so the objectives agree to ~1e-12 and the parameters to ~sqrt(1e-12).
+    assert stored["objective"] == pytest.approx(direct["objective"], rel=1e-9)
+    for name in ("E", "A", "B", "alpha", "beta"):
+        assert stored[name] == pytest.approx(direct[name], rel=1e-6), name
 
 
 def test_backtest_on_the_epoch_data_holds_out_the_top_budgets(epoch_csv):
-    result = sweep_cli("backtest", "--csv", epoch_csv, *EPOCH_COLUMNS, "--holdout-top", "2", "fit.bootstrap=0",
+    result = sweep_cli("backtest", epoch_csv, *EPOCH_COLUMNS, "--holdout-top", "2", "fit.bootstrap=0",
                        "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert [b["budget"] for b in payload["held_out"]] == [5e21, 1.3e22] and payload["n_fitted_runs"] == 243
     assert 0 < payload["loss_mean_ape_percent"] <= payload["loss_max_ape_percent"] < 10
-    table = sweep_cli("backtest", "--csv", epoch_csv, *EPOCH_COLUMNS, "fit.bootstrap=0")
+    table = sweep_cli("backtest", epoch_csv, *EPOCH_COLUMNS, "fit.bootstrap=0")
     assert "mean abs error" in table.stdout and "A3 N*" in table.stdout
 
 

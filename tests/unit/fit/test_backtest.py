@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from sweep.config import FitConfig
-from sweep.errors import UserError
 from sweep.fit.backtest import backtest
+from sweep.fit.errors import FitError
 from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
 
 BUDGETS = [1e18, 3e18, 1e19, 3e19, 1e20, 1e21]
@@ -38,5 +38,5 @@ def test_a_wrong_law_shows_up_as_a_large_error():
 
 
 def test_holding_out_too_much_is_a_user_error():
-    with pytest.raises(UserError, match="hold out between 1 and 4"):
+    with pytest.raises(FitError, match="hold out between 1 and 4"):
         backtest(isoflop_runs(TRUTH, BUDGETS), FitConfig(bootstrap=0), holdout_top=5)

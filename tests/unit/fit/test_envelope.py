@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from sweep.config import FitConfig
-from sweep.errors import UserError
 from sweep.fit.analysis import fit_all
 from sweep.fit.envelope import fit_envelope
+from sweep.fit.errors import FitError
 from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
 
 
@@ -41,5 +41,5 @@ def test_final_points_alone_are_not_an_envelope():
     runs, curves = with_curves(isoflop_runs(TRUTH, [1e18, 1e19], sizes=5), evals=1)
     report = fit_all(runs, FitConfig(bootstrap=0), curves)
     assert "training curves" in report.errors["approach1"]
-    with pytest.raises(UserError):
+    with pytest.raises(FitError):
         fit_envelope(curves.assign(N=1e6, loss=curves["eval_loss"]))

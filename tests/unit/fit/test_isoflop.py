@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep.errors import UserError
+from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.isoflop import fit_isoflop
 
@@ -36,5 +36,5 @@ def test_budgets_with_the_minimum_at_an_edge_are_flagged_and_left_out():
     fit = fit_isoflop(runs)
     off = [b for b in fit.budgets if not b.centred]
     assert [b.budget for b in off] == [1e20] and off[0].edge == "below"
-    with pytest.raises(UserError, match="interior minimum"):
+    with pytest.raises(FitError, match="interior minimum"):
         fit_isoflop(isoflop_runs(TRUTH, budgets, centre_shift=40.0))

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from sweep.config import FitConfig
-from sweep.errors import UserError
+from sweep.fit import parametric
 from sweep.fit.analysis import fit_all
+from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.parametric import fit_parametric
 
@@ -66,5 +67,31 @@ def test_recovers_known_parameters_from_noisy_synthetic_runs():
 
 
 def test_fewer_points_than_parameters_is_a_user_error():
-    with pytest.raises(UserError, match="at least 6"):
+    with pytest.raises(FitError, match="at least 6"):
         fit_parametric([1e6, 2e6, 4e6, 8e6, 1.6e7], [1e9] * 5, [3.0, 2.9, 2.8, 2.7, 2.6])
+
+
+def synthetic_points(count: int, seed: int = 0):
+    truth = Chinchilla(E=1.7, A=400.0, B=1200.0, alpha=0.34, beta=0.30)
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(1e7), np.log(1e10), count))
+    d = np.exp(rng.uniform(np.log(1e9), np.log(1e12), count))
+    return np.log(np.array([n, d])), truth.loss(n, d) * np.exp(rng.normal(0, 0.002, count))
+
+
+def test_scoring_the_grid_in_chunks_gives_exactly_the_one_pass_scores(monkeypatch):
+    logs, loss = synthetic_points(300)
+    grid = parametric.start_grid(2)
+    whole = parametric.objective_batch(grid, logs, np.log(loss), 1e-3)
+    monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", 300 * 7)  # 7 starts a pass, the last chunk shorter
+    assert np.array_equal(parametric.score_starts(grid, logs, np.log(loss), 1e-3), whole)
+
+
+def test_a_large_table_reaches_the_optimum_found_by_scoring_every_point(monkeypatch):
+    logs, loss = synthetic_points(600)
+    theta, objective = parametric.fit_terms(logs, loss)
+    monkeypatch.setattr(parametric, "SCORED_ROWS", 150)  # the grid scored on 150 of the 600 points
+    theta_sub, objective_sub = parametric.fit_terms(logs, loss)
+    # Both are L-BFGS-B optima of the same objective (ftol 1e-15): equal to well within 1e-9.
+    assert objective_sub == pytest.approx(objective, rel=1e-9)
+    assert theta_sub == pytest.approx(theta, rel=1e-4)

@@ -1,0 +1,35 @@
+"""The README's commands on Epoch AI's data, run as written, print the numbers the README claims."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from tests.conftest import REPO, sweep_cli
+
+README = (REPO / "README.md").read_text()
+
+
+def readme_command(prefix: str, epoch_csv) -> list[str]:
+    """The README's line starting with `prefix`, split as a shell would, with the reader's path."""
+    (line,) = [line for line in README.splitlines() if line.startswith(prefix)]
+    return [str(epoch_csv) if word == "$EPOCH_CSV" else word for word in shlex.split(line)][1:]
+
+
+def printed(table: str, name: str) -> str:
+    return re.search(rf"│ {name}\s+│\s+(\S+) \[", table).group(1)
+
+
+def test_the_readme_epoch_fit_prints_epochs_published_parameters(epoch_csv):
+    claimed = re.search(r"reproduces\s+their E ([\d.]+), alpha ([\d.]+), beta ([\d.]+)", README).groups()
+    result = sweep_cli(*readme_command('sweep fit "$EPOCH_CSV"', epoch_csv))
+    assert result.returncode == 0, result.stderr
+    assert "240 runs" in result.stdout
+    for name, value in zip(("E", "alpha", "beta"), claimed, strict=True):
+        assert printed(result.stdout, name) == f"{float(value):.4g}", name  # the table's 4 digits
+
+
+def test_the_readme_epoch_backtest_runs(epoch_csv):
+    result = sweep_cli(*readme_command('sweep backtest "$EPOCH_CSV"', epoch_csv), "fit.bootstrap=0")
+    assert result.returncode == 0, result.stderr
+    assert "mean abs error" in result.stdout
