@@ -112,7 +112,7 @@ def imported_csv(tmp_path):
 def test_an_imported_sweep_shows_its_runs_and_proposes_a_real_shape(tmp_path):
     csv, rows = imported_csv(tmp_path)
     into = tmp_path / "imported"
-    api.import_csv(csv, into, {})
+    api.import_csv(csv, into)
     states = api.status(into)
     assert len(states) == rows and {(s.state, s.reason) for s in states} == {("done", "imported")}
 
