@@ -23,7 +23,7 @@ from sweep.fit.analysis import FitReport
 from sweep.fit.bootstrap import interval
 from sweep.fit.envelope import EnvelopeFit
 from sweep.fit.forms import Chinchilla
-from sweep.fit.isoflop import IsoflopFit
+from sweep.fit.isoflop import IsoflopFit, budget_fits
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
 from sweep.plan.shapes import Shape, ShapeRules
 from sweep.spec import RunSpec
@@ -157,13 +157,14 @@ def best_run_shape(runs: pd.DataFrame, config: Config) -> tuple[Shape, str]:
     return run_shape(best, shape_rules(config)), f"the best run trained ({name}, loss {best['loss']:.4g})"
 
 
-def next_wave(fit: FitReport, runs: pd.DataFrame, config: Config) -> list[dict]:
-    """For each budget whose lowest loss is at its smallest or largest size, shapes beyond that edge."""
-    if fit.isoflop is None or "budget" not in runs:
+def next_wave(runs: pd.DataFrame, config: Config) -> list[dict]:
+    """For each budget whose lowest loss is at its smallest or largest size, shapes beyond that edge.
+    Found per budget, so also when no budget is centred and Approach 2 as a whole could not be fitted."""
+    if "budget" not in runs or runs.empty:
         return []
     rules = shape_rules(config)
     wave = []
-    for budget_fit in fit.isoflop.budgets:
+    for budget_fit in budget_fits(runs):
         group = runs[np.isclose(runs["budget"], budget_fit.budget)]
         if not budget_fit.edge or group.empty:
             continue
@@ -249,7 +250,7 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         lr=spec.lr,
         predictions=predictions,
         warnings=warnings,
-        next_wave=next_wave(fit, runs, config),
+        next_wave=next_wave(runs, config),
         shape_from=shape_from,
     )
     return replace(proposal, run_id=single_run_spec(target_config(proposal, config)).run_id)

@@ -76,17 +76,22 @@ def fit_budget(N: np.ndarray, D: np.ndarray, loss: np.ndarray, budget: float) ->
     )
 
 
-def fit_isoflop(runs: pd.DataFrame, exclude_off_centre: bool = True) -> IsoflopFit:
-    """runs: columns N, D, C, loss, budget. Budgets with fewer than 3 sizes are left out."""
+def budget_fits(runs: pd.DataFrame) -> list[BudgetFit]:
+    """The parabola of each budget with 3+ sizes (runs: columns N, D, loss, budget)."""
     # numpy rather than groupby: the bootstrap calls this a thousand times
     order = np.argsort(runs["budget"].to_numpy(), kind="stable")
     budget, n, d, loss = (runs[k].to_numpy(dtype=float)[order] for k in ("budget", "N", "D", "loss"))
     starts = np.flatnonzero(np.r_[True, budget[1:] != budget[:-1]])
-    budgets = [
+    return [
         fit_budget(n[i:j], d[i:j], loss[i:j], budget[i])
         for i, j in zip(starts, np.r_[starts[1:], len(budget)], strict=True)
         if len(np.unique(n[i:j])) >= 3
     ]
+
+
+def fit_isoflop(runs: pd.DataFrame, exclude_off_centre: bool = True) -> IsoflopFit:
+    """runs: columns N, D, C, loss, budget. Budgets with fewer than 3 sizes are left out."""
+    budgets = budget_fits(runs)
     used = [b for b in budgets if b.centred or not exclude_off_centre]
     if len(used) < 2:
         raise FitError(

@@ -168,9 +168,9 @@ def test_the_readmes_sweep_run_does_everything_in_one_go(tmp_path):
 
 
 def test_run_extends_budgets_whose_minimum_is_at_an_edge_through_the_local_queue(tmp_path):
-    # Centred far from the optimum (2,000 tokens per parameter), every budget's best run is its largest.
+    # Centred far from the optimum (3,000 tokens per parameter), every budget's best run is its largest.
     out = tmp_path / "x"
-    overrides = ["sweep=smoke", "launcher.trainer=noop", "sweep.tokens_per_param=2000", "sweep.max_extensions=2"]
+    overrides = ["launcher.trainer=noop", "sweep.tokens_per_param=3000", "sweep.max_extensions=2"]
     result = sweep_cli("run", *overrides, "fit.bootstrap=10", "--out", out)
     assert result.returncode == 0, result.stderr
     assert "wave 1:" in result.stdout
