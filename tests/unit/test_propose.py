@@ -133,12 +133,19 @@ def test_too_little_evidence_still_proposes_the_best_run_trained():
 
 
 def test_the_next_wave_of_imported_runs_snaps_their_sizes():
-    fit = report(GOOD)
-    edge = BudgetFit(1e12, 3, 1e5, 1e6, 3.0, False, "above")
-    fit = replace(fit, isoflop=replace(fit.isoflop, budgets=[*fit.isoflop.budgets[:2], edge]))
-    wave = propose(fit, runs_table(with_shapes=False), compose([]), COMPUTE).next_wave
-    largest = max(runs_table()["N"])
-    assert wave and all(w["budget"] == 1e12 and w["N"] > largest for w in wave)
+    runs = runs_table(with_shapes=False)
+    top = runs["budget"] == 1e12
+    runs.loc[top, "loss"] = runs.loc[top, "loss"].to_numpy()[::-1]  # its lowest loss at its largest size
+    runs.loc[~top, "loss"] += np.array([0.02, 0.0, 0.0] * 2)  # the others: an interior minimum
+    wave = propose(report(GOOD), runs, compose([]), COMPUTE).next_wave
+    largest = runs.loc[top, "N"].max()
+    assert wave and all(w["budget"] == 1e12 and w["side"] == "above" and w["N"] > largest for w in wave)
+
+
+def test_the_next_wave_comes_from_each_budget_even_when_approach2_was_not_fitted():
+    runs = runs_table()  # every budget's lowest loss at its smallest size: none centred
+    wave = propose(report(GOOD, isoflop=False), runs, compose([]), COMPUTE).next_wave
+    assert {w["budget"] for w in wave} == {1e11, 3e11, 1e12} and {w["side"] for w in wave} == {"below"}
 
 
 values = st.one_of(
