@@ -41,7 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sweep.config import Config  # noqa: E402
+from sweep.config import _CHOICES, Config  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TIMEOUT = 60
@@ -122,13 +122,14 @@ class Case:
     setup: Callable[[Path], Any] = lambda t: None
     check: Callable[[Path, Proc, Any], Verdict] | None = None
     runner: Callable[[Path], Proc] | None = None
+    timeout: float = TIMEOUT
 
 
 def run_case(case: Case, scratch: Path) -> dict:
     t = Path(tempfile.mkdtemp(prefix="case-", dir=scratch))
     started = time.perf_counter()
     state = case.setup(t)
-    proc = case.runner(t) if case.runner else cli(*(a.replace("{t}", str(t)) for a in case.args))
+    proc = case.runner(t) if case.runner else cli(*(a.replace("{t}", str(t)) for a in case.args), timeout=case.timeout)
     outcome = classify(proc)
     verdict = case.check(t, proc, state) if case.check else Verdict()
     if verdict.problem and outcome != "traceback":
@@ -136,7 +137,7 @@ def run_case(case: Case, scratch: Path) -> dict:
     stderr = proc.stderr.strip().splitlines()
     first = next((line for line in stderr if "Error" in line or "error" in line), stderr[0] if stderr else "")
     if proc.rc is None:
-        first = f"timed out after {TIMEOUT} s"
+        first = f"timed out after {case.timeout:.0f} s"
     elif outcome == "traceback":
         first = stderr[-1] if stderr else f"exit {proc.rc}"
     return {
@@ -333,10 +334,20 @@ def usage_cases(fx: Fixtures) -> list[Case]:
         on_sweep("--json twice", "status", "--json", "--json", "DIR"),
         on_sweep("--json=1", "status", "DIR", "--json=1"),
         Case("usage", "fit --json without a source", ["fit", "--json"]),
-        Case("usage", "plan --json as the --out value", ["plan", *BASE, "--out", "--json"]),
+        Case(
+            "usage",
+            "--json between overrides",
+            ["plan", "sweep=smoke", "--json", "launcher.trainer=noop", "--out", "{t}/s"],
+            check=json_document,
+        ),  # fmt: skip
         on_sweep("--json as an override", "fit", "DIR", "--", "--json"),
     ]
     return cases
+
+
+def json_document(t: Path, proc: Proc, state: Any) -> Verdict:
+    ok = proc.rc != 0 or read_json_text(proc.stdout) is not None
+    return Verdict("" if ok else "--json printed something that is not one JSON document")
 
 
 # --- 2. config values -------------------------------------------------------------------------------
@@ -361,15 +372,18 @@ def config_keys() -> list[tuple[str, str]]:
     return keys
 
 
-def plan_case(fx: Fixtures, name: str, overrides: list[str], existing: bool) -> Case:
+def plan_case(fx: Fixtures, name: str, overrides: list[str], existing: bool, refuse: bool = False) -> Case:
     """Plan with `overrides` into a new directory, or into a copy of a planned sweep whose files must
-    stay as they were if the plan is refused. An exit 0 must give a plan of at least one run."""
+    stay as they were if the plan is refused. An exit 0 must give a plan of at least one run; with
+    `refuse` (an unknown key: README promises an error, not a silent no-op), no exit 0 is right."""
 
     def setup(t: Path) -> tuple[Path, dict[str, str]]:
         out = copy_of(fx.planned, t) if existing else t / "s"
         return out, snapshot(out)
 
     def check(t: Path, proc: Proc, before: tuple[Path, dict[str, str]]) -> Verdict:
+        if proc.rc == 0 and refuse:
+            return Verdict("exit 0: the override was accepted, not refused")
         if proc.rc == 0:
             payload = read_json_text(proc.stdout)
             if not (isinstance(payload, dict) and len(payload.get("runs", [])) >= 1):
@@ -393,13 +407,14 @@ def config_cases(fx: Fixtures) -> list[Case]:
     for i, (key, _) in enumerate(numeric):
         value = BAD_VALUES[i % len(BAD_VALUES)]
         cases.append(plan_case(fx, f"{key}={value}", [f"{key}={value}"], existing=i % 2 == 1))
-    for i, (key, kind) in enumerate(k for k in config_keys() if k[1] in ("str", "bool")):
+    # Strings with a fixed set of choices (the others, like a SLURM partition, are free text), and booleans.
+    closed = [(k, kind) for k, kind in config_keys() if k in _CHOICES or kind == "bool"]
+    for i, (key, kind) in enumerate(closed):
         value = "maybe" if kind == "bool" else "bogus"
         cases.append(plan_case(fx, f"{key}={value}", [f"{key}={value}"], existing=i % 2 == 1))
+    unknown = {"unknown key": ["sweep.foo=1"], "+sweep.foo": ["+sweep.foo=1"], "++foo": ["++foo=1"]}
+    cases += [plan_case(fx, name, o, existing=i % 2 == 1, refuse=True) for i, (name, o) in enumerate(unknown.items())]
     extras = {
-        "unknown key": ["sweep.foo=1"],
-        "+sweep.foo": ["+sweep.foo=1"],
-        "++foo": ["++foo=1"],
         "model=null": ["model=null"],
         "unset env interpolation": ["sweep.kind=${oc.env:ADVERSARY_UNSET}"],
         "self-referencing interpolation": ["sweep.size_span=${sweep.size_span}"],
@@ -420,7 +435,6 @@ def config_cases(fx: Fixtures) -> list[Case]:
         "tokens dir without bins": ["data=tokens", "data.path=/tmp"],
         "hydra key": ["hydra.run.dir=x"],
         "bare =": ["="],
-        "duplicate seeds": ["sweep.seeds=[0,0]"],
         "duplicate budgets": ["sweep.budgets=[3e10,3e10]"],
     }
     cases += [plan_case(fx, name, o, existing=i % 2 == 1) for i, (name, o) in enumerate(extras.items())]
@@ -458,7 +472,7 @@ def yaml_cases(fx: Fixtures) -> list[Case]:
                 path.write_text(content.replace("{t}", str(t)))
 
         return Case("yaml", name, ["train", "--config", "{t}/c.yaml", "launcher.trainer=noop", "--out", "{t}/o"],
-                    setup, no_marker(marker))  # fmt: skip
+                    setup, no_marker(marker), timeout=20)  # fmt: skip
 
     cases = [yaml_case(name, content) for name, content in texts.items()]
 
@@ -526,7 +540,11 @@ def csv_variants() -> dict[str, tuple[str | bytes, list[str]]]:
     }
 
 
+BACKTESTED = ("valid (control)", "text in N", "empty file", "header only", "C not 6ND", "binary garbage")
+
+
 def csv_cases(fx: Fixtures) -> list[Case]:
+    """Every variant through fit and import; a few through backtest, which reads CSVs the same way."""
     cases = []
     for name, (content, options) in csv_variants().items():
 
@@ -536,9 +554,10 @@ def csv_cases(fx: Fixtures) -> list[Case]:
             target = copy_of(fx.imported, t)
             return target, snapshot(target)
 
+        backtest = ["backtest", "{t}/in.csv", "--holdout-top", "1", *options, *FIT]
+        cases += [Case("csv", f"backtest: {name}", backtest, setup)] if name in BACKTESTED else []
         cases += [
             Case("csv", f"fit: {name}", ["fit", "{t}/in.csv", *options, *FIT], setup),
-            Case("csv", f"backtest: {name}", ["backtest", "{t}/in.csv", "--holdout-top", "1", *options, *FIT], setup),
             Case(
                 "csv",
                 f"import: {name}",
@@ -563,19 +582,20 @@ def path_cases(fx: Fixtures) -> list[Case]:
         return t / "s", snapshot(t / "s")
 
     long_path = "{t}/" + "/".join(["d" * 200] * 22)  # > 4096 characters
-    bad_dirs = {"nonexistent": "{t}/none", "a file": "{t}/f", "300-char component": f"{{t}}/{LONG_COMPONENT}"}
+    bad_dirs = {"nonexistent": "{t}/none", "a file": "{t}/f"}
+    rarer = {"300-char component": f"{{t}}/{LONG_COMPONENT}", "empty directory": "{t}"}  # for a few commands
     cases = []
     for command in DIR_COMMANDS:
         extra = FIT if command in ("fit", "backtest", "propose") else []
-        for name, path in bad_dirs.items():
+        more = rarer if command in ("status", "launch", "collect", "propose") else {}
+        for name, path in {**bad_dirs, **more}.items():
             cases.append(Case("paths", f"{command}: {name}", [command, path, *extra], a_file))
-        cases.append(Case("paths", f"{command}: empty directory", [command, "{t}", *extra]))
     cases += [Case("paths", f"{c}: path > 4096 chars", [c, long_path]) for c in ("status", "launch", "collect")]
     outs = {"a file": "{t}/f", "300-char component": f"{{t}}/{LONG_COMPONENT}/s", "path > 4096 chars": long_path,
             "/dev/null": "/dev/null"}  # fmt: skip
     cases += [Case("paths", f"plan --out {name}", ["plan", *BASE, "--out", p], a_file) for name, p in outs.items()]
-    cases += [Case("paths", f"import --into {name}", ["import", str(fx.csv), "--into", p], a_file)
-              for name, p in outs.items()]  # fmt: skip
+    cases += [Case("paths", f"import --into {name}", ["import", str(fx.csv), "--into", outs[name]], a_file)
+              for name in ("a file", "300-char component")]  # fmt: skip
     cases += [
         Case(
             "paths",
@@ -737,7 +757,11 @@ def corrupted_cases(fx: Fixtures) -> list[Case]:
                 return Verdict(twice=ledger.twice())
             return Verdict(twice=ledger.twice(), lost=ledger.lost())
 
+        # fit and propose read the store, the plan and the config, not the run directories
+        whole_sweep = any(f in name for f in ("results.db", "plan.json", "config.yaml", "fit.json"))
         for command, args in commands.items():
+            if command in ("fit", "propose") and not whole_sweep:
+                continue
             check = relaunched if command == "launch" else None
             cases.append(Case("corrupted", f"{command}: {name}", args, setup, check))
     cases += pickle_cases(fx)
