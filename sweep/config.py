@@ -344,7 +344,8 @@ def _compose_in(config_dir: Path, overrides: list[str]) -> Config:
         # Through a plain (resolved) container, so that keys added with +key or ++key meet the schema too.
         merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=True))
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+    # Hydra raises ValueError or TypeError for some malformed overrides (model=null, model=[0]).
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         raise UserError(f"bad config: {_describe(exc)} (see conf/ for the valid keys and groups)") from None
     finally:
         GlobalHydra.instance().clear()
