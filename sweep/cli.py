@@ -551,7 +551,9 @@ def root(
 
 def fail(message: str) -> None:
     """The error contract: one line on stderr, exit code 2."""
-    sys.stderr.write("error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()) + "\n")
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)  # no terminal escapes from input
+    sys.stderr.write(f"error: {visible}\n")
     sys.exit(2)
 
 
