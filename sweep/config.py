@@ -146,7 +146,7 @@ class SweepConfig:
     aspect_ratios: list[float] = bounded_list([16.0, 32.0, 64.0], 0.01, 1e4, items=(1, 100))  # widthdepth only
     widthdepth_params: float = bounded(0.0, 0, 1e15)  # widthdepth: fixed N; 0 means use each budget's centre
     seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, 100))
-    target_multiplier: float = bounded(10.0, hi=1e6, **POSITIVE)  # the proposal targets this times the largest budget
+    target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
 
     def check(self) -> None:
@@ -207,7 +207,7 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of hidden matrices at d_model == lr_ref_width
-    lr_ref_width: int = bounded(64, 1, 65536)  # hidden-matrix LR scales as lr_ref_width / d_model (muP-style)
+    lr_ref_width: int = bounded(64, 1, 4096)  # hidden-matrix LR scales as lr_ref_width / d_model (muP-style)
     warmup_frac: float = bounded(0.05, 0, 1)
     min_lr_ratio: float = bounded(0.1, 0, 1)
     weight_decay: float = bounded(0.1, 0, 10)
@@ -289,15 +289,17 @@ class FitConfig:
 
 @dataclass
 class RunConfig:
-    """One run to train with `sweep train`; zeros mean 'not set'."""
+    """One run to train with `sweep train`; zeros mean 'not set'. The ranges admit every run that
+    `sweep propose` can write (up to target_multiplier x the largest budget, at train.lr x
+    lr_ref_width / d_model), however large: whether it fits a machine is not the config's question."""
 
-    d_model: int = bounded(0, 0, 65536)
+    d_model: int = bounded(0, 0, 10**9)
     n_layers: int = bounded(0, 0, 1000)
-    n_heads: int = bounded(0, 0, 65536)
-    tokens: float = bounded(0.0, 0, 1e15)
+    n_heads: int = bounded(0, 0, 10**9)
+    tokens: float = bounded(0.0, 0, 1e35)
     batch_size: int = bounded(0, 0, 65536)
-    lr: float = bounded(0.0, 0, 1)
-    budget: float = bounded(0.0, 0, 1e30)
+    lr: float = bounded(0.0, 0, 4096)
+    budget: float = bounded(0.0, 0, 1e35)
 
 
 @dataclass
