@@ -373,7 +373,8 @@ def read_config_file(path: Path) -> str:
     could name Python objects), no anchors or aliases (which can expand exponentially)."""
     try:
         if not path.is_file():
-            raise UserError(f"config file {path} does not exist; pass a YAML written by plan or propose")
+            problem = "is not a file" if path.exists() else "does not exist"
+            raise UserError(f"config file {path} {problem}; pass a YAML written by plan or propose")
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise UserError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KB; a config is a few KB of YAML")
         text = path.read_text(encoding="utf-8")

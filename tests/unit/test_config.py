@@ -173,9 +173,11 @@ def test_bad_config_files_are_refused_in_one_line_without_running_anything(tmp_p
     assert "\n" not in text and all(word in text for word in words), text
 
 
-@pytest.mark.parametrize("path", ["missing.yaml", "dir", "x" * 300 + ".yaml"])
-def test_a_config_file_that_cannot_be_read(tmp_path, path):
+@pytest.mark.parametrize(
+    "path, words", [("missing.yaml", "does not exist"), ("dir", "not a file"), ("x" * 300 + ".yaml", "cannot read")]
+)
+def test_a_config_file_that_cannot_be_read(tmp_path, path, words):
     (tmp_path / "dir").mkdir()
     with pytest.raises(UserError) as info:
         compose(config_file=tmp_path / path)
-    assert "\n" not in str(info.value)
+    assert words in str(info.value) and "\n" not in str(info.value)
