@@ -139,13 +139,13 @@ POSITIVE = {"lo": 0, "lo_open": True}
 @dataclass
 class SweepConfig:
     kind: SweepKind = SweepKind.isoflop
-    budgets: list[float] = bounded_list([2e11, 6e11, 1.8e12], hi=1e30, items=(1, 100), **POSITIVE)
+    budgets: list[float] = bounded_list([2e11, 6e11, 1.8e12], hi=1e30, items=(1, 1000), **POSITIVE)
     sizes_per_budget: int = bounded(5, 1, 1000)
     size_span: float = bounded(9.0, 1, 1e6)  # largest / smallest N within one budget, log-spaced
     tokens_per_param: float = bounded(20.0, 0.01, 1e6)  # each budget's grid is centred at N = sqrt(C / (6 t))
-    aspect_ratios: list[float] = bounded_list([16.0, 32.0, 64.0], 0.01, 1e4, items=(1, 100))  # widthdepth only
+    aspect_ratios: list[float] = bounded_list([16.0, 32.0, 64.0], 0.01, 1e4, items=(1, 1000))  # widthdepth only
     widthdepth_params: float = bounded(0.0, 0, 1e15)  # widthdepth: fixed N; 0 means use each budget's centre
-    seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, 100))
+    seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
     target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
 
@@ -213,7 +213,7 @@ class TrainConfig:
     weight_decay: float = bounded(0.1, 0, 10)
     beta1: float = bounded(0.9, 0, 1, hi_open=True)
     beta2: float = bounded(0.95, 0, 1, hi_open=True)
-    grad_clip: float = bounded(1.0, hi=1e6, **POSITIVE)
+    grad_clip: float = bounded(1.0, hi=1e12, **POSITIVE)  # a huge value turns clipping off
     batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = scale with the run's tokens (see target_steps)
     target_steps: int = bounded(600, 1, 10_000_000)
     min_batch_size: int = bounded(8, 1, 65536)
@@ -291,14 +291,14 @@ class FitConfig:
 class RunConfig:
     """One run to train with `sweep train`; zeros mean 'not set'. The ranges admit every run that
     `sweep propose` can write (up to target_multiplier x the largest budget, at train.lr x
-    lr_ref_width / d_model), however large: whether it fits a machine is not the config's question."""
+    lr_ref_width / d_model), however large, and an LR high enough to make a run diverge on purpose."""
 
     d_model: int = bounded(0, 0, 10**9)
     n_layers: int = bounded(0, 0, 1000)
     n_heads: int = bounded(0, 0, 10**9)
     tokens: float = bounded(0.0, 0, 1e35)
     batch_size: int = bounded(0, 0, 65536)
-    lr: float = bounded(0.0, 0, 4096)
+    lr: float = bounded(0.0, 0, 1e6)
     budget: float = bounded(0.0, 0, 1e35)
 
 

@@ -57,6 +57,7 @@ def test_bad_overrides_raise_one_line_user_errors(override, message):
         (["train.grad_clip=nan"], "train.grad_clip"),
         (["train.seeds=[]"], "train.seeds"),
         (["sweep.seeds=[]"], "sweep.seeds"),
+        (["sweep.budgets=[" + ",".join(["1e12"] * 1001) + "]"], "sweep.budgets"),
         (["sweep.seeds=[-1]"], "sweep.seeds[0]"),
         (["fit.bootstrap=-1"], "fit.bootstrap"),
         (["fit.seed=-1"], "fit.seed"),
