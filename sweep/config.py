@@ -394,7 +394,7 @@ def read_config_file(path: Path) -> str:
         if getattr(event, "tag", None) and event.tag != "!":
             raise UserError(f"config file {path} uses the YAML tag {event.tag}; a config holds plain values")
     nodes = [e for e in events if isinstance(e, yaml.NodeEvent)]
-    if nodes and not isinstance(nodes[0], yaml.MappingStartEvent):
+    if not nodes or not isinstance(nodes[0], yaml.MappingStartEvent):
         raise UserError(f"config file {path} is not a YAML mapping of config keys (e.g. sweep:, train:)")
     return text
 

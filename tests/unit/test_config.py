@@ -152,6 +152,7 @@ def billion_laughs(levels: int = 9) -> str:
         (billion_laughs(), ["aliases"]),
         ("sweep: &s {kind: isoflop}\nmodel: *s\n", ["aliases"]),
         ("- a\n- b\n", ["not a YAML mapping"]),
+        ("# nothing but a comment\n", ["not a YAML mapping"]),
         ("sweep: {kind: [\n", ["not valid YAML", "line 2"]),
         (b"\xff\xfe\x00garbage", ["not UTF-8"]),
         ("x" * (2 << 20), ["KB"]),
