@@ -5,38 +5,62 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import shutil
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from models.config import DataError
 from sweep import api
+from sweep.config import Executor
 from sweep.errors import UserError
 from sweep.fit.analysis import FitReport
 from sweep.fit.errors import FitError
 from sweep.propose import Proposal, TargetCheck
 
 app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
     rich_markup_mode=None,
     help="Plan, launch, collect and fit scaling-law sweeps of small proxy models; propose the next run.",
 )
 # Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
 WIDTH = shutil.get_terminal_size((140, 40)).columns
 console = Console(width=WIDTH)
-err_console = Console(stderr=True, width=WIDTH)
 
 OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. sweep=smoke sweep.budgets=[1e11,3e11] launcher=slurm")
 SWEEP_DIR = typer.Argument(..., help="A sweep directory made by `sweep plan`.")
 JSON = typer.Option(False, "--json", help="Print exactly one JSON document on stdout instead of tables.")
 DEFAULT_OUT = Path("sweeps/default")
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
+
+
+def writable_dir(path: Path) -> Path:
+    """Callback of --out and --into: refuse at once a path no directory can be made at."""
+    length = len(os.fsencode(path.absolute()))
+    if length > MAX_PATH_BYTES:
+        raise typer.BadParameter(f"the path is {length} bytes long; the system allows {MAX_PATH_BYTES}")
+    for name in path.parts:
+        if len(os.fsencode(name)) > MAX_NAME_BYTES:
+            raise typer.BadParameter(
+                f"the name {name[:20]}... is {len(os.fsencode(name))} bytes long; the system allows {MAX_NAME_BYTES}"
+            )
+    for existing in (path, *path.parents):
+        try:
+            if existing.is_dir():
+                return path
+            if existing.exists():
+                raise typer.BadParameter(f"{existing} is a file, not a directory; choose another path")
+        except OSError as exc:
+            raise typer.BadParameter(f"{existing}: {exc.strerror or exc}") from None
+    return path
+
+
+EXECUTOR = typer.Option(None, "--executor", help="Where runs go (default: launcher.executor of the config).")
 
 
 def emit_json(payload) -> None:
@@ -219,7 +243,7 @@ def print_targets(checks: list[TargetCheck]) -> None:
 @app.command()
 def plan(
     overrides: list[str] = OVERRIDES,
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory to write (or extend)."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory to write (or extend).", callback=writable_dir),
     as_json: bool = JSON,
 ) -> None:
     """Compose the config, expand the grid, write the sweep directory and print the plan.
@@ -237,7 +261,7 @@ def plan(
 @app.command()
 def launch(
     sweep_dir: Path = SWEEP_DIR,
-    executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    executor: Executor = EXECUTOR,
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also resubmit failed and diverged runs (up to launcher.max_attempts)."
     ),
@@ -419,7 +443,9 @@ def backtest(
 @app.command("import")
 def import_(
     csv: Path = typer.Argument(..., help="A CSV of finished runs: N, loss, and D or C (renamed with the options)."),
-    into: Path = typer.Option(..., "--into", help="The sweep directory to add them to (made if it does not exist)."),
+    into: Path = typer.Option(
+        ..., "--into", help="The sweep directory to add them to (made if it does not exist).", callback=writable_dir
+    ),
     n_col: NCol = "N",
     d_col: DCol = "D",
     c_col: CCol = "C",
@@ -483,7 +509,9 @@ def propose(
 def train(
     overrides: list[str] = OVERRIDES,
     config: Path = typer.Option(None, "--config", help="A config YAML, e.g. one written by `sweep propose`."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Directory whose runs/<id>/ receives the run."),
+    out: Path = typer.Option(
+        DEFAULT_OUT, "--out", help="Directory whose runs/<id>/ receives the run.", callback=writable_dir
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Train one run in the foreground (what a job executes).
@@ -507,8 +535,8 @@ def train(
 @app.command()
 def run(
     overrides: list[str] = OVERRIDES,
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory."),
-    executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory.", callback=writable_dir),
+    executor: Executor = EXECUTOR,
     as_json: bool = JSON,
 ) -> None:
     """Plan, launch, wait, collect, fit and propose in one go; extend budgets whose minimum is at an edge.
@@ -538,15 +566,34 @@ def run(
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sweep {metadata.version('scaling-sweep')}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
 def fail(message: str) -> None:
-    """The one line of a user error, and exit 2."""
-    err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
+    """The error contract: one line on stderr, exit code 2."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)  # no terminal escapes from input
+    sys.stderr.write(f"error: {visible}\n")
     sys.exit(2)
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(prog_name="sweep", standalone_mode=False)
     except (UserError, FitError, DataError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -555,13 +602,14 @@ def main() -> None:
         where = f" ({exc.filename})" if exc.filename else ""
         fail(f"{exc.strerror}{where}: free space (or fix permissions) and run the command again; files already "
              "written are whole (each is written to a temporary name and renamed)")  # fmt: skip
-    except (click.ClickException, typer.TyperException) as exc:  # typer 0.29 raises its own copy of click's
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
+    # Usage errors (an unknown option, a missing argument, a bad value): Typer raises these from its
+    # own copy of click, so they are Typer's exceptions, never click's.
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        fail(exc.format_message() + (f" (see {ctx.command_path} --help)" if ctx is not None else ""))
+    except typer.Abort:
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code) comes back as its return value
 
 
 if __name__ == "__main__":
