@@ -4,10 +4,10 @@ import pytest
 
 from sweep.config import FitConfig
 from sweep.fit import parametric
-from sweep.fit.analysis import fit_all
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.parametric import fit_parametric
+from sweep.fit.report import fit_all
 
 
 def epoch_rows(path):
