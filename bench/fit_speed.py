@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sweep.config import FitConfig  # noqa: E402
-from sweep.fit.analysis import fit_all  # noqa: E402
 from sweep.fit.bootstrap import bootstrap  # noqa: E402
 from sweep.fit.parametric import START_GRID, fit_parametric, objective_and_gradient  # noqa: E402
+from sweep.fit.report import fit_all  # noqa: E402
 
 
 def epoch_rows(csv: Path) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def main() -> None:
         print(f"baseline: {naive_s:7.2f} s  objective {naive_objective:.10g}  (4,500 L-BFGS-B calls)")
         print(f"speed-up: {naive_s / ours_s:.0f}x; objective ours - baseline = {ours.objective - naive_objective:.3g}")
 
-    def refit(sample: pd.DataFrame):  # as sweep.fit.analysis.approach3 refits
+    def refit(sample: pd.DataFrame):  # as sweep.fit.report.approach3 refits
         return fit_parametric(sample["N"], sample["D"], sample["loss"], 1e-3, starts=ours.theta, max_iterations=300)
 
     a3_only, a3_s = timed(lambda: bootstrap(runs, refit, args.bootstrap))

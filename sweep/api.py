@@ -18,9 +18,9 @@ import pandas as pd
 from sweep.config import Config, FitConfig, compose
 from sweep.csvinput import CsvColumns, read_runs
 from sweep.errors import UserError
-from sweep.fit.analysis import FitReport, fit_all, prepare, proxies
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
+from sweep.fit.report import FitReport, fit_all, prepare, proxies
 from sweep.launch import executors, localqueue, monitor
 from sweep.plan.flops import spec_counts
 from sweep.propose import Proposal, TargetCheck, check_target, propose, target_yaml, wave_specs

@@ -3,223 +3,72 @@
 from __future__ import annotations
 
 import errno
-import json
 import math
-import shutil
+import os
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from models.config import DataError
 from sweep import api
+from sweep.config import Executor
 from sweep.errors import UserError
-from sweep.fit.analysis import FitReport
 from sweep.fit.errors import FitError
-from sweep.propose import Proposal, TargetCheck
+from sweep.render import (
+    console,
+    emit_json,
+    print_backtest,
+    print_fit,
+    print_import,
+    print_plan,
+    print_proposal,
+    print_status,
+    print_targets,
+)
 
 app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
     rich_markup_mode=None,
     help="Plan, launch, collect and fit scaling-law sweeps of small proxy models; propose the next run.",
 )
-# Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
-WIDTH = shutil.get_terminal_size((140, 40)).columns
-console = Console(width=WIDTH)
-err_console = Console(stderr=True, width=WIDTH)
 
 OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. sweep=smoke sweep.budgets=[1e11,3e11] launcher=slurm")
 SWEEP_DIR = typer.Argument(..., help="A sweep directory made by `sweep plan`.")
 JSON = typer.Option(False, "--json", help="Print exactly one JSON document on stdout instead of tables.")
 DEFAULT_OUT = Path("sweeps/default")
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
 
-def emit_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
-
-
-def with_interval(x: float, band: tuple[float, float] | None, digits: int = 4) -> str:
-    return f"{num(x, digits)} [{num(band[0], digits)}, {num(band[1], digits)}]" if band else num(x, digits)
-
-
-# --- printing ------------------------------------------------------------------------------------
-
-
-def print_plan(runs: list[api.PlannedRun], title: str) -> None:
-    table = Table(title=title)
-    for column in ("run id", "budget C", "N", "D", "d_model", "layers", "heads", "batch", "steps", "tokens/param"):
-        table.add_column(column, justify="right")
-    for r in runs:
-        row = r.row()
-        table.add_row(
-            row["run_id"], num(row["budget"]), num(row["N"]), num(row["D"]), str(row["d_model"]),
-            str(row["n_layers"]), str(row["n_heads"]), str(row["batch_size"]), str(row["steps"]),
-            f"{row['tokens_per_param']:.0f}",
-        )  # fmt: skip
-    console.print(table)
-
-
-def print_fit(report: FitReport) -> None:
-    if report.parametric:
-        law = report.parametric.law
-        bands = report.parameter_intervals()
-        table = Table(
-            title="Approach 3: L = E + A/N^alpha + B/D^beta",
-            caption=f"{report.n_runs} runs, N counted {report.counting}",
-        )
-        table.add_column("parameter")
-        table.add_column("value [95% bootstrap interval]", justify="right")
-        for name in ("E", "A", "B", "alpha", "beta"):
-            table.add_row(name, with_interval(getattr(law, name), bands[name]))
-        console.print(table)
-    payload = report.to_dict()  # every interval, computed once
-    for key, name in (("approach1", "Approach 1 (envelope)"), ("approach2", "Approach 2 (IsoFLOP)")):
-        if key in payload:
-            laws = []
-            for symbol in ("N", "D", "L"):
-                law = payload[key][f"{symbol}_star"]
-                exponent = with_interval(law["exponent"], law["exponent_interval"], 3)
-                laws.append(f"{symbol}*(C) = {law['coefficient']:.3g} C^{exponent}")
-            console.print(f"{name}: " + ",  ".join(laws))
-    if report.isoflop:
-        table = Table(title="Approach 2: per-budget parabolas in log N")
-        for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
-            table.add_column(column, justify="right")
-        for b in payload["approach2"]["budgets"]:
-            used = (
-                "yes"
-                if b["centred"]
-                else f"no: minimum at the {'smallest' if b['edge'] == 'below' else 'largest'} size"
+def writable_dir(path: Path) -> Path:
+    """Callback of --out and --into: refuse at once a path no directory can be made at."""
+    length = len(os.fsencode(path.absolute()))
+    if length > MAX_PATH_BYTES:
+        raise typer.BadParameter(f"the path is {length} bytes long; the system allows {MAX_PATH_BYTES}")
+    for name in path.parts:
+        if len(os.fsencode(name)) > MAX_NAME_BYTES:
+            raise typer.BadParameter(
+                f"the name {name[:20]}... is {len(os.fsencode(name))} bytes long; the system allows {MAX_NAME_BYTES}"
             )
-            if not b["centred"] and not b["edge"]:
-                used = "no: vertex outside the sizes"
-            table.add_row(
-                num(b["budget"]), str(b["n_runs"]), with_interval(b["N_star"], b["N_star_interval"], 3),
-                with_interval(b["D_star"], b["D_star_interval"], 3), with_interval(b["L_star"], b["L_star_interval"]),
-                used,
-            )  # fmt: skip
-        console.print(table)
-    for name, form in payload.get("forms", {}).items():
-        terms = [with_interval(form[k], form["intervals"][k]) for k in ("E", "A", "alpha")]
-        console.print(f"{name}: {form['form']} with E = {terms[0]}, A = {terms[1]}, alpha = {terms[2]}")
-    other = report.other_counting
-    if "approach3" in other or "approach2" in other:
-        a3, a2 = other.get("approach3"), other.get("approach2")
-        parts = [f"Approach 3 E={a3['E']:.4g}, alpha={a3['alpha']:.4g}, beta={a3['beta']:.4g}"] if a3 else []
-        parts += [f"Approach 2 N*(C) ~ C^{a2['N_star_exponent']:.3f}"] if a2 else []
-        console.print(f"with N counted {other['counting']} (point estimates; fit.counting={other['counting']} "
-                      f"for intervals): " + "; ".join(parts))  # fmt: skip
-    for approach, why in report.errors.items():
-        console.print(f"[yellow]{approach} not fitted:[/] {why}")
-    for note in report.notes():
-        console.print(f"[yellow]note:[/] {note}")
+    for existing in (path, *path.parents):
+        try:
+            if existing.is_dir():
+                return path
+            if existing.exists():
+                raise typer.BadParameter(f"{existing} is a file, not a directory; choose another path")
+        except OSError as exc:
+            raise typer.BadParameter(f"{existing}: {exc.strerror or exc}") from None
+    return path
 
 
-def print_backtest(result) -> None:
-    console.print(
-        f"fitted on {result.n_fitted_runs} runs in {len(result.fitted_budgets)} budgets "
-        f"(up to C = {num(max(result.fitted_budgets))}); held out {result.n_held_out_runs} runs in "
-        f"{len(result.held_out)} budgets"
-    )
-    if result.loss_mean_ape is not None:
-        console.print(
-            f"Approach 3, loss of the held-out runs: mean abs error {result.loss_mean_ape:.2f}%, "
-            f"max {result.loss_max_ape:.2f}%"
-        )
-    table = Table(title="held-out budgets: predicted vs observed (the budget's own vertex)")
-    for column in ("budget C", "runs", "observed N*", "A2 N*", "A3 N*", "observed L*", "A2 L*", "A3 L*"):
-        table.add_column(column, justify="right")
-    for b in result.held_out:
-        e = b.errors()
-
-        def cell(value, error):
-            return num(value, 4) + (f" ({100 * error:+.1f}%)" if error is not None else "")
-
-        table.add_row(
-            num(b.budget), str(b.n_runs), num(b.observed_N_star), cell(b.approach2_N_star, e["approach2_N_star"]),
-            cell(b.approach3_N_star, e["approach3_N_star"]), num(b.observed_L_star, 4),
-            cell(b.approach2_L_star, e["approach2_L_star"]), cell(b.approach3_L_star, e["approach3_L_star"]),
-        )  # fmt: skip
-    console.print(table)
-    if any(b.observed_N_star is None for b in result.held_out):
-        console.print("observed '-': the budget has fewer than 3 sizes or its minimum is at an edge (no vertex)")
-    for approach, why in result.report.errors.items():
-        console.print(f"[yellow]{approach} not fitted:[/] {why}")
-
-
-def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
-    s = proposal.shape
-    console.print(
-        f"[bold]Proposed target run at C = {proposal.compute:.3g} FLOPs[/]: d_model={s['d_model']}, "
-        f"n_layers={s['n_layers']}, n_heads={s['n_heads']} (N = {s['N']:,}, N_total = {s['N_total']:,}), "
-        f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
-        f"LR {proposal.lr:.3g}; shape from {proposal.shape_from}"
-    )
-    if proposal.predictions:
-        table = Table(title="predictions [95% bootstrap interval]")
-        for column in ("approach", "N*", "D*", "loss"):
-            table.add_column(column, justify="right")
-        for p in proposal.predictions:
-            table.add_row(
-                p.approach, with_interval(p.N, p.N_interval, 3), with_interval(p.D, p.D_interval, 3),
-                with_interval(p.loss, p.loss_interval, 4),
-            )  # fmt: skip
-        console.print(table)
-    else:
-        console.print("[yellow]no predicted loss:[/] no approach could be fitted (see the warnings)")
-    for warning in proposal.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    if proposal.next_wave:
-        budgets = sorted({w["budget"] for w in proposal.next_wave})
-        console.print(f"next wave: {len(proposal.next_wave)} runs extending budgets {', '.join(map(num, budgets))}")
-    console.print(
-        f"config: {yaml_path}\nlaunch it: sweep train --config {yaml_path} --out {out}  "
-        f"(run {proposal.run_id}, role target: never fitted, checked against this prediction)"
-    )
-
-
-def print_targets(checks: list[TargetCheck]) -> None:
-    """Each trained target's loss beside what its proposal predicted."""
-    if not checks:
-        return
-    table = Table(title="trained targets: predicted vs actual loss")
-    for column in ("run id", "C", "actual", "approach", "predicted [95%]", "error", "in interval"):
-        table.add_column(column, justify="right")
-    for check in checks:
-        if not check.predictions:
-            table.add_row(check.run_id, num(check.compute), num(check.loss, 4), "-", "no proposal recorded", "-", "-")
-        errors, covered = check.errors(), check.covered()
-        for p in check.predictions:
-            inside = {None: "-", True: "yes", False: "no"}[covered[p.approach]]
-            table.add_row(
-                check.run_id, num(check.compute), num(check.loss, 4), p.approach,
-                with_interval(p.loss, p.loss_interval, 4), f"{100 * errors[p.approach]:+.2f}%", inside,
-            )  # fmt: skip
-    console.print(table)
-
-
-# --- commands ------------------------------------------------------------------------------------
+EXECUTOR = typer.Option(None, "--executor", help="Where runs go (default: launcher.executor of the config).")
 
 
 @app.command()
 def plan(
     overrides: list[str] = OVERRIDES,
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory to write (or extend)."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory to write (or extend).", callback=writable_dir),
     as_json: bool = JSON,
 ) -> None:
     """Compose the config, expand the grid, write the sweep directory and print the plan.
@@ -237,7 +86,7 @@ def plan(
 @app.command()
 def launch(
     sweep_dir: Path = SWEEP_DIR,
-    executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    executor: Executor = EXECUTOR,
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also resubmit failed and diverged runs (up to launcher.max_attempts)."
     ),
@@ -271,19 +120,6 @@ def show_states(states, as_json: bool, workers: list[int] | None = None) -> None
     print_status(states)
     if workers:
         console.print(f"local queue: {len(workers)} workers running (pids {', '.join(map(str, workers))})")
-
-
-def print_status(states) -> None:
-    counts = {}
-    for s in states:
-        counts[s.state] = counts.get(s.state, 0) + 1
-    console.print("  ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "no runs")
-    table = Table()
-    for column in ("run id", "budget C", "state", "reason"):
-        table.add_column(column)
-    for s in states:
-        table.add_row(s.run_id, num(s.budget), s.state, s.reason)
-    console.print(table)
 
 
 @app.command()
@@ -419,7 +255,9 @@ def backtest(
 @app.command("import")
 def import_(
     csv: Path = typer.Argument(..., help="A CSV of finished runs: N, loss, and D or C (renamed with the options)."),
-    into: Path = typer.Option(..., "--into", help="The sweep directory to add them to (made if it does not exist)."),
+    into: Path = typer.Option(
+        ..., "--into", help="The sweep directory to add them to (made if it does not exist).", callback=writable_dir
+    ),
     n_col: NCol = "N",
     d_col: DCol = "D",
     c_col: CCol = "C",
@@ -441,16 +279,7 @@ def import_(
         emit_json({"sweep_dir": str(report.sweep_dir), "rows": report.rows, "new": report.new,
                    "budgets": report.budgets.to_dict("records")})  # fmt: skip
         return
-    table = Table(title=f"{report.rows} runs grouped into {len(report.budgets)} budgets")
-    for column in ("budget C", "runs", "C from", "C to"):
-        table.add_column(column, justify="right")
-    for row in report.budgets.itertuples():
-        table.add_row(num(row.budget), str(row.runs), num(row.C_min), num(row.C_max))
-    console.print(table)
-    console.print(
-        f"imported {report.new} new runs into {report.sweep_dir} ({report.rows - report.new} were already there); "
-        f"next: sweep fit {report.sweep_dir}"
-    )
+    print_import(report)
 
 
 @app.command()
@@ -483,7 +312,9 @@ def propose(
 def train(
     overrides: list[str] = OVERRIDES,
     config: Path = typer.Option(None, "--config", help="A config YAML, e.g. one written by `sweep propose`."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Directory whose runs/<id>/ receives the run."),
+    out: Path = typer.Option(
+        DEFAULT_OUT, "--out", help="Directory whose runs/<id>/ receives the run.", callback=writable_dir
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Train one run in the foreground (what a job executes).
@@ -507,8 +338,8 @@ def train(
 @app.command()
 def run(
     overrides: list[str] = OVERRIDES,
-    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory."),
-    executor: str = typer.Option(None, "--executor", help="local | slurm | debug (default: from the config)."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", help="Sweep directory.", callback=writable_dir),
+    executor: Executor = EXECUTOR,
     as_json: bool = JSON,
 ) -> None:
     """Plan, launch, wait, collect, fit and propose in one go; extend budgets whose minimum is at an edge.
@@ -538,15 +369,34 @@ def run(
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sweep {metadata.version('scaling-sweep')}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
 def fail(message: str) -> None:
-    """The one line of a user error, and exit 2."""
-    err_console.print(f"error: {message}", highlight=False, soft_wrap=True)
+    """The error contract: one line on stderr, exit code 2."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)  # no terminal escapes from input
+    sys.stderr.write(f"error: {visible}\n")
     sys.exit(2)
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(prog_name="sweep", standalone_mode=False)
     except (UserError, FitError, DataError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -555,13 +405,14 @@ def main() -> None:
         where = f" ({exc.filename})" if exc.filename else ""
         fail(f"{exc.strerror}{where}: free space (or fix permissions) and run the command again; files already "
              "written are whole (each is written to a temporary name and renamed)")  # fmt: skip
-    except (click.ClickException, typer.TyperException) as exc:  # typer 0.29 raises its own copy of click's
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
+    # Usage errors (an unknown option, a missing argument, a bad value): Typer raises these from its
+    # own copy of click, so they are Typer's exceptions, never click's.
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        fail(exc.format_message() + (f" (see {ctx.command_path} --help)" if ctx is not None else ""))
+    except typer.Abort:
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code) comes back as its return value
 
 
 if __name__ == "__main__":

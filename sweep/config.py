@@ -1,16 +1,21 @@
 """Structured configs (registered in Hydra's ConfigStore) and `compose()`.
 
 The YAML files under `conf/` fill these dataclasses; the schema rejects unknown keys and wrong
-types, so a typo in an override fails at once instead of being silently ignored.
+types, so a typo in an override fails at once instead of being silently ignored. Every number
+carries its range (`bounded`) and every choice is an enum, so `validate` can name the key of
+any value that type-checks but makes no sense.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -22,66 +27,215 @@ from omegaconf.errors import OmegaConfBaseException
 from sweep.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+MAX_CONFIG_BYTES = 1 << 20  # a saved config is a few KB; this refuses anything that is not one
+MAX_PLANNED_RUNS = 10_000
+MAX_SYNTHETIC_STATES = 1 << 20  # models/data.py refuses larger Markov chains at train time
+SEED_MAX = 2**32 - 1  # numpy's limit
+
+
+class Choice(str, Enum):
+    """A config choice: its name is its value, and it prints as that value (like 3.11's StrEnum)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class SweepKind(Choice):
+    isoflop = "isoflop"
+    widthdepth = "widthdepth"
+
+
+class Mlp(Choice):
+    gelu = "gelu"
+    swiglu = "swiglu"
+
+
+class Positions(Choice):
+    rotary = "rotary"
+    learned = "learned"
+
+
+class DataSource(Choice):
+    synthetic = "synthetic"
+    text = "text"
+    tokens = "tokens"
+
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Executor(Choice):
+    local = "local"
+    slurm = "slurm"
+    debug = "debug"
+
+
+class Role(Choice):
+    proxy = "proxy"
+    target = "target"
+
+
+class Trainer(Choice):
+    real = "real"
+    noop = "noop"  # no training: for orchestration tests and benchmarks
+
+
+class Counting(Choice):
+    non_embedding = "non_embedding"
+    total = "total"
+
+
+class FitForm(Choice):
+    chinchilla = "chinchilla"  # Approach 3, L(N, D)
+    kaplan_n = "kaplan_n"  # L(N) = E + A/N^alpha over every run
+    kaplan_d = "kaplan_d"  # L(D) = E + A/D^alpha over every run
+    compute = "compute"  # L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor)
+
+
+class WandbMode(Choice):
+    disabled = "disabled"
+    offline = "offline"
+    online = "online"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a number may take (each item's, for a list), and for a list how many items."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    items: tuple[int, int] | None = None
+
+    def admits(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return math.isfinite(x) and above and below
+
+    def describe(self) -> str:
+        if self.lo == 0 and self.lo_open and not self.hi_open:
+            return f"a positive number up to {_number(self.hi)}"
+        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        return f"a finite number in {left}{_number(self.lo)}, {_number(self.hi)}{right}"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e10 else f"{x:g}"
+
+
+def bounded(default: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+    return field(default=default, metadata={"bounds": Bounds(lo, hi, lo_open, hi_open)})
+
+
+def bounded_list(default: list, lo: float, hi: float, items: tuple[int, int], *, lo_open: bool = False) -> Any:
+    return field(default_factory=lambda: list(default), metadata={"bounds": Bounds(lo, hi, lo_open, items=items)})
+
+
+POSITIVE = {"lo": 0, "lo_open": True}
 
 
 @dataclass
 class SweepConfig:
-    kind: str = "isoflop"  # isoflop | widthdepth
-    budgets: list[float] = field(default_factory=lambda: [2e11, 6e11, 1.8e12])
-    sizes_per_budget: int = 5
-    size_span: float = 9.0  # largest / smallest N within one budget, log-spaced
-    tokens_per_param: float = 20.0  # where each budget's grid is centred: N = sqrt(C / (6 t))
-    aspect_ratios: list[float] = field(default_factory=lambda: [16.0, 32.0, 64.0])  # widthdepth only
-    widthdepth_params: float = 0.0  # widthdepth: fixed N; 0 means use each budget's centre
-    seeds: list[int] = field(default_factory=lambda: [0])
-    target_multiplier: float = 10.0  # the proposal targets this times the largest budget
-    max_extensions: int = 2  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+    kind: SweepKind = SweepKind.isoflop
+    budgets: list[float] = bounded_list([2e11, 6e11, 1.8e12], hi=1e30, items=(1, 1000), **POSITIVE)
+    sizes_per_budget: int = bounded(5, 1, 1000)
+    size_span: float = bounded(9.0, 1, 1e6)  # largest / smallest N within one budget, log-spaced
+    tokens_per_param: float = bounded(20.0, 0.01, 1e6)  # each budget's grid is centred at N = sqrt(C / (6 t))
+    aspect_ratios: list[float] = bounded_list([16.0, 32.0, 64.0], 0.01, 1e4, items=(1, 1000))  # widthdepth only
+    widthdepth_params: float = bounded(0.0, 0, 1e15)  # widthdepth: fixed N; 0 means use each budget's centre
+    seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
+    target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
+    max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+
+    def check(self) -> None:
+        per_budget = self.sizes_per_budget if self.kind == SweepKind.isoflop else len(self.aspect_ratios)
+        runs = len(self.budgets) * per_budget * len(self.seeds)
+        if runs > MAX_PLANNED_RUNS:
+            raise UserError(
+                f"the sweep would plan {runs} runs (budgets x sizes x seeds), more than {MAX_PLANNED_RUNS}; "
+                "plan fewer and extend later"
+            )
 
 
 @dataclass
 class ModelConfig:
-    seq_len: int = 128
-    head_dim: int = 16
-    aspect_ratio: float = 24.0  # preferred d_model / n_layers when snapping N to a shape
-    mlp: str = "gelu"  # gelu | swiglu
-    positions: str = "rotary"  # rotary | learned
-    min_d_model: int = 16
-    max_layers: int = 48
+    seq_len: int = bounded(128, 1, 65536)
+    head_dim: int = bounded(16, 1, 1024)
+    aspect_ratio: float = bounded(24.0, 0.01, 1e4)  # preferred d_model / n_layers when snapping N to a shape
+    mlp: Mlp = Mlp.gelu
+    positions: Positions = Positions.rotary
+    min_d_model: int = bounded(16, 1, 65536)
+    max_layers: int = bounded(48, 1, 1000)
+
+    def check(self) -> None:
+        if self.positions == Positions.rotary and self.head_dim % 2:
+            raise UserError(f"model.head_dim={self.head_dim} must be even with model.positions=rotary")
 
 
 @dataclass
 class DataConfig:
-    source: str = "text"  # synthetic | text | tokens
+    source: DataSource = DataSource.text
     path: str = ""  # text: file or directory ("" = the Python standard library); tokens: dir of train/val.bin
-    vocab_size: int = 256
-    val_fraction: float = 0.05
-    markov_order: int = 1  # synthetic only
-    zipf_exponent: float = 1.1  # synthetic only
-    synthetic_seed: int = 1234  # the chain's transition table; the run's seed only draws batches
-    synthetic_tokens: int = 4_000_000
+    vocab_size: int = bounded(256, 2, 65536)  # tokens are uint16
+    val_fraction: float = bounded(0.05, 0, 1, lo_open=True, hi_open=True)
+    markov_order: int = bounded(1, 1, 20)  # synthetic only
+    zipf_exponent: float = bounded(1.1, 0, 10)  # synthetic only
+    synthetic_seed: int = bounded(1234, 0, SEED_MAX)  # the chain's transition table; the run's seed draws batches
+    synthetic_tokens: int = bounded(4_000_000, 1000, 1_000_000_000)
+
+    def check(self) -> None:
+        if self.source == DataSource.text and self.vocab_size != 256:
+            raise UserError("data.source=text is byte-level: data.vocab_size must be 256")
+        if self.source == DataSource.synthetic and self.vocab_size**self.markov_order > MAX_SYNTHETIC_STATES:
+            raise UserError(
+                f"data.vocab_size={self.vocab_size} and data.markov_order={self.markov_order} give "
+                f"{self.vocab_size}**{self.markov_order} chain states; keep it <= 2**20"
+            )
+        data_path = Path(self.path).expanduser()
+        if self.source == DataSource.text and self.path and not data_path.exists():
+            raise UserError(f"data.path={self.path} does not exist; give a UTF-8 file or a directory of them")
+        if self.source == DataSource.tokens:
+            for name in ("train.bin", "val.bin"):
+                if not (data_path / name).is_file():
+                    raise UserError(
+                        f"data.path={self.path} has no {name}; data=tokens needs train.bin and val.bin (uint16)"
+                    )
 
 
 @dataclass
 class TrainConfig:
-    lr: float = 4e-3  # AdamW LR of hidden matrices at d_model == lr_ref_width
-    lr_ref_width: int = 64  # hidden-matrix LR scales as lr_ref_width / d_model (muP-style)
-    warmup_frac: float = 0.05
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    batch_size: int = 0  # sequences per step; 0 = scale with the run's tokens (see target_steps)
-    target_steps: int = 600
-    min_batch_size: int = 8
-    max_batch_size: int = 128
-    eval_points: int = 12
-    eval_sequences: int = 64
-    final_eval_sequences: int = 512
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # 0 = SLURM_CPUS_PER_TASK when set, else launcher.cpus_per_run
+    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of hidden matrices at d_model == lr_ref_width
+    lr_ref_width: int = bounded(64, 1, 4096)  # hidden-matrix LR scales as lr_ref_width / d_model (muP-style)
+    warmup_frac: float = bounded(0.05, 0, 1)
+    min_lr_ratio: float = bounded(0.1, 0, 1)
+    weight_decay: float = bounded(0.1, 0, 10)
+    beta1: float = bounded(0.9, 0, 1, hi_open=True)
+    beta2: float = bounded(0.95, 0, 1, hi_open=True)
+    grad_clip: float = bounded(1.0, hi=1e12, **POSITIVE)  # a huge value turns clipping off
+    batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = scale with the run's tokens (see target_steps)
+    target_steps: int = bounded(600, 1, 10_000_000)
+    min_batch_size: int = bounded(8, 1, 65536)
+    max_batch_size: int = bounded(128, 1, 65536)
+    eval_points: int = bounded(12, 1, 1000)
+    eval_sequences: int = bounded(64, 1, 1_000_000)
+    final_eval_sequences: int = bounded(512, 1, 1_000_000)
+    seed: int = bounded(0, 0, SEED_MAX)
+    device: Device = Device.auto
+    threads: int = bounded(0, 0, 4096)  # 0 = SLURM_CPUS_PER_TASK when set, else launcher.cpus_per_run
     checkpoint: bool = True
+
+    def check(self) -> None:
+        if self.min_batch_size > self.max_batch_size:
+            raise UserError(
+                f"train.min_batch_size={self.min_batch_size} exceeds train.max_batch_size={self.max_batch_size}"
+            )
 
 
 @dataclass
@@ -89,62 +243,75 @@ class SlurmConfig:
     partition: str = ""
     account: str = ""
     qos: str = ""
-    time_min: int = 60
-    cpus_per_task: int = 1
-    mem_gb: float = 4.0
-    gpus_per_node: int = 0
+    time_min: int = bounded(60, 1, 525_600)  # a year
+    cpus_per_task: int = bounded(1, 1, 4096)
+    mem_gb: float = bounded(4.0, hi=65536, **POSITIVE)
+    gpus_per_node: int = bounded(0, 0, 64)
     constraint: str = ""
-    array_parallelism: int = 64
-    min_job_seconds: float = 0.0  # bundle runs estimated shorter than this into one job (start-up costs seconds)
+    array_parallelism: int = bounded(64, 1, 100_000)
+    # bundle runs estimated shorter than this into one job (start-up costs seconds)
+    min_job_seconds: float = bounded(0.0, 0, 1e7)
     additional_parameters: dict[str, Any] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        for name, value in self.additional_parameters.items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise UserError(f"launcher.slurm.additional_parameters.{name} must be a single value (sbatch --{name})")
 
 
 @dataclass
 class LauncherConfig:
-    executor: str = "local"  # local | slurm | debug
-    cpus_per_run: int = 1
-    parallel: int = 0  # local: number of slots (concurrent runs); 0 = cores // cpus_per_run, or GPUs x runs_per_gpu
-    gpus: list[int] = field(default_factory=list)  # local: GPU ids, one slot each (x runs_per_gpu); [] = CPU slots
-    runs_per_gpu: int = 1
+    executor: Executor = Executor.local
+    cpus_per_run: int = bounded(1, 1, 4096)
+    # local: number of slots (concurrent runs); 0 = cores // cpus_per_run, or GPUs x runs_per_gpu
+    parallel: int = bounded(0, 0, 4096)
+    gpus: list[int] = bounded_list([], 0, 1023, items=(0, 1024))  # local: GPU ids, one slot each; [] = CPU slots
+    runs_per_gpu: int = bounded(1, 1, 256)
     slots_dir: str = ""  # local: where slot locks live, shared by all sweeps on the machine; "" = /tmp/...-<uid>
-    max_attempts: int = 3  # `sweep launch --retry-failed` resubmits a run at most this many times in all
-    flops_per_second: float = 2e10  # a job's throughput, to estimate run times for bundling
-    trainer: str = "real"  # real | noop (no training: for orchestration tests and benchmarks)
+    max_attempts: int = bounded(3, 1, 100)  # `sweep launch --retry-failed` resubmits a run at most this many times
+    flops_per_second: float = bounded(2e10, hi=1e21, **POSITIVE)  # a job's throughput, to estimate run times
+    trainer: Trainer = Trainer.real
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 @dataclass
 class FitConfig:
-    counting: str = "non_embedding"  # non_embedding | total
-    huber_delta: float = 1e-3
-    bootstrap: int = 200
-    seed: int = 0
+    counting: Counting = Counting.non_embedding
+    huber_delta: float = bounded(1e-3, hi=10, **POSITIVE)
+    bootstrap: int = bounded(200, 0, 100_000)
+    seed: int = bounded(0, 0, SEED_MAX)
     exclude_edge_budgets: bool = True
-    seed_noise: float = 0.0  # relative seed-to-seed std of final loss to add in the bootstrap (e.g. 0.002)
-    # chinchilla: Approach 3, L(N, D). kaplan_n, kaplan_d: L(N) or L(D) = E + A/x^alpha over every run.
-    # compute: L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor).
-    forms: list[str] = field(default_factory=lambda: ["chinchilla", "compute"])
+    # relative std of final loss over seeds, added in the bootstrap (e.g. 0.002)
+    seed_noise: float = bounded(0.0, 0, 1, hi_open=True)
+    forms: list[FitForm] = field(default_factory=lambda: [FitForm.chinchilla, FitForm.compute])
     include_targets: bool = False  # fit target runs (trained from proposals) too, not only proxies
+
+    def check(self) -> None:
+        if FitForm.chinchilla not in self.forms:
+            others = ", ".join(f.value for f in FitForm if f != FitForm.chinchilla)
+            raise UserError(f"fit.forms={[f.value for f in self.forms]} must include chinchilla, and may add {others}")
 
 
 @dataclass
 class RunConfig:
-    """One run to train with `sweep train`; zeros mean 'not set'."""
+    """One run to train with `sweep train`; zeros mean 'not set'. The ranges admit every run that
+    `sweep propose` can write (up to target_multiplier x the largest budget, at train.lr x
+    lr_ref_width / d_model), however large, and an LR high enough to make a run diverge on purpose."""
 
-    d_model: int = 0
-    n_layers: int = 0
-    n_heads: int = 0
-    tokens: float = 0.0
-    batch_size: int = 0
-    lr: float = 0.0
-    budget: float = 0.0
-    role: str = "proxy"  # proxy | target (a proposal's run: left out of fits, checked against its prediction)
+    d_model: int = bounded(0, 0, 10**9)
+    n_layers: int = bounded(0, 0, 1000)
+    n_heads: int = bounded(0, 0, 10**9)
+    tokens: float = bounded(0.0, 0, 1e35)
+    batch_size: int = bounded(0, 0, 65536)
+    lr: float = bounded(0.0, 0, 1e6)
+    budget: float = bounded(0.0, 0, 1e35)
+    role: Role = Role.proxy  # target: a proposal's run, left out of fits and checked against its prediction
 
 
 @dataclass
 class WandbConfig:
-    mode: str = "disabled"  # disabled | offline | online
+    mode: WandbMode = WandbMode.disabled
     project: str = "scaling-sweep"
 
 
@@ -162,105 +329,110 @@ class Config:
 
 ConfigStore.instance().store(name="config_schema", node=Config)
 
-FORMS = ("chinchilla", "kaplan_n", "kaplan_d", "compute")
-_CHOICES = {
-    "sweep.kind": ("isoflop", "widthdepth"),
-    "model.mlp": ("gelu", "swiglu"),
-    "model.positions": ("rotary", "learned"),
-    "data.source": ("synthetic", "text", "tokens"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "launcher.executor": ("local", "slurm", "debug"),
-    "launcher.trainer": ("real", "noop"),
-    "fit.counting": ("non_embedding", "total"),
-    "wandb.mode": ("disabled", "offline", "online"),
-}
-
 
 def compose(overrides: list[str] | None = None, config_file: Path | None = None) -> Config:
-    """Compose `conf/config.yaml` (or a saved config file) with Hydra overrides; validate it."""
+    """Compose `conf/config.yaml` (or exactly the config file given) with Hydra overrides; validate it."""
     overrides = list(overrides or [])
-    config_dir, config_name = CONF_DIR, "config"
-    if config_file is not None:
-        if not config_file.is_file():
-            raise UserError(f"config file {config_file} does not exist; pass a YAML written by plan or propose")
-        config_dir, config_name = config_file.resolve().parent, config_file.stem
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = hydra_compose(config_name=config_name, overrides=overrides)
-        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
-    except (HydraException, OmegaConfBaseException) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise UserError(f"bad config: {first_line} (see conf/ for the valid keys and groups)") from None
-    finally:
-        GlobalHydra.instance().clear()
-    config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    if config_file is None:
+        config = _compose_in(CONF_DIR, overrides)
+    else:
+        text = read_config_file(config_file)
+        # Hydra finds a config by its name in a directory: give it a copy of this one file alone.
+        with tempfile.TemporaryDirectory(prefix="sweep-config-") as tmp:
+            (Path(tmp) / "config.yaml").write_text(text, encoding="utf-8")
+            config = _compose_in(Path(tmp), overrides)
     validate(config)
     return config
 
 
+def _compose_in(config_dir: Path, overrides: list[str]) -> Config:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        # Through a plain (resolved) container, so that keys added with +key or ++key meet the schema too.
+        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=True))
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    # Hydra raises ValueError or TypeError for some malformed overrides (model=null, model=[0]).
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise UserError(f"bad config: {_describe(exc)} (see conf/ for the valid keys and groups)") from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the error, the underlying OmegaConf error when Hydra wraps one, and the key."""
+    parts = [_first_line(exc).rstrip(".")]
+    cause = exc.__cause__
+    if cause is not None and _first_line(cause).rstrip(".") not in parts:
+        parts.append(_first_line(cause).rstrip("."))
+    key = next((getattr(e, "full_key", None) for e in (exc, cause) if getattr(e, "full_key", None)), None)
+    return ": ".join(([key] if key and key not in parts[0] else []) + parts)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+def read_config_file(path: Path) -> str:
+    """The text of a config file, once it is known to be a small plain YAML mapping: no tags (which
+    could name Python objects), no anchors or aliases (which can expand exponentially)."""
+    try:
+        if not path.is_file():
+            problem = "is not a file" if path.exists() else "does not exist"
+            raise UserError(f"config file {path} {problem}; pass a YAML written by plan or propose")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"config file {path} is over {MAX_CONFIG_BYTES // 1024} KB; a config is a few KB of YAML")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text; pass a YAML written by plan or propose") from None
+    try:
+        events = list(yaml.parse(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        where = f" at line {exc.problem_mark.line + 1}" if getattr(exc, "problem_mark", None) else ""
+        problem = getattr(exc, "problem", None) or "unparsable"
+        raise UserError(f"config file {path} is not valid YAML: {problem}{where}") from None
+    for event in events:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise UserError(f"config file {path} uses YAML anchors or aliases (& or *); write the values out")
+        if getattr(event, "tag", None) and event.tag != "!":
+            raise UserError(f"config file {path} uses the YAML tag {event.tag}; a config holds plain values")
+    nodes = [e for e in events if isinstance(e, yaml.NodeEvent)]
+    if not nodes or not isinstance(nodes[0], yaml.MappingStartEvent):
+        raise UserError(f"config file {path} is not a YAML mapping of config keys (e.g. sweep:, train:)")
+    return text
+
+
 def validate(config: Config) -> None:
-    """Reject values that type-check but make no sense, naming the key."""
-    for key, allowed in _CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value not in allowed:
-            raise UserError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    positive = {
-        "sweep.sizes_per_budget": config.sweep.sizes_per_budget,
-        "sweep.size_span": config.sweep.size_span,
-        "sweep.tokens_per_param": config.sweep.tokens_per_param,
-        "sweep.target_multiplier": config.sweep.target_multiplier,
-        "model.seq_len": config.model.seq_len,
-        "model.head_dim": config.model.head_dim,
-        "model.aspect_ratio": config.model.aspect_ratio,
-        "model.min_d_model": config.model.min_d_model,
-        "model.max_layers": config.model.max_layers,
-        "data.vocab_size": config.data.vocab_size,
-        "data.val_fraction": config.data.val_fraction,
-        "train.lr": config.train.lr,
-        "train.lr_ref_width": config.train.lr_ref_width,
-        "train.target_steps": config.train.target_steps,
-        "train.min_batch_size": config.train.min_batch_size,
-        "train.max_batch_size": config.train.max_batch_size,
-        "train.eval_points": config.train.eval_points,
-        "train.eval_sequences": config.train.eval_sequences,
-        "train.final_eval_sequences": config.train.final_eval_sequences,
-        "launcher.cpus_per_run": config.launcher.cpus_per_run,
-        "launcher.runs_per_gpu": config.launcher.runs_per_gpu,
-        "fit.huber_delta": config.fit.huber_delta,
-    }
-    positive.update({f"sweep.budgets[{i}]": b for i, b in enumerate(config.sweep.budgets)})
-    positive.update({f"sweep.aspect_ratios[{i}]": a for i, a in enumerate(config.sweep.aspect_ratios)})
-    for key, value in positive.items():
-        require_positive(key, value)
-    if not (math.isfinite(config.fit.seed_noise) and config.fit.seed_noise >= 0):
-        raise UserError(f"fit.seed_noise={config.fit.seed_noise} must be >= 0 (a relative std, e.g. 0.002)")
-    unknown = set(config.fit.forms) - set(FORMS)
-    if unknown or "chinchilla" not in config.fit.forms:
-        raise UserError(f"fit.forms={config.fit.forms} must include chinchilla, and may add {', '.join(FORMS[1:])}")
-    if any(gpu < 0 for gpu in config.launcher.gpus) or config.launcher.parallel < 0:
-        raise UserError("launcher.gpus must be GPU ids (0, 1, ...) and launcher.parallel >= 0 (0 = one run per slot)")
-    if not config.sweep.budgets:
-        raise UserError("sweep.budgets is empty; give at least one compute budget in FLOPs, e.g. sweep.budgets=[1e12]")
-    if config.data.source == "text" and config.data.vocab_size != 256:
-        raise UserError("data.source=text is byte-level: data.vocab_size must be 256")
-    data_path = Path(config.data.path).expanduser()
-    if config.data.source == "text" and config.data.path and not data_path.exists():
-        raise UserError(f"data.path={config.data.path} does not exist; give a UTF-8 file or a directory of them")
-    if config.data.source == "tokens":
-        for name in ("train.bin", "val.bin"):
-            if not (data_path / name).is_file():
-                raise UserError(
-                    f"data.path={config.data.path} has no {name}; data=tokens needs train.bin and val.bin (uint16)"
-                )
-    if not 0 < config.data.val_fraction < 1:
-        raise UserError(f"data.val_fraction={config.data.val_fraction} must lie strictly between 0 and 1")
+    """Reject values that type-check but make no sense, naming the key: every number against its
+    `Bounds`, then each section's own `check` of how its fields fit together."""
+    for section in fields(config):
+        _validate_section(section.name, getattr(config, section.name))
 
 
-def require_positive(key: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise UserError(f"{key}={value} must be a positive finite number")
+def _validate_section(prefix: str, section: Any) -> None:
+    for f in fields(section):
+        key, value = f"{prefix}.{f.name}", getattr(section, f.name)
+        if is_dataclass(value):
+            _validate_section(key, value)
+            continue
+        bounds: Bounds | None = f.metadata.get("bounds")
+        if isinstance(value, list) and bounds is not None and bounds.items is not None:
+            fewest, most = bounds.items
+            if not fewest <= len(value) <= most:
+                raise UserError(f"{key}={value} must hold {fewest} to {most} items")
+        for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
+            item_key = key if i is None else f"{key}[{i}]"
+            if bounds is not None and not bounds.admits(item):
+                raise UserError(f"{item_key}={item} must be {bounds.describe()}")
+            if isinstance(item, str) and not item.isprintable():
+                raise UserError(f"{item_key}={item!r} holds control characters (a newline, a tab?); remove them")
+    check = getattr(section, "check", None)
+    if check is not None:
+        check()
 
 
 def to_yaml(config: Config) -> str:
@@ -268,4 +440,4 @@ def to_yaml(config: Config) -> str:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    return OmegaConf.to_container(OmegaConf.structured(config))  # type: ignore[return-value]
+    return OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)  # type: ignore[return-value]

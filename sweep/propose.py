@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import Config, RunConfig, to_yaml
-from sweep.fit.analysis import FitReport
 from sweep.fit.bootstrap import interval
 from sweep.fit.envelope import EnvelopeFit
 from sweep.fit.forms import Chinchilla
 from sweep.fit.isoflop import IsoflopFit, budget_fits
+from sweep.fit.report import FitReport
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
 from sweep.plan.shapes import Shape, ShapeRules
 from sweep.spec import RunSpec

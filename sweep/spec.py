@@ -7,7 +7,6 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 
-ROLES = ("proxy", "target")
 NON_IDENTITY = ("budget", "role")
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import FitConfig
-from sweep.fit.analysis import FitReport, fit_all, prepare
 from sweep.fit.errors import FitError
 from sweep.fit.isoflop import fit_budget
+from sweep.fit.report import FitReport, fit_all, prepare
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sweep.config import Config
 from sweep.errors import UserError
 from sweep.plan.hparams import batch_size, hidden_lr
 from sweep.plan.shapes import Shape, ShapeRules
-from sweep.spec import ROLES, DataSpec, RunSpec
+from sweep.spec import DataSpec, RunSpec
 
 MIN_STEPS = 50  # a run shorter than this measures its warmup, not its model
 
@@ -141,7 +141,5 @@ def single_run_spec(config: Config) -> RunSpec:
     shape = rules.make(r.d_model, r.n_layers)
     if r.n_heads and r.n_heads != shape.n_heads:
         raise UserError(f"run.n_heads={r.n_heads} disagrees with d_model / model.head_dim = {shape.n_heads}")
-    if r.role not in ROLES:
-        raise UserError(f"run.role={r.role!r} is not one of {', '.join(ROLES)}")
     spec = run_spec(shape, r.budget, config.train.seed, config, tokens=r.tokens, batch=r.batch_size, lr=r.lr)
-    return replace(spec, role=r.role)
+    return replace(spec, role=str(r.role))

@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sweep.config import compose
-from sweep.fit.analysis import FitReport
 from sweep.fit.bootstrap import Refits
 from sweep.fit.forms import Chinchilla, PowerLaw
 from sweep.fit.isoflop import BudgetFit, IsoflopFit
 from sweep.fit.parametric import ParametricFit
+from sweep.fit.report import FitReport
 from sweep.plan.grids import shape_rules
 from sweep.propose import Prediction, disagreements, propose, target_yaml
 
@@ -34,7 +34,7 @@ def test_the_compute_form_adds_a_loss_prediction_at_the_target():
     import pandas as pd
 
     from sweep.config import FitConfig, compose
-    from sweep.fit.analysis import fit_all
+    from sweep.fit.report import fit_all
     from sweep.propose import propose
     from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
 

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from sweep.config import FitConfig
-from sweep.fit.analysis import fit_all
 from sweep.fit.envelope import fit_envelope
 from sweep.fit.errors import FitError
+from sweep.fit.report import fit_all
 from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
 
 

@@ -4,10 +4,10 @@ import pytest
 
 from sweep.config import FitConfig
 from sweep.fit import parametric
-from sweep.fit.analysis import fit_all
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.parametric import fit_parametric
+from sweep.fit.report import fit_all
 
 
 def epoch_rows(path):
@@ -27,12 +27,15 @@ def test_reproduces_epochs_huber_lbfgs_fit_on_chinchilla_data(epoch_csv):
     assert law.beta == pytest.approx(0.36718, rel=0.002)
 
 
-def test_bootstrap_intervals_overlap_epochs_published_intervals(epoch_csv):
+def test_bootstrap_intervals_match_epochs_published_intervals(epoch_csv):
     n, d, loss = epoch_rows(epoch_csv)
     report = fit_all(pd.DataFrame({"N": n, "D": d, "C": 6 * n * d, "loss": loss}), FitConfig(bootstrap=200))
     bands = report.parameter_intervals()
     for name, (low, high) in {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}.items():
-        assert bands[name][0] <= high and low <= bands[name][1], (name, bands[name])
+        # With 200 resamples a 2.5% quantile wanders by ~5% of the interval's width (one sd): 15% is 3 sd.
+        # An interval of [0, inf), or one shifted or twice as wide, fails.
+        width = high - low
+        assert abs(bands[name][0] - low) < 0.15 * width and abs(bands[name][1] - high) < 0.15 * width, (name, bands)
 
 
 @pytest.mark.slow

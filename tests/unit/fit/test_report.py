@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from sweep.config import FitConfig
-from sweep.fit.analysis import fit_all, prepare
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
+from sweep.fit.report import fit_all, prepare
 
 
 def test_report_has_named_parameters_with_intervals_that_contain_them():
@@ -106,11 +106,11 @@ def chinchilla_runs(truth: Chinchilla, budgets=(1e18, 1e19, 1e20), noise=0.002) 
 
 
 def test_refits_that_overflow_are_dropped_and_the_report_says_how_many(monkeypatch):
-    import sweep.fit.analysis as analysis
+    import sweep.fit.report as report_module
 
     truth = TRUTH
     calls = {"n": 0}
-    real = analysis.fit_parametric
+    real = report_module.fit_parametric
 
     def every_other_refit_overflows(*args, **kwargs):
         fit = real(*args, **kwargs)
@@ -119,7 +119,7 @@ def test_refits_that_overflow_are_dropped_and_the_report_says_how_many(monkeypat
             return replace(fit, law=replace(fit.law, A=float("inf")))
         return fit
 
-    monkeypatch.setattr(analysis, "fit_parametric", every_other_refit_overflows)
+    monkeypatch.setattr(report_module, "fit_parametric", every_other_refit_overflows)
     report = fit_all(chinchilla_runs(truth), FitConfig(bootstrap=10))
     assert (len(report.parametric_samples), report.parametric_samples.dropped) == (5, 5)
     out = report.to_dict()
@@ -129,15 +129,15 @@ def test_refits_that_overflow_are_dropped_and_the_report_says_how_many(monkeypat
 
 
 def test_an_overflowed_point_fit_is_an_error_not_a_law(monkeypatch):
-    import sweep.fit.analysis as analysis
+    import sweep.fit.report as report_module
 
-    real = analysis.fit_parametric
+    real = report_module.fit_parametric
 
     def overflowed(*args, **kwargs):
         fit = real(*args, **kwargs)
         return replace(fit, law=replace(fit.law, E=np.nan))
 
-    monkeypatch.setattr(analysis, "fit_parametric", overflowed)
+    monkeypatch.setattr(report_module, "fit_parametric", overflowed)
     report = fit_all(chinchilla_runs(TRUTH), FitConfig(bootstrap=4, forms=["chinchilla"]))
     assert report.parametric is None and "overflowed" in report.errors["approach3"]
     assert report.isoflop is not None  # the other approaches still stand

@@ -1,0 +1,223 @@
+"""How the CLI shows results: rich tables and lines for people, one JSON document for machines."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sweep.api import PlannedRun
+from sweep.fit.report import FitReport
+from sweep.propose import Proposal, TargetCheck
+
+# Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
+WIDTH = shutil.get_terminal_size((140, 40)).columns
+console = Console(width=WIDTH)
+
+
+def emit_json(payload) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def with_interval(x: float, band: tuple[float, float] | None, digits: int = 4) -> str:
+    return f"{num(x, digits)} [{num(band[0], digits)}, {num(band[1], digits)}]" if band else num(x, digits)
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+
+def print_plan(runs: list[PlannedRun], title: str) -> None:
+    table = Table(title=title)
+    for column in ("run id", "budget C", "N", "D", "d_model", "layers", "heads", "batch", "steps", "tokens/param"):
+        table.add_column(column, justify="right")
+    for r in runs:
+        row = r.row()
+        table.add_row(
+            row["run_id"], num(row["budget"]), num(row["N"]), num(row["D"]), str(row["d_model"]),
+            str(row["n_layers"]), str(row["n_heads"]), str(row["batch_size"]), str(row["steps"]),
+            f"{row['tokens_per_param']:.0f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def print_fit(report: FitReport) -> None:
+    if report.parametric:
+        law = report.parametric.law
+        bands = report.parameter_intervals()
+        table = Table(
+            title="Approach 3: L = E + A/N^alpha + B/D^beta",
+            caption=f"{report.n_runs} runs, N counted {report.counting}",
+        )
+        table.add_column("parameter")
+        table.add_column("value [95% bootstrap interval]", justify="right")
+        for name in ("E", "A", "B", "alpha", "beta"):
+            table.add_row(name, with_interval(getattr(law, name), bands[name]))
+        console.print(table)
+    payload = report.to_dict()  # every interval, computed once
+    for key, name in (("approach1", "Approach 1 (envelope)"), ("approach2", "Approach 2 (IsoFLOP)")):
+        if key in payload:
+            laws = []
+            for symbol in ("N", "D", "L"):
+                law = payload[key][f"{symbol}_star"]
+                exponent = with_interval(law["exponent"], law["exponent_interval"], 3)
+                laws.append(f"{symbol}*(C) = {law['coefficient']:.3g} C^{exponent}")
+            console.print(f"{name}: " + ",  ".join(laws))
+    if report.isoflop:
+        table = Table(title="Approach 2: per-budget parabolas in log N")
+        for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
+            table.add_column(column, justify="right")
+        for b in payload["approach2"]["budgets"]:
+            used = (
+                "yes"
+                if b["centred"]
+                else f"no: minimum at the {'smallest' if b['edge'] == 'below' else 'largest'} size"
+            )
+            if not b["centred"] and not b["edge"]:
+                used = "no: vertex outside the sizes"
+            table.add_row(
+                num(b["budget"]), str(b["n_runs"]), with_interval(b["N_star"], b["N_star_interval"], 3),
+                with_interval(b["D_star"], b["D_star_interval"], 3), with_interval(b["L_star"], b["L_star_interval"]),
+                used,
+            )  # fmt: skip
+        console.print(table)
+    for name, form in payload.get("forms", {}).items():
+        terms = [with_interval(form[k], form["intervals"][k]) for k in ("E", "A", "alpha")]
+        console.print(f"{name}: {form['form']} with E = {terms[0]}, A = {terms[1]}, alpha = {terms[2]}")
+    other = report.other_counting
+    if "approach3" in other or "approach2" in other:
+        a3, a2 = other.get("approach3"), other.get("approach2")
+        parts = [f"Approach 3 E={a3['E']:.4g}, alpha={a3['alpha']:.4g}, beta={a3['beta']:.4g}"] if a3 else []
+        parts += [f"Approach 2 N*(C) ~ C^{a2['N_star_exponent']:.3f}"] if a2 else []
+        console.print(f"with N counted {other['counting']} (point estimates; fit.counting={other['counting']} "
+                      f"for intervals): " + "; ".join(parts))  # fmt: skip
+    for approach, why in report.errors.items():
+        console.print(f"[yellow]{approach} not fitted:[/] {why}")
+    for note in report.notes():
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def print_backtest(result) -> None:
+    console.print(
+        f"fitted on {result.n_fitted_runs} runs in {len(result.fitted_budgets)} budgets "
+        f"(up to C = {num(max(result.fitted_budgets))}); held out {result.n_held_out_runs} runs in "
+        f"{len(result.held_out)} budgets"
+    )
+    if result.loss_mean_ape is not None:
+        console.print(
+            f"Approach 3, loss of the held-out runs: mean abs error {result.loss_mean_ape:.2f}%, "
+            f"max {result.loss_max_ape:.2f}%"
+        )
+    table = Table(title="held-out budgets: predicted vs observed (the budget's own vertex)")
+    for column in ("budget C", "runs", "observed N*", "A2 N*", "A3 N*", "observed L*", "A2 L*", "A3 L*"):
+        table.add_column(column, justify="right")
+    for b in result.held_out:
+        e = b.errors()
+
+        def cell(value, error):
+            return num(value, 4) + (f" ({100 * error:+.1f}%)" if error is not None else "")
+
+        table.add_row(
+            num(b.budget), str(b.n_runs), num(b.observed_N_star), cell(b.approach2_N_star, e["approach2_N_star"]),
+            cell(b.approach3_N_star, e["approach3_N_star"]), num(b.observed_L_star, 4),
+            cell(b.approach2_L_star, e["approach2_L_star"]), cell(b.approach3_L_star, e["approach3_L_star"]),
+        )  # fmt: skip
+    console.print(table)
+    if any(b.observed_N_star is None for b in result.held_out):
+        console.print("observed '-': the budget has fewer than 3 sizes or its minimum is at an edge (no vertex)")
+    for approach, why in result.report.errors.items():
+        console.print(f"[yellow]{approach} not fitted:[/] {why}")
+
+
+def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
+    s = proposal.shape
+    console.print(
+        f"[bold]Proposed target run at C = {proposal.compute:.3g} FLOPs[/]: d_model={s['d_model']}, "
+        f"n_layers={s['n_layers']}, n_heads={s['n_heads']} (N = {s['N']:,}, N_total = {s['N_total']:,}), "
+        f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
+        f"LR {proposal.lr:.3g}; shape from {proposal.shape_from}"
+    )
+    if proposal.predictions:
+        table = Table(title="predictions [95% bootstrap interval]")
+        for column in ("approach", "N*", "D*", "loss"):
+            table.add_column(column, justify="right")
+        for p in proposal.predictions:
+            table.add_row(
+                p.approach, with_interval(p.N, p.N_interval, 3), with_interval(p.D, p.D_interval, 3),
+                with_interval(p.loss, p.loss_interval, 4),
+            )  # fmt: skip
+        console.print(table)
+    else:
+        console.print("[yellow]no predicted loss:[/] no approach could be fitted (see the warnings)")
+    for warning in proposal.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if proposal.next_wave:
+        budgets = sorted({w["budget"] for w in proposal.next_wave})
+        console.print(f"next wave: {len(proposal.next_wave)} runs extending budgets {', '.join(map(num, budgets))}")
+    console.print(
+        f"config: {yaml_path}\nlaunch it: sweep train --config {yaml_path} --out {out}  "
+        f"(run {proposal.run_id}, role target: never fitted, checked against this prediction)"
+    )
+
+
+def print_targets(checks: list[TargetCheck]) -> None:
+    """Each trained target's loss beside what its proposal predicted."""
+    if not checks:
+        return
+    table = Table(title="trained targets: predicted vs actual loss")
+    for column in ("run id", "C", "actual", "approach", "predicted [95%]", "error", "in interval"):
+        table.add_column(column, justify="right")
+    for check in checks:
+        if not check.predictions:
+            table.add_row(check.run_id, num(check.compute), num(check.loss, 4), "-", "no proposal recorded", "-", "-")
+        errors, covered = check.errors(), check.covered()
+        for p in check.predictions:
+            inside = {None: "-", True: "yes", False: "no"}[covered[p.approach]]
+            table.add_row(
+                check.run_id, num(check.compute), num(check.loss, 4), p.approach,
+                with_interval(p.loss, p.loss_interval, 4), f"{100 * errors[p.approach]:+.2f}%", inside,
+            )  # fmt: skip
+    console.print(table)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def print_status(states) -> None:
+    counts = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    console.print("  ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "no runs")
+    table = Table()
+    for column in ("run id", "budget C", "state", "reason"):
+        table.add_column(column)
+    for s in states:
+        table.add_row(s.run_id, num(s.budget), s.state, s.reason)
+    console.print(table)
+
+
+def print_import(report) -> None:
+    table = Table(title=f"{report.rows} runs grouped into {len(report.budgets)} budgets")
+    for column in ("budget C", "runs", "C from", "C to"):
+        table.add_column(column, justify="right")
+    for row in report.budgets.itertuples():
+        table.add_row(num(row.budget), str(row.runs), num(row.C_min), num(row.C_max))
+    console.print(table)
+    console.print(
+        f"imported {report.new} new runs into {report.sweep_dir} ({report.rows - report.new} were already there); "
+        f"next: sweep fit {report.sweep_dir}"
+    )
