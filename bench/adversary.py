@@ -33,16 +33,18 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sweep.config import _CHOICES, Config  # noqa: E402
+from sweep.config import Config  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TIMEOUT = 60
@@ -372,18 +374,17 @@ def json_document(t: Path, proc: Proc, state: Any) -> Verdict:
 BAD_VALUES = ("nan", "inf", "-1", "0", "1e300", "abc", "-inf", "99999999999999999999", "''")
 
 
-def config_keys() -> list[tuple[str, str]]:
-    """(dotted key, type name) of every field of Config's sections, nested ones included."""
-    keys: list[tuple[str, str]] = []
+def config_keys() -> list[tuple[str, Any]]:
+    """(dotted key, type) of every field of Config's sections, nested ones included; run.* aside
+    (it describes one `sweep train` run: plan does not read it)."""
+    keys: list[tuple[str, Any]] = []
 
     def walk(prefix: str, cls: type) -> None:
-        for f in dataclasses.fields(cls):
-            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            nested = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-            if dataclasses.is_dataclass(nested):
-                walk(f"{prefix}{f.name}.", type(nested))
-            else:
-                keys.append((f"{prefix}{f.name}", kind))
+        for name, kind in typing.get_type_hints(cls).items():
+            if dataclasses.is_dataclass(kind):
+                walk(f"{prefix}{name}.", kind)
+            elif f"{prefix}{name}".split(".")[0] != "run":
+                keys.append((f"{prefix}{name}", kind))
 
     walk("", Config)
     return keys
@@ -420,15 +421,16 @@ def read_json_text(text: str) -> Any:
 
 def config_cases(fx: Fixtures) -> list[Case]:
     cases = []
-    # run.* describes one `sweep train` run: plan does not read it
-    numeric = [(k, kind) for k, kind in config_keys() if kind in ("int", "float") and not k.startswith("run.")]
+    numeric = [(k, kind) for k, kind in config_keys() if kind in (int, float)]
     for i, (key, _) in enumerate(numeric):
         value = BAD_VALUES[i % len(BAD_VALUES)]
         cases.append(plan_case(fx, f"{key}={value}", [f"{key}={value}"], existing=i % 2 == 1))
     # Strings with a fixed set of choices (the others, like a SLURM partition, are free text), and booleans.
-    closed = [(k, kind) for k, kind in config_keys() if k in _CHOICES or kind == "bool"]
+    closed = [
+        (k, kind) for k, kind in config_keys() if kind is bool or (isinstance(kind, type) and issubclass(kind, Enum))
+    ]
     for i, (key, kind) in enumerate(closed):
-        value = "maybe" if kind == "bool" else "bogus"
+        value = "maybe" if kind is bool else "bogus"
         cases.append(plan_case(fx, f"{key}={value}", [f"{key}={value}"], existing=i % 2 == 1))
     unknown = {"unknown key": ["sweep.foo=1"], "+sweep.foo": ["+sweep.foo=1"], "++foo": ["++foo=1"]}
     cases += [plan_case(fx, name, o, existing=i % 2 == 1, refuse=True) for i, (name, o) in enumerate(unknown.items())]
