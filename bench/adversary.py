@@ -469,49 +469,55 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 
 def yaml_cases(fx: Fixtures) -> list[Case]:
+    """`sweep train --config FILE` (plan takes no config file). The hostile values sit in a complete
+    config (the fixture's, noop trainer) where they need one, so that they are what gets refused."""
     marker = "PWNED"
+    full = (fx.collected / "config.yaml").read_text()
+    one_run = full.replace("  d_model: 0\n  n_layers: 0\n  n_heads: 0\n  tokens: 0.0\n",
+                           "  d_model: 16\n  n_layers: 1\n  n_heads: 1\n  tokens: 10000.0\n")  # fmt: skip
     texts: dict[str, str | bytes] = {
+        "valid one-run config (control)": one_run,
         "python tag": f'run: !!python/object/apply:os.system ["touch {{t}}/{marker}"]\n',
         "billion laughs": LAUGHS,
         "garbage text": "::: [[[ }}} not: yaml: at: all\n\t- x",
         "binary garbage": bytes(range(256)) * 8,
         "empty file": "",
         "top-level list": "- 1\n- 2\n",
-        "unknown key": "sweep:\n  nonsense: 1\n",
-        "wrong type": "run:\n  d_model: wide\n",
+        "unknown section": one_run + "bogus_section:\n  x: 1\n",
+        "wrong type": one_run.replace("  d_model: 16", "  d_model: wide"),
         "not UTF-8": "run:\n  role: \xff\xfe\n".encode("latin-1"),
         "huge scalar": "run:\n  role: " + "x" * 5_000_000 + "\n",
     }
 
-    def yaml_case(name: str, content: str | bytes) -> Case:
-        def setup(t: Path) -> None:
-            path = t / "c.yaml"
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content.replace("{t}", str(t)))
+    def write(path: Path, content: str | bytes, t: Path) -> None:
+        path.write_bytes(content if isinstance(content, bytes) else content.replace("{t}", str(t)).encode())
 
-        return Case("yaml", name, ["train", "--config", "{t}/c.yaml", "launcher.trainer=noop", "--out", "{t}/o"],
-                    setup, no_marker(marker), timeout=20)  # fmt: skip
+    def yaml_case(name: str, content: str | bytes) -> Case:
+        return Case("yaml", name, ["train", "--config", "{t}/c.yaml", "--out", "{t}/o"],
+                    lambda t: write(t / "c.yaml", content, t), no_marker(marker), timeout=20)  # fmt: skip
 
     cases = [yaml_case(name, content) for name, content in texts.items()]
 
-    def beside(t: Path) -> None:  # a .yml beside a .yaml of the same stem: which one is read?
-        (t / "c.yml").write_text("run:\n  d_model: 16\n  n_layers: 1\n  n_heads: 1\n  tokens: 1e4\n")
-        (t / "c.yaml").write_text(texts["python tag"].replace("{t}", str(t)))  # type: ignore[union-attr]
+    def beside(t: Path) -> None:  # a valid c.yml beside a hostile c.yaml: the one named must be read
+        write(t / "c.yml", one_run, t)
+        write(t / "c.yaml", texts["python tag"], t)
+
+    def read_the_named_file(t: Path, proc: Proc, state: Any) -> Verdict:
+        wrong = "c.yaml" in proc.stderr
+        return Verdict(
+            "read c.yaml, not the c.yml it was given" if wrong else no_marker(marker)(t, proc, state).problem
+        )
 
     cases += [
         Case(
             "yaml",
             ".yml beside a .yaml",
-            ["train", "--config", "{t}/c.yml", "launcher.trainer=noop", "--out", "{t}/o"],
+            ["train", "--config", "{t}/c.yml", "--out", "{t}/o"],
             beside,
-            no_marker(marker),
+            read_the_named_file,
         ),  # fmt: skip
-        Case("yaml", "a directory", ["train", "--config", "{t}", "launcher.trainer=noop", "--out", "{t}/o"]),
-        Case(
-            "yaml", "a missing file", ["train", "--config", "{t}/none.yaml", "launcher.trainer=noop", "--out", "{t}/o"]
-        ),  # fmt: skip
+        Case("yaml", "a directory", ["train", "--config", "{t}", "--out", "{t}/o"]),
+        Case("yaml", "a missing file", ["train", "--config", "{t}/none.yaml", "--out", "{t}/o"]),
     ]
     return cases
 
