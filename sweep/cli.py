@@ -366,7 +366,19 @@ def run(
     print_proposal(result.proposal, result.proposal_file, out)
 
 
-DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# Errors of the file system that the user can fix, with what to do. Files already written stay
+# whole whatever happens: each is written to a temporary name and renamed into place.
+WHAT_TO_DO = {
+    errno.ENOSPC: "free space and run the command again",
+    errno.EDQUOT: "free space (a quota is full) and run the command again",
+    errno.EROFS: "the file system is read-only: use a writable path",
+    errno.EACCES: "fix the permissions or use another path",
+    errno.EPERM: "fix the permissions or use another path",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ELOOP: "a symbolic link in the path loops: fix it",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EISDIR: "a directory stands where a file is needed",
+}
 
 
 def show_version(value: bool) -> None:
@@ -400,11 +412,11 @@ def main() -> None:
     except (UserError, FitError, DataError) as exc:
         fail(str(exc))
     except OSError as exc:
-        if exc.errno not in DISK_ERRORS:
+        if exc.errno not in WHAT_TO_DO:
             raise
-        where = f" ({exc.filename})" if exc.filename else ""
-        fail(f"{exc.strerror}{where}: free space (or fix permissions) and run the command again; files already "
-             "written are whole (each is written to a temporary name and renamed)")  # fmt: skip
+        name = str(exc.filename or "")
+        where = f" ({name if len(name) <= 120 else name[:100] + '...'})" if name else ""
+        fail(f"{exc.strerror}{where}: {WHAT_TO_DO[exc.errno]}; files already written are whole")
     # Usage errors (an unknown option, a missing argument, a bad value): Typer raises these from its
     # own copy of click, so they are Typer's exceptions, never click's.
     except typer.TyperException as exc:

@@ -161,3 +161,9 @@ def test_every_command_has_help_with_an_example(command):
 def test_data_that_is_not_there(tmp_path, overrides, words):
     assert_user_error(sweep_cli("plan", "sweep=smoke", *overrides, "--out", tmp_path / "s"), *words)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", ["status", "launch", "collect", "fit", "propose", "cancel", "wait"])
+def test_an_overlong_sweep_path_is_one_line(tmp_path, command):
+    for path in (tmp_path / ("a" * 300), tmp_path / ("a/" * 2100)):
+        assert_user_error(sweep_cli(command, path), "too long")
