@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +92,9 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     """A checkpoint written by save_checkpoint. Loaded with weights_only: a run directory may sit on
     a shared filesystem, and a pickle planted there must never run code in the job that resumes."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch warns before it refuses; the refusal says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path.name} holds more than tensors and plain values, so it was not loaded; "

@@ -101,20 +101,36 @@ def wait(path: Path, show_progress: bool = True) -> list[monitor.RunState]:
 
 
 def collect(path: Path, rebuild: bool = False) -> CollectReport:
-    """Ingest the run directories into the store. `rebuild` first moves the store aside (to
-    results.db.<time>.bak) and makes it again from the run directories, the source of truth;
-    imported runs are not in run directories and must be imported again."""
+    """Ingest the run directories into the store. `rebuild` makes a new store from the run
+    directories, the source of truth, beside the old one, and only once it is whole moves the old
+    one aside (to results.db.<time>.bak); imported runs are not in run directories and must be
+    imported again."""
     sweep = SweepDir.open(path)
     budgets = {entry["run_id"]: entry["budget"] for entry in sweep.planned()}
     run_dirs = sorted((RunDir(p) for p in sweep.runs_dir.glob("*") if p.is_dir()), key=lambda r: r.run_id)
-    if rebuild:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
-            old = sweep.path / f"{sweep.db_file.name}{suffix}"
-            if old.exists():
-                old.rename(old.with_name(f"{old.name}.{stamp}.bak"))
-    with Store(sweep.db_file) as store:
-        return store.collect(run_dirs, budgets)
+    if not rebuild:
+        with Store(sweep.db_file) as store:
+            return store.collect(run_dirs, budgets)
+    fresh = sweep.path / f".{sweep.db_file.name}.rebuild"
+    for leftover in _store_files(fresh):
+        leftover.unlink()
+    try:
+        with Store(fresh) as store:
+            report = store.collect(run_dirs, budgets)
+    except BaseException:
+        for partial in _store_files(fresh):
+            partial.unlink()
+        raise
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for old in _store_files(sweep.db_file):
+        old.rename(old.with_name(f"{old.name}.{stamp}.bak"))
+    fresh.rename(sweep.db_file)
+    return report
+
+
+def _store_files(db: Path) -> list[Path]:
+    """The database and SQLite's files beside it (write-ahead log, shared memory), those that exist."""
+    return [p for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")) if p.exists()]
 
 
 def finished_runs(path: Path) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS proposals (
 );
 """
 
+DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed SQLite write is blamed on the disk
+
 RESULT_FIELDS = ("N", "N_total", "D", "C", "flops_per_token", "loss", "wall_time_s", "tokens_per_s")
 
 
@@ -61,7 +64,10 @@ class Store:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise UserError(f"no results store at {self.path}; `sweep collect {self.path.parent}` makes it")
-        self.db = sqlite3.connect(self.path, timeout=30)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.DatabaseError as exc:
+            raise self.error(exc) from None
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
@@ -84,8 +90,11 @@ class Store:
 
     def error(self, exc: sqlite3.DatabaseError) -> UserError:
         """What went wrong with the database file, and the way back."""
-        if "full" in str(exc):
-            return UserError(f"{self.path}: {exc}; free space and run the command again (the write was rolled back)")
+        if "full" in str(exc) or _disk_nearly_full(self.path.parent):
+            return UserError(
+                f"{self.path}: {exc}, and the disk is full; free space and run the command again (SQLite rolled "
+                "back the write: the store is as it was)"
+            )
         if "locked" in str(exc):
             return UserError(f"{self.path} is locked by another command ({exc}); run this one again when it is done")
         return UserError(
@@ -190,6 +199,13 @@ class Store:
 
     def fits(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM fits ORDER BY fit_id", self.db)
+
+
+def _disk_nearly_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < DISK_NEARLY_FULL
+    except OSError:
+        return False
 
 
 def _read_curve(run_dir: RunDir) -> list[dict[str, float]]:

@@ -69,6 +69,11 @@ class Backtest:
 def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int) -> Backtest:
     table = prepare(runs, config.counting)
     budgets = sorted(table["budget"].unique())
+    if len(budgets) < 3:
+        raise FitError(
+            f"backtest needs at least 3 budgets (2 to fit, 1 to hold out); the data has {len(budgets)}: "
+            "add budgets, or give a budget column"
+        )
     if holdout_top < 1 or holdout_top > len(budgets) - 2:
         raise FitError(
             f"--holdout-top {holdout_top}: the data has {len(budgets)} budgets; hold out between 1 and "

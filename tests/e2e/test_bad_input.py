@@ -167,3 +167,10 @@ def test_data_that_is_not_there(tmp_path, overrides, words):
 def test_an_overlong_sweep_path_is_one_line(tmp_path, command):
     for path in (tmp_path / ("a" * 300), tmp_path / ("a/" * 2100)):
         assert_user_error(sweep_cli(command, path), "too long")
+
+
+def test_backtest_of_too_few_budgets_says_how_many_it_needs(tmp_path):
+    csv = tmp_path / "runs.csv"
+    csv.write_text("N,C,loss\n" + "".join(f"{n},{c},3.0\n" for c in (1e15, 1e16) for n in (1e6, 2e6, 4e6)))
+    for holdout in ("1", "0", "99"):
+        assert_user_error(sweep_cli("backtest", csv, "--holdout-top", holdout), "at least 3 budgets", "has 2")

@@ -20,17 +20,20 @@ def collected(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("damage", ["garbage", "half"])
+@pytest.mark.parametrize("damage", ["garbage", "half", "directory"])
 def test_a_corrupt_store_is_one_line_and_rebuild_brings_it_back(collected, damage):
     db = collected / "results.db"
     good = json.loads(sweep_cli("fit", collected, "--json").stdout)
     if damage == "garbage":
         db.write_bytes(b"not a database" * 100)
+    elif damage == "directory":
+        db.unlink()
+        db.mkdir()
     else:
         db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
     runs = snapshot(collected / "runs")
-    for command in ("fit", "collect", "propose"):
-        assert_user_error(sweep_cli(command, collected), "results.db", "--rebuild")
+    for command in ("status", "collect", "fit", "propose"):
+        assert_user_error(sweep_cli(command, collected), "results.db")
     rebuilt = sweep_cli("collect", "--rebuild", collected, "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert set(json.loads(rebuilt.stdout)["ingested"].values()) == {"done"}

@@ -70,6 +70,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tiny_disk, tmp_path):
         "collect": ["collect", done],
         "fit": ["fit", done],
         "import": ["import", csv, "--into", done],
+        "rebuild": ["collect", "--rebuild", done],
     }
     failed = set()
     for name, args in commands.items():
@@ -77,7 +78,8 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tiny_disk, tmp_path):
         assert_one_line_or_success(result)
         if result.returncode:
             failed.add(name)
-    assert {"plan new", "launch", "fit", "import"} <= failed  # each had to write, and could not
+    assert {"plan new", "launch", "fit", "import", "rebuild"} <= failed  # each had to write, and could not
+    assert (done / "results.db").is_file() and not list(done.glob("*.bak"))  # a failed rebuild keeps the store
     assert not (tiny_disk / "new").exists() and not [p for p in tiny_disk.iterdir() if p.name.startswith(".")]
     after = snapshot(tiny_disk)
     unchanged = {k for k in before if not k.startswith(("done/results.db", "filler"))}
