@@ -111,6 +111,11 @@ def collect(path: Path, rebuild: bool = False) -> CollectReport:
     if not rebuild:
         with Store(sweep.db_file) as store:
             return store.collect(run_dirs, budgets)
+    with sweep.lock():  # a second rebuild, or a launch, waits until the new store is in place
+        return _rebuild(sweep, run_dirs, budgets)
+
+
+def _rebuild(sweep: SweepDir, run_dirs: list[RunDir], budgets: dict[str, float]) -> CollectReport:
     fresh = sweep.path / f".{sweep.db_file.name}.rebuild"
     for leftover in _store_files(fresh):
         leftover.unlink()
@@ -206,8 +211,6 @@ def import_csv(csv: Path, into: Path, columns: CsvColumns = CsvColumns()) -> Imp
     if "name" in runs:
         table["name"] = runs["name"].to_numpy()
     sweep = SweepDir.open(into) if (Path(into) / "plan.json").exists() else SweepDir.create(into, compose([]))
-    if not sweep.plan_file.exists():
-        sweep.add_runs([])
     with Store(sweep.db_file) as store:
         new = store.import_runs(table, str(Path(csv).resolve()))
     budgets = table.groupby("budget")["C"].agg(runs="count", C_min="min", C_max="max").reset_index()

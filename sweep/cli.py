@@ -38,6 +38,7 @@ OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. sweep=smoke sweep.b
 SWEEP_DIR = typer.Argument(..., help="A sweep directory made by `sweep plan`.")
 JSON = typer.Option(False, "--json", help="Print exactly one JSON document on stdout instead of tables.")
 DEFAULT_OUT = Path("sweeps/default")
+MAX_COMPUTE = 1e35  # the largest run.budget that `sweep train --config` accepts
 MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
 
@@ -296,8 +297,8 @@ def propose(
     A fit without a usable optimum falls back to Approach 2, else to the best run, and says why.
     Example: sweep propose sweeps/smoke --compute 1e13
     """
-    if compute is not None and not (math.isfinite(compute) and compute > 0):
-        raise UserError(f"--compute {compute} must be a positive finite number of FLOPs")
+    if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
+        raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
     _, proposal = api.propose_target(sweep_dir, compute, overrides)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
     targets = api.trained_targets(sweep_dir)
@@ -330,7 +331,9 @@ def train(
             f"{result['wall_time_s']:.1f} s, {result['tokens_per_s']:,.0f} tokens/s on {result['device']}"
         )
     else:
-        console.print(f"run {spec.run_id} {state}: {result.get('reason', '')}")
+        elsewhere = state in ("queued", "running")  # claimed by another process: it was not trained here
+        why = "being trained by another process; `sweep status` follows it" if elsewhere else result.get("reason", "")
+        console.print(f"run {spec.run_id} {state}: {why}")
     if state != "done":
         raise typer.Exit(1)
 

@@ -281,10 +281,11 @@ class TargetCheck:
 
 def check_target(run_id: str, compute: float, loss: float, recorded: dict | None) -> TargetCheck:
     """recorded: the proposal's JSON (Proposal.to_dict) that proposed this run, if one was kept."""
-    if recorded is None:
+    try:
+        predictions = [Prediction.from_dict(p) for p in recorded["predictions"]]
+        return TargetCheck(run_id, compute, loss, recorded["proposal_id"], predictions)
+    except (KeyError, TypeError, ValueError):  # none kept, or a record that is not a proposal's
         return TargetCheck(run_id, compute, loss, None, [])
-    predictions = [Prediction.from_dict(p) for p in recorded["predictions"]]
-    return TargetCheck(run_id, compute, loss, recorded["proposal_id"], predictions)
 
 
 def target_config(proposal: Proposal, config: Config) -> Config:

@@ -8,6 +8,7 @@ the job died never sends a finished run back to training.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -110,15 +111,25 @@ class RunDir:
     def state(self) -> str:
         return self.read_status()["state"]
 
-    def set_state(self, state: str, **details: Any) -> None:
+    def set_state(self, state: str, unless_changed_since: dict | None = None, **details: Any) -> bool:
+        """Record a new state (read, change, write under the run's status lock, so two writers never
+        lose each other's change). With `unless_changed_since` (a status read earlier), write only
+        if the recorded status is still that one; returns whether it wrote."""
         assert state in STATES, state
-        status = self.read_status()
-        history = status.get("history", [])
-        history.append({"state": state, "time": time.time()})
-        status.update(details, state=state, time=time.time(), host=socket.gethostname(), history=history)
-        if state not in FINISHED_STATES:
-            status.pop("reason", None)
-        atomic_write_json(self.status_file, status)
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".status.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            earlier = unless_changed_since
+            if earlier is not None and self.recorded_status().get("time") != earlier.get("time"):
+                return False
+            status = self.read_status()
+            history = status.get("history", [])
+            history.append({"state": state, "time": time.time()})
+            status.update(details, state=state, time=time.time(), host=socket.gethostname(), history=history)
+            if state not in FINISHED_STATES:
+                status.pop("reason", None)
+            atomic_write_json(self.status_file, status)
+        return True
 
     def write_curve(self, rows: list[dict[str, float]]) -> None:
         lines = [",".join(CURVE_COLUMNS)]

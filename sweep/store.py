@@ -85,10 +85,12 @@ class Store:
 
     def __exit__(self, kind, exc, traceback) -> None:
         self.close()
-        if isinstance(exc, sqlite3.DatabaseError):
+        if isinstance(exc, pd.errors.DatabaseError):  # pandas wraps SQLite's errors in its own
+            exc = exc.__cause__ or exc
+        if isinstance(exc, (sqlite3.DatabaseError, pd.errors.DatabaseError)):
             raise self.error(exc) from None
 
-    def error(self, exc: sqlite3.DatabaseError) -> UserError:
+    def error(self, exc: Exception) -> UserError:
         """What went wrong with the database file, and the way back."""
         if "full" in str(exc) or _disk_nearly_full(self.path.parent):
             return UserError(

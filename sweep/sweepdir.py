@@ -8,13 +8,14 @@ once take turns instead of both acting on what they read.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ class SweepDir:
         return sweep
 
     @classmethod
-    def create(cls, path: Path, config: Config, specs: list[RunSpec] = ()) -> SweepDir:
+    def create(cls, path: Path, config: Config, specs: Sequence[RunSpec] = ()) -> SweepDir:
         """A new sweep directory holding `specs`, or the same one again with `specs` added: an
         existing plan keeps its runs. A new one is written in a temporary directory beside it and
         renamed into place, so a failure (a full disk) leaves no half-written sweep behind."""
@@ -92,9 +93,15 @@ class SweepDir:
         try:
             atomic_write_text(staging.config_file, text)
             staging.add_runs(list(specs))
-            if sweep.path.exists():
-                sweep.path.rmdir()  # empty: checked above
-            os.rename(staging.path, sweep.path)
+            try:
+                if sweep.path.exists():
+                    sweep.path.rmdir()  # empty: checked above
+                os.rename(staging.path, sweep.path)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                shutil.rmtree(staging.path, ignore_errors=True)  # another plan made it first: go on as a re-plan
+                return cls.create(path, config, specs)
         except BaseException:
             shutil.rmtree(staging.path, ignore_errors=True)
             raise

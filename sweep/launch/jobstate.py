@@ -38,22 +38,23 @@ def job_alive(job: dict, sweep: SweepDir) -> bool:
             return True
         which = ["-j", job_id] if job_id else [f"--name={job['job_name']}"]
         out = subprocess.run(["squeue", "-h", *which, "-o", "%T"], capture_output=True, text=True)
-        return out.returncode == 0 and bool(out.stdout.strip())
+        if out.returncode != 0:  # a job SLURM no longer knows is gone; a slurmctld that did not answer is not
+            return "Invalid job id" not in out.stderr
+        return bool(out.stdout.strip())
     if not job_id:
         return False
     if executor == "local" and job_id == LOCAL_QUEUE:
         return bool(localqueue.live_workers(sweep))
-    if executor == "local":
-        if job.get("host") != socket.gethostname():
-            return True
-        try:
-            os.kill(int(job_id), 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, ValueError):
-            return True
-        return not _is_zombie(int(job_id))
-    return False  # debug runs in-process: if it is not this process, it is gone
+    # A process: a local worker, or a debug or foreground run (`sweep launch --executor debug`, `sweep train`)
+    if job.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(job_id), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return not _is_zombie(int(job_id))
 
 
 def _is_zombie(pid: int) -> bool:
@@ -107,8 +108,10 @@ def effective_state(run_dir: RunDir) -> str:
         return state
     if not job.get("job_id") or job.get("job_id") == LOCAL_QUEUE:
         return "lost"
-    run_dir.set_state("failed", reason=job_end_reason(job))
-    return "failed"
+    # Only if nothing changed since we looked: a launch may have queued the run again meanwhile.
+    if run_dir.set_state("failed", unless_changed_since=status, reason=job_end_reason(job)):
+        return "failed"
+    return run_dir.state
 
 
 def attempts(run_dir: RunDir) -> int:

@@ -20,12 +20,14 @@ def collected(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("damage", ["garbage", "half", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "half", "pages", "directory"])
 def test_a_corrupt_store_is_one_line_and_rebuild_brings_it_back(collected, damage):
     db = collected / "results.db"
     good = json.loads(sweep_cli("fit", collected, "--json").stdout)
     if damage == "garbage":
         db.write_bytes(b"not a database" * 100)
+    elif damage == "pages":  # the schema page intact, every table's pages garbage
+        db.write_bytes(db.read_bytes()[:4096] + b"\xff" * (db.stat().st_size - 4096))
     elif damage == "directory":
         db.unlink()
         db.mkdir()

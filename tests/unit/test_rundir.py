@@ -67,3 +67,14 @@ def test_spec_problems_are_named(tmp_path):
     assert "unreadable" in run.spec_problem()
     run.write_spec(spec)
     assert run.spec_problem() is None
+
+
+def test_a_state_written_unless_changed_is_not_written_over_a_newer_one(tmp_path):
+    run = RunDir(tmp_path / "0123456789ab")
+    run.set_state("running", pid=1)
+    seen = run.read_status()  # `sweep status` looks: the job is dead ...
+    run.set_state("queued")  # ... but a launch queues the run again before status writes
+    assert not run.set_state("failed", unless_changed_since=seen, reason="job died")
+    assert run.state == "queued"
+    assert run.set_state("failed", unless_changed_since=run.read_status(), reason="job died")
+    assert run.state == "failed"

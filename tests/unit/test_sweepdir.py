@@ -57,3 +57,22 @@ def test_replanning_adds_runs_and_keeps_the_old_ones(sweep):
     before = {r.run_id for r in sweep.runs()}
     sweep.add_runs(extra, wave=1)
     assert {r.run_id for r in sweep.runs()} == before | {s.run_id for s in extra}
+
+
+def test_two_plans_of_a_new_sweep_at_once_both_succeed(tmp_path, monkeypatch):
+    import tempfile
+
+    config = compose(["sweep=smoke"])
+    specs = make_plan(config).specs
+    real_mkdtemp = tempfile.mkdtemp
+
+    def rival_plans_first(*args, **kwargs):  # the other plan finishes while this one stages
+        staging = real_mkdtemp(*args, **kwargs)
+        monkeypatch.setattr(tempfile, "mkdtemp", real_mkdtemp)
+        SweepDir.create(tmp_path / "s", config, specs)
+        return staging
+
+    monkeypatch.setattr(tempfile, "mkdtemp", rival_plans_first)
+    sweep = SweepDir.create(tmp_path / "s", config, specs)
+    assert len(sweep.runs()) == len(specs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no staging directory left behind

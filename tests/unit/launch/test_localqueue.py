@@ -214,3 +214,27 @@ def test_a_finished_run_with_a_torn_status_is_never_trained_again(tmp_path):
 
     with Store(out / "results.db") as store:
         assert set(store.runs()["state"]) == {"done"} and store.runs()["loss"].notna().all()
+
+
+def test_a_debug_or_foreground_run_in_a_live_process_is_not_failed(tmp_path):
+    run = RunDir(tmp_path / "sweep" / "runs" / "0123456789ab")
+    run.set_state("queued", executor="debug", job_id="")
+    run.set_state("running", pid=os.getpid(), job_id=str(os.getpid()))
+    assert effective_state(run) == "running"
+
+
+def test_a_slurm_controller_that_does_not_answer_is_not_a_dead_job(tmp_path, monkeypatch):
+    from sweep.launch import jobstate
+
+    def squeue(args, **kwargs):
+        return subprocess.CompletedProcess(args, 1, "", "slurm_load_jobs error: Socket timed out on send/recv")
+
+    monkeypatch.setattr(jobstate.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(jobstate.subprocess, "run", squeue)
+    assert jobstate.job_alive({"executor": "slurm", "job_id": "12_3"}, SweepDir(tmp_path))
+    monkeypatch.setattr(
+        jobstate.subprocess,
+        "run",
+        lambda args, **kw: subprocess.CompletedProcess(args, 1, "", "Invalid job id specified"),
+    )
+    assert not jobstate.job_alive({"executor": "slurm", "job_id": "12_3"}, SweepDir(tmp_path))
