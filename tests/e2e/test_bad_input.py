@@ -78,7 +78,7 @@ def test_plan_refuses_to_write_into_a_foreign_directory(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
-@pytest.mark.parametrize("compute", ["-5", "0", "inf", "nan"])
+@pytest.mark.parametrize("compute", ["-5", "0", "inf", "nan", "1e36"])
 def test_non_positive_or_non_finite_compute(planned, compute):
     assert_user_error(sweep_cli("propose", planned, "--compute", compute), "--compute")
 

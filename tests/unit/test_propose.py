@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,7 @@ from sweep.fit.isoflop import BudgetFit, IsoflopFit
 from sweep.fit.parametric import ParametricFit
 from sweep.fit.report import FitReport
 from sweep.plan.grids import shape_rules
-from sweep.propose import Prediction, disagreements, propose, target_yaml
+from sweep.propose import Prediction, check_target, disagreements, propose, target_yaml
 
 
 def prediction(approach, n, band):
@@ -166,3 +167,9 @@ def test_no_fit_makes_the_proposal_crash(law, samples, n_exponent, isoflop):
     assert proposal.tokens > 0 and proposal.steps > 0
     if proposal.shape_from != "approach3":
         assert any("Approach 3 gives no target" in w for w in proposal.warnings)
+
+
+@pytest.mark.parametrize("record", [None, {}, [], {"proposal_id": "p", "predictions": [{"approach": 3}]}])
+def test_a_missing_or_foreign_target_record_is_no_record(record):
+    check = check_target("0123456789ab", 1e13, 1.5, record)
+    assert check.proposal_id is None and check.predictions == []
