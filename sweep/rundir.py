@@ -79,17 +79,21 @@ class RunDir:
     def read_spec(self) -> RunSpec:
         return RunSpec.from_dict(json.loads(self.spec_file.read_text()))
 
-    def spec_problem(self) -> str | None:
-        """Why spec.json cannot be trained as this run, or None."""
+    def checked_spec(self) -> tuple[RunSpec | None, str | None]:
+        """(spec, None) when spec.json describes this run, else (None, why it cannot be trained as it)."""
         try:
             spec = self.read_spec()
         except FileNotFoundError:
-            return "spec.json is missing"
+            return None, "spec.json is missing"
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            return f"spec.json is unreadable ({type(exc).__name__})"
+            return None, f"spec.json is unreadable ({type(exc).__name__})"
         if spec.run_id != self.run_id:
-            return f"spec.json describes run {spec.run_id}, not this one (edited or copied)"
-        return None
+            return None, f"spec.json describes run {spec.run_id}, not this one (edited or copied)"
+        return spec, None
+
+    def spec_problem(self) -> str | None:
+        """Why spec.json cannot be trained as this run, or None."""
+        return self.checked_spec()[1]
 
     def recorded_status(self) -> dict[str, Any]:
         """status.json as written; a missing or unreadable one counts as planned."""

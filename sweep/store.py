@@ -113,11 +113,10 @@ class Store:
             if not is_run_id(run_id):
                 report.skipped[run_id] = "not a run directory (its name is not a run id); left alone"
                 continue
-            problem = run_dir.spec_problem()
+            spec, problem = run_dir.checked_spec()
             if problem:
                 report.skipped[run_id] = f"{problem}; left out of the store: restore the spec or remove the directory"
                 continue
-            spec = run_dir.read_spec()
             status = run_dir.read_status()
             state, result, curve = status["state"], None, []
             if state == "done":

@@ -94,11 +94,10 @@ class CancelWatch:
 def _train_claimed(
     run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None, placement: dict[str, Any]
 ) -> str:
-    problem = run_dir.spec_problem()  # the spec may have changed since the launch looked
+    spec, problem = run_dir.checked_spec()  # the spec may have changed since the launch looked
     if problem:
         run_dir.set_state("failed", reason=problem)
         return "failed"
-    spec = run_dir.read_spec()
     run_dir.set_state("running", pid=os.getpid(), job_id=job_id, **placement)
     cancelled = CancelWatch(run_dir)
     stop_training = cancelled if stop is None else lambda: cancelled() or stop()

@@ -10,7 +10,7 @@ import pytest
 
 from sweep.store import Store
 from tests.conftest import sweep_cli
-from tests.e2e.test_bad_input import snapshot
+from tests.e2e.test_bad_input import assert_user_error, snapshot
 
 SMALL = ["sweep=smoke", "launcher.trainer=noop", "fit.bootstrap=10"]
 
@@ -45,9 +45,7 @@ def store_rows(sweep_dir):
 def assert_one_line_or_success(result):
     assert "Traceback" not in result.stderr, result.stderr
     if result.returncode != 0:
-        assert result.returncode == 2, (result.stdout, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert_user_error(result)
 
 
 def test_a_full_disk_is_one_line_and_loses_nothing(tiny_disk, tmp_path):
