@@ -50,6 +50,7 @@ RESULTS = REPO / "bench" / "results"
 TIMEOUT = 60
 BASE = ["sweep=smoke", "launcher.trainer=noop", "fit.bootstrap=10"]
 FIT = ["fit.bootstrap=10"]
+TRAIN = ["train", "launcher.trainer=noop", "run.d_model=16", "run.n_layers=1", "run.tokens=1e4"]  # a tiny run
 IS_ROOT = os.geteuid() == 0
 COMMANDS = ("plan", "launch", "status", "wait", "cancel", "collect", "fit", "backtest", "import", "propose",
             "train", "run")  # fmt: skip
@@ -640,7 +641,7 @@ def path_cases(fx: Fixtures) -> list[Case]:
         Case(
             "paths",
             "train --out a file",
-            ["train", "launcher.trainer=noop", "run.d_model=16", "run.n_layers=1", "run.tokens=1e4", "--out", "{t}/f"],
+            [*TRAIN, "--out", "{t}/f"],
             a_file,
         ),  # fmt: skip
         Case("paths", "fit a directory named .csv", ["fit", "{t}/x.csv"], lambda t: (t / "x.csv").mkdir()),
@@ -658,15 +659,7 @@ def path_cases(fx: Fixtures) -> list[Case]:
         Case(
             "paths",
             "train --out under a read-only dir",
-            [
-                "train",
-                "launcher.trainer=noop",
-                "run.d_model=16",
-                "run.n_layers=1",
-                "run.tokens=1e4",
-                "--out",
-                str(ro / "new"),
-            ],
+            [*TRAIN, "--out", str(ro / "new")],
         ),  # fmt: skip
     ]
     return cases
@@ -857,15 +850,7 @@ def disk_cases(fx: Fixtures) -> list[Case]:
         "propose": ["propose", "{t}/m/collected", *FIT],
         "import into a new dir": ["import", str(fx.csv), "--into", "{t}/m/imp"],
         "import into the sweep": ["import", str(fx.csv), "--into", "{t}/m/collected"],
-        "train": [
-            "train",
-            "launcher.trainer=noop",
-            "run.d_model=16",
-            "run.n_layers=1",
-            "run.tokens=1e4",
-            "--out",
-            "{t}/m/collected",
-        ],  # fmt: skip
+        "train": [*TRAIN, "--out", "{t}/m/collected"],  # fmt: skip
     }
 
     def setup(t: Path) -> tuple[Path, dict[str, str]]:
