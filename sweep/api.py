@@ -10,12 +10,12 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from sweep.config import Config, FitConfig, compose
+from sweep.config import SEED_MAX, Config, FitConfig, compose
 from sweep.csvinput import CsvColumns, read_runs
 from sweep.errors import UserError
 from sweep.fit.backtest import Backtest
@@ -66,9 +66,70 @@ def plan(overrides: list[str], out: Path) -> tuple[SweepDir, list[PlannedRun]]:
 
 
 def launch(path: Path, executor: str | None = None, retry_failed: bool = False) -> executors.LaunchReport:
+    _check_executor(executor)
+    return executors.launch(SweepDir.open(path), executor, retry_failed)
+
+
+def _check_executor(executor: str | None) -> None:
     if executor not in (None, "local", "slurm", "debug"):
         raise UserError(f"--executor {executor!r} is not one of local, slurm, debug")
-    return executors.launch(SweepDir.open(path), executor, retry_failed)
+
+
+@dataclass(frozen=True)
+class TargetLaunch:
+    proposal_id: str
+    run_ids: dict[int, str]  # seed -> the target run trained with it
+    report: executors.LaunchReport
+
+
+def launch_proposal(
+    path: Path,
+    proposal: Path,
+    seeds: list[int] | None = None,
+    executor: str | None = None,
+    retry_failed: bool = False,
+) -> TargetLaunch:
+    """Add a proposal's target run to the sweep's plan, once per seed (default: the proposal's own),
+    and submit those runs, and only those, like any launch. Each seed's run is checked against the
+    same prediction: the proposal's record is copied to every seed's run id that is not yet trained."""
+    _check_executor(executor)
+    if bad := [seed for seed in seeds or [] if not 0 <= seed <= SEED_MAX]:
+        raise UserError(f"--seeds: {bad[0]} is out of range; a seed is between 0 and {SEED_MAX}")
+    sweep = SweepDir.open(path)
+    target, record = proposed_target(sweep, Path(proposal))
+    specs = [replace(target, seed=seed) for seed in dict.fromkeys(seeds or [target.seed])]
+    for spec in specs:
+        if spec.run_id != target.run_id and sweep.run(spec.run_id).state != "done":
+            atomic_write_json(recorded_proposal_file(sweep, spec.run_id), record)
+    sweep.add_runs(specs)
+    report = executors.launch(sweep, executor, retry_failed, only={s.run_id for s in specs})
+    return TargetLaunch(record["proposal_id"], {s.seed: s.run_id for s in specs}, report)
+
+
+def proposed_target(sweep: SweepDir, proposal: Path) -> tuple[RunSpec, dict]:
+    """The run a proposal YAML of this sweep names (role target), and the proposal recorded for it."""
+    from sweep.plan.grids import single_run_spec
+
+    written_by = f"`sweep propose {sweep.path}` writes one to launch"
+    if not proposal.is_file():
+        raise UserError(f"--proposal {proposal} is not a file; {written_by} (proposals/<id>.yaml)")
+    config = compose(config_file=proposal)
+    if config.run.role != "target":
+        raise UserError(f"{proposal} is not a proposal: its run.role is {config.run.role}, not target; {written_by}")
+    try:
+        spec = single_run_spec(config)
+    except UserError as exc:
+        raise UserError(f"{proposal} is not a proposal: {exc}; {written_by}") from None
+    try:
+        record = json.loads(recorded_proposal_file(sweep, spec.run_id).read_text())
+    except (OSError, ValueError):
+        record = None
+    if not (isinstance(record, dict) and "proposal_id" in record):
+        raise UserError(
+            f"{proposal} is not a proposal of {sweep.path}: it proposed no run {spec.run_id} (the file is from "
+            f"another sweep, or was edited); {written_by}"
+        )
+    return spec, record
 
 
 def cancel(path: Path) -> list[str]:
@@ -78,7 +139,8 @@ def cancel(path: Path) -> list[str]:
 def status(path: Path) -> list[monitor.RunState]:
     """The planned runs' states, then the runs only the store holds (imported runs, trained targets)."""
     sweep = SweepDir.open(path)
-    states = monitor.run_states(sweep)
+    targets = {entry["run_id"] for entry in sweep.planned() if entry.get("role") == "target"}
+    states = [replace(s, reason=s.reason or "target") if s.run_id in targets else s for s in monitor.run_states(sweep)]
     planned = {s.run_id for s in states}
     if not sweep.db_file.exists():
         return states
@@ -146,12 +208,17 @@ def finished_runs(path: Path) -> pd.DataFrame:
 def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
     """Fit the sweep's collected runs; the report goes to fits/fit.json and the store's fits table."""
     sweep = SweepDir.open(path)
-    return _fit(sweep, _sweep_config(sweep, overrides), finished_runs(path))
+    return _fit(sweep, _sweep_config(sweep, overrides), finished_runs(path), stored_curves(sweep))
 
 
-def _fit(sweep: SweepDir, config: Config, runs: pd.DataFrame, allow_unfitted: bool = False) -> FitReport:
+def stored_curves(sweep: SweepDir) -> pd.DataFrame:
     with Store(sweep.db_file, create=False) as store:
-        curves = store.curves()
+        return store.curves()
+
+
+def _fit(
+    sweep: SweepDir, config: Config, runs: pd.DataFrame, curves: pd.DataFrame, allow_unfitted: bool = False
+) -> FitReport:
     report = fit_all(runs, config.fit, curves, allow_unfitted)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
@@ -235,11 +302,11 @@ def propose_target(
     choose a shape never fails the proposal: it falls back and says so in the warnings."""
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
-    runs = finished_runs(path)
-    report = _fit(sweep, config, runs, allow_unfitted=True)
+    runs, curves = finished_runs(path), stored_curves(sweep)
+    report = _fit(sweep, config, runs, curves, allow_unfitted=True)
     fitted = proxies(runs, config.fit.include_targets)[0]
     compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
-    proposal = propose(report, fitted, config, compute)
+    proposal = propose(report, fitted, config, compute, curves)
     atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
     atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
     record = recorded_proposal_file(sweep, proposal.run_id)

@@ -17,15 +17,18 @@ from sweep import api
 from sweep.config import Executor
 from sweep.errors import UserError
 from sweep.fit.errors import FitError
+from sweep.launch.executors import LaunchReport
 from sweep.render import (
     console,
     emit_json,
     print_backtest,
     print_fit,
     print_import,
+    print_launch,
     print_plan,
     print_proposal,
     print_status,
+    print_target_launch,
     print_targets,
 )
 
@@ -84,6 +87,19 @@ def plan(
     console.print(f"next: sweep launch {sweep.path}")
 
 
+SEEDS = typer.Option(None, "--seeds", help="Train the target once per seed, e.g. 0,1 (default: the proposal's own).")
+
+
+def seed_list(text: str | None) -> list[int] | None:
+    """--seeds "0,1" -> [0, 1]."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a comma-separated list of seeds, e.g. 0,1") from None
+
+
 @app.command()
 def launch(
     sweep_dir: Path = SWEEP_DIR,
@@ -91,26 +107,43 @@ def launch(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also resubmit failed and diverged runs (up to launcher.max_attempts)."
     ),
+    proposal: Path = typer.Option(
+        None, "--proposal", help="Launch the target run of this proposal (a YAML written by `sweep propose`) only."
+    ),
+    seeds: str = SEEDS,
     as_json: bool = JSON,
 ) -> None:
     """Submit every planned run that is not done, queued or running, and return at once.
 
-    Example: sweep launch sweeps/smoke --executor local
+    With --proposal: add the proposal's target run to the plan, once per seed, and submit those runs
+    only, the same way. A target is never fitted; once trained, `sweep propose` shows it beside the
+    proposal's prediction.
+    Examples: sweep launch sweeps/smoke --executor local  |  sweep launch sweeps/smoke --proposal
+    sweeps/smoke/proposals/target-C1e12.yaml --seeds 0,1
     """
-    report = api.launch(sweep_dir, executor, retry_failed)
-    if as_json:
-        emit_json({"submitted": report.submitted, "skipped": report.skipped, "jobs": report.job_ids})
+    if proposal is None:
+        if seeds is not None:
+            raise UserError("--seeds applies to a target's launch: give --proposal FILE too")
+        report = api.launch(sweep_dir, executor, retry_failed)
+        if as_json:
+            emit_json(launch_json(report))
+        else:
+            print_launch(report, sweep_dir)
         return
-    where = (
-        f"to this machine's queue ({len(report.job_ids)} new workers)"
-        if report.executor == "local"
-        else f"in {len(report.job_ids)} {report.executor} jobs"
-    )
-    console.print(
-        f"submitted {len(report.submitted)} runs {where}; skipped {len(report.skipped)} already done, queued or running"
-    )
-    if report.submitted:
-        console.print(f"follow them: sweep status {sweep_dir}  |  sweep wait {sweep_dir}")
+    launched = api.launch_proposal(sweep_dir, proposal, seed_list(seeds), executor, retry_failed)
+    if as_json:
+        emit_json(target_launch_json(launched))
+    else:
+        print_target_launch(launched, sweep_dir)
+
+
+def launch_json(report: LaunchReport) -> dict:
+    return {"submitted": report.submitted, "skipped": report.skipped, "jobs": report.job_ids}
+
+
+def target_launch_json(launched: api.TargetLaunch) -> dict:
+    targets = [{"seed": seed, "run_id": run_id} for seed, run_id in launched.run_ids.items()]
+    return {"proposal_id": launched.proposal_id, "targets": targets, **launch_json(launched.report)}
 
 
 def show_states(states, as_json: bool, workers: list[int] | None = None) -> None:
@@ -288,25 +321,39 @@ def propose(
     sweep_dir: Path = SWEEP_DIR,
     overrides: list[str] = OVERRIDES,
     compute: float = typer.Option(None, "--compute", help="Target FLOPs (default: target_multiplier x largest)."),
+    launch: bool = typer.Option(
+        False, "--launch", help="Then launch the proposed target (as `sweep launch --proposal`)."
+    ),
+    seeds: str = SEEDS,
+    executor: Executor = EXECUTOR,
     as_json: bool = JSON,
 ) -> None:
     """Fit, then propose the compute-optimal run at --compute: shape, tokens, LR, batch, predicted loss.
 
-    Writes proposals/<id>.yaml, a config that `sweep train --config` accepts; the run it trains is a
-    target (role=target): left out of later fits, and shown here beside this prediction once trained.
+    Writes proposals/<id>.yaml; `sweep launch DIR --proposal` that file (or --launch here) submits
+    the run it names, and `sweep train --config` trains it in the foreground. That run is a target
+    (role=target): left out of later fits, and shown here beside this prediction once trained. The
+    approach to trust is recommended from a backtest on the sweep's own top budget.
     A fit without a usable optimum falls back to Approach 2, else to the best run, and says why.
-    Example: sweep propose sweeps/smoke --compute 1e13
+    Examples: sweep propose sweeps/smoke --compute 1e13  |  sweep propose sweeps/smoke --launch --seeds 0,1
     """
     if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
         raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
+    if not launch and (seeds is not None or executor is not None):
+        raise UserError("--seeds and --executor apply to the target's launch: give --launch too")
     _, proposal = api.propose_target(sweep_dir, compute, overrides)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
+    launched = api.launch_proposal(sweep_dir, yaml_path, seed_list(seeds), executor) if launch else None
     targets = api.trained_targets(sweep_dir)
     if as_json:
-        emit_json({**proposal.to_dict(), "config": str(yaml_path), "trained_targets": [t.to_dict() for t in targets]})
+        launch_payload = {"launch": target_launch_json(launched)} if launched else {}
+        emit_json({**proposal.to_dict(), "config": str(yaml_path), "trained_targets": [t.to_dict() for t in targets],
+                   **launch_payload})  # fmt: skip
         return
     print_proposal(proposal, yaml_path, sweep_dir)
     print_targets(targets)
+    if launched:
+        print_target_launch(launched, sweep_dir)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from sweep.fit.isoflop import IsoflopFit, budget_fits
 from sweep.fit.report import FitReport
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
 from sweep.plan.shapes import Shape, ShapeRules
+from sweep.recommend import Recommendation, recommend
 from sweep.spec import RunSpec
 
 MIN_BUDGETS = 3  # fewer budgets than this leave the exponents of the laws in C barely constrained
@@ -65,9 +66,11 @@ class Proposal:
     next_wave: list[dict] = field(default_factory=list)  # shapes to add per off-centre budget
     shape_from: str = "approach3"  # approach3 | approach2 | best run: what chose the shape
     run_id: str = ""  # the id `sweep train --config` gives the proposed run
+    recommendation: Recommendation | None = None  # which prediction to trust (sweep.recommend)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        recommended = self.recommendation.approach if self.recommendation else None
+        return {**asdict(self), "recommended": recommended}
 
 
 def plausible(n: float | None, compute: float) -> bool:
@@ -215,9 +218,12 @@ def choose_shape(
     return shape, "best run", None, [evidence]
 
 
-def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
-    """runs: the runs fitted (proxies). A fit that is unidentified or was not possible is named in
-    the warnings and a fallback chooses the shape; this never fails on a bad fit."""
+def propose(
+    fit: FitReport, runs: pd.DataFrame, config: Config, compute: float, curves: pd.DataFrame | None = None
+) -> Proposal:
+    """runs: the runs fitted (proxies); curves: their training curves (Approach 1's backtest, which
+    recommends an approach). A fit that is unidentified or was not possible is named in the warnings
+    and a fallback chooses the shape; this never fails on a bad fit."""
     a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
     shape, shape_from, a3, warnings = choose_shape(fit, runs, config, compute, a2)
     warnings = [*fit.notes(), *warnings]
@@ -252,6 +258,7 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         warnings=warnings,
         next_wave=next_wave(runs, config),
         shape_from=shape_from,
+        recommendation=recommend([p.approach for p in predictions], runs, config.fit, curves),
     )
     return replace(proposal, run_id=single_run_spec(target_config(proposal, config)).run_id)
 
@@ -311,6 +318,8 @@ def target_yaml(proposal: Proposal, config: Config) -> str:
     for p in proposal.predictions:
         band = f" (95% {p.loss_interval[0]:.4f}-{p.loss_interval[1]:.4f})" if p.loss_interval else ""
         lines.append(f"#   {p.approach}: {p.loss:.4f}{band}")
+    if proposal.recommendation and proposal.recommendation.approach:
+        lines.append(f"# recommended: {proposal.recommendation.approach}, {proposal.recommendation.why}")
     return "\n".join(lines) + "\n" + to_yaml(target_config(proposal, config))
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sweep.api import PlannedRun
+from sweep.api import PlannedRun, TargetLaunch
 from sweep.fit.report import FitReport
+from sweep.launch.executors import LaunchReport
 from sweep.propose import Proposal, TargetCheck
 
 # Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
@@ -151,27 +152,56 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
         f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
         f"LR {proposal.lr:.3g}; shape from {proposal.shape_from}"
     )
+    recommendation = proposal.recommendation
+    recommended = recommendation.approach if recommendation else None
     if proposal.predictions:
-        table = Table(title="predictions [95% bootstrap interval]")
+        table = Table(title="predictions [95% bootstrap interval]", caption="* recommended" if recommended else None)
         for column in ("approach", "N*", "D*", "loss"):
             table.add_column(column, justify="right")
         for p in proposal.predictions:
             table.add_row(
-                p.approach, with_interval(p.N, p.N_interval, 3), with_interval(p.D, p.D_interval, 3),
-                with_interval(p.loss, p.loss_interval, 4),
+                f"* {p.approach}" if p.approach == recommended else p.approach, with_interval(p.N, p.N_interval, 3),
+                with_interval(p.D, p.D_interval, 3), with_interval(p.loss, p.loss_interval, 4),
             )  # fmt: skip
         console.print(table)
     else:
         console.print("[yellow]no predicted loss:[/] no approach could be fitted (see the warnings)")
+    if recommended:
+        console.print(f"recommended: {recommended}, {recommendation.why}", markup=False)
     for warning in proposal.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     if proposal.next_wave:
         budgets = sorted({w["budget"] for w in proposal.next_wave})
         console.print(f"next wave: {len(proposal.next_wave)} runs extending budgets {', '.join(map(num, budgets))}")
     console.print(
-        f"config: {yaml_path}\nlaunch it: sweep train --config {yaml_path} --out {out}  "
-        f"(run {proposal.run_id}, role target: never fitted, checked against this prediction)"
+        f"config: {yaml_path}\nlaunch it: sweep launch {out} --proposal {yaml_path}  (run {proposal.run_id}, role "
+        f"target: never fitted, checked against this prediction; in the foreground: sweep train --config {yaml_path} "
+        f"--out {out})"
     )
+
+
+def print_launch(report: LaunchReport, sweep_dir: Path) -> None:
+    where = (
+        f"to this machine's queue ({len(report.job_ids)} new workers)"
+        if report.executor == "local"
+        else f"in {len(report.job_ids)} {report.executor} jobs"
+    )
+    console.print(
+        f"submitted {len(report.submitted)} runs {where}; skipped {len(report.skipped)} already done, queued or running"
+    )
+    if report.submitted:
+        console.print(f"follow them: sweep status {sweep_dir}  |  sweep wait {sweep_dir}")
+
+
+def print_target_launch(launched: TargetLaunch, sweep_dir: Path) -> None:
+    """Which target runs of the proposal were submitted, and what became of the others."""
+    report = launched.report
+    for seed, run_id in launched.run_ids.items():
+        state = "submitted" if run_id in report.submitted else f"not submitted: {report.skipped.get(run_id, '-')}"
+        console.print(f"target run {run_id} (seed {seed}) of {launched.proposal_id}: {state}")
+    print_launch(report, sweep_dir)
+    if report.submitted:
+        console.print(f"once trained: sweep collect {sweep_dir} && sweep propose {sweep_dir} (predicted vs actual)")
 
 
 def print_targets(checks: list[TargetCheck]) -> None:

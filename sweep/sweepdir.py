@@ -124,7 +124,8 @@ class SweepDir:
             ) from None
 
     def planned(self) -> list[dict]:
-        """plan.json's entries (run id, budget, wave), checked: a corrupt or edited plan is an error."""
+        """plan.json's entries (run id, budget, wave, and role: proxy or target, absent in older plans),
+        checked: a corrupt or edited plan is an error."""
         if not self.plan_file.is_file():
             return []
         try:
@@ -154,7 +155,7 @@ class SweepDir:
             run_dir = self.run(spec.run_id)
             if not run_dir.spec_file.exists():
                 run_dir.write_spec(spec)
-            entries.append({"run_id": spec.run_id, "budget": spec.budget, "wave": wave})
+            entries.append({"run_id": spec.run_id, "budget": spec.budget, "wave": wave, "role": spec.role})
             new.append(spec)
         atomic_write_json(self.plan_file, {"runs": entries})
         return new

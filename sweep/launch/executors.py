@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,19 +80,24 @@ def make_executor(kind: str, folder: Path, launcher: LauncherConfig, name: str) 
     return executor
 
 
-def launch(sweep: SweepDir, executor: str | None = None, retry_failed: bool = False) -> LaunchReport:
-    """Submit the runs not yet done, queued or running; with retry_failed also the failed and
-    diverged ones that have had fewer than launcher.max_attempts attempts. Holds the sweep's lock:
-    a second launch at the same moment waits, then finds these runs queued and submits nothing."""
+def launch(
+    sweep: SweepDir, executor: str | None = None, retry_failed: bool = False, only: Collection[str] | None = None
+) -> LaunchReport:
+    """Submit the runs not yet done, queued or running (of those named in `only`, when given); with
+    retry_failed also the failed and diverged ones that have had fewer than launcher.max_attempts
+    attempts. Holds the sweep's lock: a second launch at the same moment waits, then finds these
+    runs queued and submits nothing."""
     with sweep.lock():
-        return _launch(sweep, executor, retry_failed)
+        return _launch(sweep, executor, retry_failed, only)
 
 
-def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool) -> LaunchReport:
+def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Collection[str] | None) -> LaunchReport:
     config = sweep.config()
     kind = executor or config.launcher.executor
     pending, skipped = [], {}
     for run_dir in sweep.runs():
+        if only is not None and run_dir.run_id not in only:
+            continue
         state = effective_state(run_dir)
         retry = retry_failed and state in ("failed", "diverged") and attempts(run_dir) < config.launcher.max_attempts
         problem = run_dir.spec_problem() if state in ("planned", "lost") or retry else None

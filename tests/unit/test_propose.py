@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -46,6 +47,23 @@ def test_the_compute_form_adds_a_loss_prediction_at_the_target():
     assert frontier.N is None and frontier.loss_interval is not None
     assert abs(frontier.loss / fit.forms["compute"].loss(1e15) - 1) < 1e-12
     assert not any("L(C)" in w for w in proposal.warnings)  # no N*: never part of a disagreement
+
+
+def test_the_proposal_recommends_one_of_its_predictions_and_names_it_in_the_yaml():
+    from sweep.config import FitConfig
+    from sweep.fit.report import fit_all
+    from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
+
+    runs = isoflop_runs(TRUTH, [1e10, 1e11, 1e12, 1e13], sizes=7, span=8.0)
+    proposal = propose(fit_all(runs, FitConfig(bootstrap=0)), runs, compose([]), compute=1e15)
+    chosen = proposal.recommendation
+    assert chosen.method == "backtest" and chosen.held_out_budget == 1e13
+    assert chosen.approach == "approach3"  # the data follow Approach 3's form exactly
+    payload = json.loads(json.dumps(proposal.to_dict()))
+    assert payload["recommended"] == "approach3" == payload["recommendation"]["approach"]
+    assert payload["recommended"] in [p["approach"] for p in payload["predictions"]]
+    header = target_yaml(proposal, compose([])).splitlines()
+    assert f"# recommended: approach3, {chosen.why}" in header
 
 
 # Fits without a usable optimum: synthetic reports reproduce each crash, no training.
@@ -165,6 +183,8 @@ def test_no_fit_makes_the_proposal_crash(law, samples, n_exponent, isoflop):
     rules = shape_rules(compose([]))
     assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
     assert proposal.tokens > 0 and proposal.steps > 0
+    offered = [p.approach for p in proposal.predictions]
+    assert proposal.recommendation.approach in (offered or [None])
     if proposal.shape_from != "approach3":
         assert any("Approach 3 gives no target" in w for w in proposal.warnings)
 
