@@ -99,7 +99,7 @@ def launch_proposal(
     target, record = proposed_target(sweep, Path(proposal))
     specs = [replace(target, seed=seed) for seed in dict.fromkeys(seeds or [target.seed])]
     for spec in specs:
-        if spec.run_id != target.run_id and sweep.run(spec.run_id).state != "done":
+        if sweep.run(spec.run_id).state != "done":  # a trained run keeps the prediction made before it ran
             atomic_write_json(recorded_proposal_file(sweep, spec.run_id), record)
     sweep.add_runs(specs)
     report = executors.launch(sweep, executor, retry_failed, only={s.run_id for s in specs})
@@ -120,11 +120,8 @@ def proposed_target(sweep: SweepDir, proposal: Path) -> tuple[RunSpec, dict]:
         spec = single_run_spec(config)
     except UserError as exc:
         raise UserError(f"{proposal} is not a proposal: {exc}; {written_by}") from None
-    try:
-        record = json.loads(recorded_proposal_file(sweep, spec.run_id).read_text())
-    except (OSError, ValueError):
-        record = None
-    if not (isinstance(record, dict) and "proposal_id" in record):
+    record = proposal_record(sweep, spec.run_id)
+    if record is None:
         raise UserError(
             f"{proposal} is not a proposal of {sweep.path}: it proposed no run {spec.run_id} (the file is from "
             f"another sweep, or was edited); {written_by}"
@@ -139,8 +136,7 @@ def cancel(path: Path) -> list[str]:
 def status(path: Path) -> list[monitor.RunState]:
     """The planned runs' states, then the runs only the store holds (imported runs, trained targets)."""
     sweep = SweepDir.open(path)
-    targets = {entry["run_id"] for entry in sweep.planned() if entry.get("role") == "target"}
-    states = [replace(s, reason=s.reason or "target") if s.run_id in targets else s for s in monitor.run_states(sweep)]
+    states = _targets_named(sweep, monitor.run_states(sweep))
     planned = {s.run_id for s in states}
     if not sweep.db_file.exists():
         return states
@@ -153,13 +149,20 @@ def status(path: Path) -> list[monitor.RunState]:
     ]
 
 
+def _targets_named(sweep: SweepDir, states: list[monitor.RunState]) -> list[monitor.RunState]:
+    """The states with "target" as the reason of each target run that has no other."""
+    targets = {entry["run_id"] for entry in sweep.planned() if entry.get("role") == "target"}
+    return [replace(s, reason=s.reason or "target") if s.run_id in targets else s for s in states]
+
+
 def local_workers(path: Path) -> list[int]:
     """Pids of the workers of the sweep's local queue that are alive."""
     return localqueue.live_workers(SweepDir.open(path))
 
 
 def wait(path: Path, show_progress: bool = True) -> list[monitor.RunState]:
-    return monitor.wait(SweepDir.open(path), show_progress=show_progress)
+    sweep = SweepDir.open(path)
+    return _targets_named(sweep, monitor.wait(sweep, show_progress=show_progress))
 
 
 def collect(path: Path, rebuild: bool = False) -> CollectReport:
@@ -315,6 +318,19 @@ def propose_target(
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
     return report, proposal
+
+
+def proposal_record(sweep: SweepDir, run_id: str) -> dict | None:
+    """The proposal of this sweep that proposed this run: the one recorded for it, else the latest
+    at its compute (a run already trained when proposed, as a proxy, has no record of its own)."""
+    for path in [recorded_proposal_file(sweep, run_id), *sorted(sweep.proposals_dir.glob("*.json"))]:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("run_id") == run_id and "proposal_id" in record:
+            return record
+    return None
 
 
 def recorded_proposal_file(sweep: SweepDir, run_id: str) -> Path:

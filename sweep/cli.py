@@ -321,7 +321,7 @@ def propose(
     sweep_dir: Path = SWEEP_DIR,
     overrides: list[str] = OVERRIDES,
     compute: float = typer.Option(None, "--compute", help="Target FLOPs (default: target_multiplier x largest)."),
-    launch: bool = typer.Option(
+    and_launch: bool = typer.Option(
         False, "--launch", help="Then launch the proposed target (as `sweep launch --proposal`)."
     ),
     seeds: str = SEEDS,
@@ -339,11 +339,11 @@ def propose(
     """
     if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
         raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
-    if not launch and (seeds is not None or executor is not None):
+    if not and_launch and (seeds is not None or executor is not None):
         raise UserError("--seeds and --executor apply to the target's launch: give --launch too")
     _, proposal = api.propose_target(sweep_dir, compute, overrides)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
-    launched = api.launch_proposal(sweep_dir, yaml_path, seed_list(seeds), executor) if launch else None
+    launched = api.launch_proposal(sweep_dir, yaml_path, seed_list(seeds), executor) if and_launch else None
     targets = api.trained_targets(sweep_dir)
     if as_json:
         launch_payload = {"launch": target_launch_json(launched)} if launched else {}

@@ -173,11 +173,10 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
     if proposal.next_wave:
         budgets = sorted({w["budget"] for w in proposal.next_wave})
         console.print(f"next wave: {len(proposal.next_wave)} runs extending budgets {', '.join(map(num, budgets))}")
-    console.print(
-        f"config: {yaml_path}\nlaunch it: sweep launch {out} --proposal {yaml_path}  (run {proposal.run_id}, role "
-        f"target: never fitted, checked against this prediction; in the foreground: sweep train --config {yaml_path} "
-        f"--out {out})"
-    )
+    console.print(f"config: {yaml_path}")
+    console.print(f"launch it: sweep launch {out} --proposal {yaml_path}")
+    console.print(f"  run {proposal.run_id}, role target: never fitted, checked against this prediction")
+    console.print(f"  or in the foreground: sweep train --config {yaml_path} --out {out}")
 
 
 def print_launch(report: LaunchReport, sweep_dir: Path) -> None:

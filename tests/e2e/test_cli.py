@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,25 @@ def test_propose_writes_a_config_that_sweep_train_accepts(smoke):
     assert result["C"] == pytest.approx(2e11, rel=0.05) and result["N"] == proposal["shape"]["N"]
 
 
+def test_a_proposed_target_trains_in_the_local_queue_and_is_checked_against_its_prediction(smoke, tmp_path):
+    sweep = Path(shutil.copytree(smoke, tmp_path / "smoke", ignore=shutil.ignore_patterns("target")))
+    result = sweep_cli("propose", sweep, "--compute", "6e10", "--launch", "--executor", "local", "--json")
+    assert result.returncode == 0, result.stderr
+    proposal = json.loads(result.stdout)
+    assert proposal["launch"]["submitted"] == [proposal["run_id"]] and len(proposal["launch"]["jobs"]) == 1
+    assert proposal["recommended"] in [p["approach"] for p in proposal["predictions"]]
+    waited = sweep_cli("wait", sweep, "--json")
+    assert {r["state"] for r in json.loads(waited.stdout)["runs"]} == {"done"}
+    assert sweep_cli("collect", sweep).returncode == 0
+    trained = json.loads((sweep / "runs" / proposal["run_id"] / "result.json").read_text())
+    assert trained["device"] != "noop" and trained["D"] == proposal["tokens"] and trained["N"] == proposal["shape"]["N"]
+    after = json.loads(sweep_cli("propose", sweep, "--compute", "6e10", "--json").stdout)
+    (check,) = after["trained_targets"]
+    assert check["run_id"] == proposal["run_id"] and check["loss"] == trained["loss"]
+    assert check["errors"] == {p["approach"]: p["loss"] / trained["loss"] - 1 for p in proposal["predictions"]}
+    assert json.loads((sweep / "fits" / "fit.json").read_text())["n_runs"] == 6  # the proxies only
+
+
 def test_fit_csv_with_c_in_place_of_d_and_renamed_columns(tmp_path, epoch_csv):
     result = sweep_cli("fit", epoch_csv, "--n-col", "Model Size", "--c-col", "Training FLOP",
                        "fit.bootstrap=0", "--json")  # fmt: skip
@@ -163,7 +183,9 @@ def test_the_readmes_sweep_run_does_everything_in_one_go(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "done: 6" in result.stdout and "Proposed target run at C = 1e+12 FLOPs" in result.stdout
     config = tmp_path / "sweeps/smoke/proposals/target-C1e12.yaml"
-    assert f"launch it: sweep train --config {config.relative_to(tmp_path)}" in result.stdout
+    relative = config.relative_to(tmp_path)
+    assert f"launch it: sweep launch sweeps/smoke --proposal {relative}" in result.stdout
+    assert f"or in the foreground: sweep train --config {relative} --out sweeps/smoke" in result.stdout
     assert yaml.safe_load(config.read_text())["run"]["budget"] == pytest.approx(1e12)
 
 

@@ -192,3 +192,25 @@ def test_cancel_stops_queued_and_running_jobs(tmp_path):
     # Ours ("cancelled by `sweep cancel`"), or SLURM's ("ended CANCELLED") where a job that was just
     # starting wrote `running` after the cancel and was then killed.
     assert all("cancel" in s["reason"].lower() for s in states)
+
+
+def test_a_proposals_target_launched_on_the_cluster_is_recorded_as_a_target(tmp_path):
+    out = tmp_path / "target"
+    overrides = ["launcher=slurm", "launcher.slurm.mem_gb=2", "launcher.trainer=noop", "fit.bootstrap=10"]
+    assert sweep_cli("plan", *overrides, "--out", out).returncode == 0
+    assert sweep_cli("launch", out, "--executor", "debug").returncode == 0  # the proxies: in-process, at once
+    assert sweep_cli("collect", out).returncode == 0
+    proposal = json.loads(sweep_cli("propose", out, "--json").stdout)
+    launched = sweep_cli("launch", out, "--proposal", proposal["config"], "--executor", "slurm", "--json")
+    assert launched.returncode == 0, launched.stderr
+    assert json.loads(launched.stdout)["submitted"] == [proposal["run_id"]]
+    run = out / "runs" / proposal["run_id"]
+    assert json.loads((run / "job.json").read_text())["executor"] == "slurm"
+    waited = {r["run_id"]: r for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]}
+    assert (waited[proposal["run_id"]]["state"], waited[proposal["run_id"]]["reason"]) == ("done", "target")
+    assert sweep_cli("collect", out).returncode == 0
+    after = json.loads(sweep_cli("propose", out, "--json").stdout)
+    (check,) = after["trained_targets"]
+    assert check["run_id"] == proposal["run_id"] and check["proposal_id"] == proposal["proposal_id"]
+    spec = json.loads((run / "spec.json").read_text())
+    assert spec["role"] == "target" and json.loads((run / "status.json").read_text())["executor"] == "slurm"

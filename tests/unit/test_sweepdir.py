@@ -1,6 +1,7 @@
 """The sweep directory: run ids are the only names that become paths; a bad plan is an error."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -76,3 +77,10 @@ def test_two_plans_of_a_new_sweep_at_once_both_succeed(tmp_path, monkeypatch):
     sweep = SweepDir.create(tmp_path / "s", config, specs)
     assert len(sweep.runs()) == len(specs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no staging directory left behind
+
+
+def test_the_plan_records_each_runs_role(sweep):
+    target = replace(make_plan(compose(["sweep=smoke"])).specs[0], seed=7, role="target")
+    sweep.add_runs([target])
+    roles = {entry["run_id"]: entry["role"] for entry in sweep.planned()}
+    assert roles.pop(target.run_id) == "target" and set(roles.values()) == {"proxy"}

@@ -1,7 +1,7 @@
 import pytest
 
 from sweep.config import compose
-from sweep.launch.executors import balance, run_flops, slurm_bundles
+from sweep.launch.executors import balance, launch, run_flops, slurm_bundles
 from sweep.plan.grids import make_plan
 from sweep.sweepdir import SweepDir
 
@@ -33,3 +33,13 @@ def test_short_runs_are_bundled_into_jobs_of_at_least_the_minimum(sweep):
     total_seconds = sum(run_flops(r) for r in runs) / 1e10
     assert len(bundles) == int(total_seconds // 10)
     assert 1 < len(bundles) < len(runs)
+
+
+def test_a_launch_of_named_runs_submits_those_alone(tmp_path):
+    config = compose(["sweep=smoke", "launcher.trainer=noop"])
+    sweep = SweepDir.create(tmp_path / "s", config, make_plan(config).specs)
+    first, *others = sweep.runs()
+    report = launch(sweep, "debug", only={first.run_id})
+    assert report.submitted == [first.run_id] and report.skipped == {}
+    assert first.state == "done" and {r.state for r in others} == {"planned"}
+    assert launch(sweep, "debug", only={first.run_id}).skipped == {first.run_id: "done"}
