@@ -58,6 +58,11 @@ class Positions(Choice):
     learned = "learned"
 
 
+class ShapeRule(Choice):
+    schedule = "schedule"
+    nearest = "nearest"
+
+
 class DataSource(Choice):
     synthetic = "synthetic"
     text = "text"
@@ -167,16 +172,20 @@ class SweepConfig:
 @dataclass
 class ModelConfig:
     seq_len: int = bounded(128, 1, 65536)
-    head_dim: int = bounded(16, 1, 1024)
+    head_dim: int = bounded(8, 1, 1024)
     aspect_ratio: float = bounded(24.0, 0.01, 1e4)  # preferred d_model / n_layers when snapping N to a shape
     mlp: Mlp = Mlp.gelu
     positions: Positions = Positions.rotary
     min_d_model: int = bounded(16, 1, 65536)
+    min_layers: int = bounded(2, 1, 1000)
     max_layers: int = bounded(48, 1, 1000)
+    shape_rule: ShapeRule = ShapeRule.schedule  # schedule: depth grows smoothly with N; nearest: closest N
 
     def check(self) -> None:
         if self.positions == Positions.rotary and self.head_dim % 2:
             raise UserError(f"model.head_dim={self.head_dim} must be even with model.positions=rotary")
+        if self.min_layers > self.max_layers:
+            raise UserError(f"model.min_layers={self.min_layers} exceeds model.max_layers={self.max_layers}")
 
 
 @dataclass
@@ -222,6 +231,7 @@ class TrainConfig:
     batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = scale with the run's tokens (see target_steps)
     target_steps: int = bounded(600, 1, 10_000_000)
     min_batch_size: int = bounded(8, 1, 65536)
+    min_steps: int = bounded(500, 0, 10_000_000)  # below this many steps the batch shrinks (to 1 sequence at least)
     max_batch_size: int = bounded(128, 1, 65536)
     eval_points: int = bounded(12, 1, 1000)
     eval_sequences: int = bounded(64, 1, 1_000_000)

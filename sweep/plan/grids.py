@@ -19,8 +19,9 @@ MIN_STEPS = 50  # a run shorter than this measures its warmup, not its model
 def shape_rules(config: Config) -> ShapeRules:
     m = config.model
     return ShapeRules(
-        config.data.vocab_size, m.seq_len, m.head_dim, m.aspect_ratio, m.min_d_model, m.max_layers, m.mlp, m.positions
-    )
+        config.data.vocab_size, m.seq_len, m.head_dim, m.aspect_ratio, m.min_d_model, m.max_layers, str(m.mlp),
+        str(m.positions), m.min_layers, str(m.shape_rule),
+    )  # fmt: skip
 
 
 def centre_params(budget: float, tokens_per_param: float) -> float:
@@ -75,13 +76,20 @@ def unique_shapes(shapes: list[Shape]) -> list[Shape]:
 
 
 def isoflop_shapes(budget: float, config: Config) -> list[Shape]:
-    """Up to sizes_per_budget distinct shapes, log-spaced over size_span around the guessed optimum."""
+    """sizes_per_budget distinct shapes, log-spaced over size_span around the guessed optimum. Where
+    small sizes snap to the same shape (the smallest model, or widths a head apart), the spacing
+    continues above the largest, so each budget keeps its sizes."""
     s = config.sweep
     rules = shape_rules(config)
     centre = centre_params(budget, s.tokens_per_param)
     exponents = np.linspace(-0.5, 0.5, s.sizes_per_budget) if s.sizes_per_budget > 1 else np.zeros(1)
+    step = exponents[1] - exponents[0] if s.sizes_per_budget > 1 else 0.0
     shapes = unique_shapes([rules.snap(centre * s.size_span**e) for e in exponents])
-    return [shape for shape in shapes if fits_budget(shape, budget, config)]
+    top = exponents[-1]
+    while step and len(shapes) < s.sizes_per_budget and fits_budget(shapes[-1], budget, config):
+        top += step
+        shapes = unique_shapes([*shapes, rules.snap(centre * s.size_span**top)])
+    return [shape for shape in shapes if fits_budget(shape, budget, config)][: s.sizes_per_budget]
 
 
 def widthdepth_shapes(budget: float, config: Config) -> list[Shape]:

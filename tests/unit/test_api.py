@@ -117,7 +117,7 @@ def test_an_imported_sweep_shows_its_runs_and_proposes_a_real_shape(tmp_path):
     assert len(states) == rows and {(s.state, s.reason) for s in states} == {("done", "imported")}
 
     _, proposal = api.propose_target(into, overrides=["fit.bootstrap=8"])
-    assert proposal.compute == pytest.approx(10 * 1e21)  # 10x the largest imported budget, not the config's
+    assert proposal.compute == pytest.approx(30 * 1e21)  # 30x the largest imported budget, not the config's
     rules = shape_rules(SweepDir.open(into).config())
     assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
     assert proposal.shape_from == "approach3"

@@ -24,6 +24,28 @@ def test_default_plan_is_an_isoflop_grid_of_at_least_3_budgets_by_5_sizes():
     assert len({s.run_id for s in specs}) == len(specs)
 
 
+def test_within_a_budget_depth_never_falls_as_size_grows():
+    """One shape family per grid: N and shape are not confounded (no 2, 1, 2, 3, 2 layers)."""
+    config = compose()
+    for budget in config.sweep.budgets:
+        layers = [s.n_layers for s in isoflop_shapes(budget, config)]
+        assert layers == sorted(layers) and min(layers) >= config.model.min_layers
+
+
+def test_every_proxy_gets_the_minimum_steps():
+    config = compose()
+    assert all(s.steps >= config.train.min_steps for s in make_plan(config).specs)
+    starved = make_plan(compose(["train.min_steps=0"])).specs  # the batch floor alone starves the large-N end
+    assert min(s.steps for s in starved) < config.train.min_steps
+
+
+def test_a_budget_whose_small_sizes_share_the_smallest_shape_keeps_its_count_above():
+    config = compose(["sweep.budgets=[3e10]"])
+    shapes = isoflop_shapes(3e10, config)
+    assert len(shapes) == config.sweep.sizes_per_budget
+    assert len({s.N for s in shapes}) == len(shapes)
+
+
 def test_bigger_budgets_train_bigger_models_on_bigger_batches():
     specs = make_plan(compose()).specs
     lo, hi = min(s.budget for s in specs), max(s.budget for s in specs)
@@ -58,7 +80,7 @@ def test_extension_continues_the_grid_beyond_an_edge():
 
 def test_single_run_spec_from_the_run_section():
     spec = single_run_spec(compose(["run.d_model=64", "run.n_layers=2", "run.tokens=1e6"]))
-    assert (spec.d_model, spec.n_layers, spec.n_heads) == (64, 2, 4)
+    assert (spec.d_model, spec.n_layers, spec.n_heads) == (64, 2, 8)  # heads of model.head_dim=8
     assert math.isclose(spec.tokens, 1e6, rel_tol=0.05)
     with pytest.raises(UserError, match="run.d_model"):
         single_run_spec(compose())
