@@ -217,7 +217,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of hidden matrices at d_model == lr_ref_width
+    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of every parameter at d_model == lr_ref_width
     lr_ref_width: int = bounded(64, 1, 4096)  # muP's base width: hidden-matrix LR scales as lr_ref_width / d_model
     parameterization: Parameterization = Parameterization.mup
     warmup_frac: float = bounded(0.05, 0, 1)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models.config import model_config
+from models.data import TokenData
 from models.gpt import GPT
 from models.train import build_optimizer, load_data
 from sweep.config import compose
@@ -26,10 +27,9 @@ def base_spec() -> RunSpec:
     return single_run_spec(compose([*data, *run, f"train.lr={BASE_LR}", "train.lr_ref_width=64"]))
 
 
-def activation_scales(spec: RunSpec, seed: int) -> tuple[float, float]:
+def activation_scales(spec: RunSpec, data: TokenData, seed: int) -> tuple[float, float]:
     """RMS of the logits and of the residual stream after the last block, on a fresh batch after STEPS steps."""
     torch.manual_seed(seed)
-    data = load_data(spec)
     model = GPT(model_config(spec))
     optimizer = build_optimizer(model, spec)
     for step in range(STEPS):
@@ -52,11 +52,12 @@ def rms(t: torch.Tensor) -> float:
 
 def width_slopes(base_spec: RunSpec, parameterization: str, seed: int) -> tuple[float, float]:
     """Slopes of log(scale) against log(width) for the logits and the residual stream (4 heads at every width)."""
+    data = load_data(base_spec)
     scales = []
     for width in WIDTHS:
         lr = BASE_LR * base_spec.lr_ref_width / width  # the plan's hidden-matrix LR (sweep.plan.hparams.hidden_lr)
         spec = replace(base_spec, d_model=width, n_heads=4, lr=lr, parameterization=parameterization)
-        scales.append(activation_scales(spec, seed))
+        scales.append(activation_scales(spec, data, seed))
     log_scales = np.log(scales)
     return tuple(np.polyfit(np.log(WIDTHS), log_scales[:, i], 1)[0] for i in range(2))
 
