@@ -103,6 +103,12 @@ class FitForm(Choice):
     compute = "compute"  # L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor)
 
 
+class Parameterization(Choice):
+    mup = "mup"  # muP: init, LR, decay and output multiplier all by width (models/gpt.py states the rules)
+    mup_lr = "mup_lr"  # only the hidden-matrix LR scales as 1/width (the rule before muP)
+    standard = "standard"  # GPT-2: nothing scales with width; one LR for every parameter
+
+
 class WandbMode(Choice):
     disabled = "disabled"
     offline = "offline"
@@ -220,8 +226,9 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of hidden matrices at d_model == lr_ref_width
-    lr_ref_width: int = bounded(64, 1, 4096)  # hidden-matrix LR scales as lr_ref_width / d_model (muP-style)
+    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of every parameter at d_model == lr_ref_width
+    lr_ref_width: int = bounded(64, 1, 4096)  # muP's base width: hidden-matrix LR scales as lr_ref_width / d_model
+    parameterization: Parameterization = Parameterization.mup
     warmup_frac: float = bounded(0.05, 0, 1)
     min_lr_ratio: float = bounded(0.1, 0, 1)
     weight_decay: float = bounded(0.1, 0, 10)

@@ -64,7 +64,7 @@ def run_spec(
         final_eval_sequences=t.final_eval_sequences,
         data=DataSpec(d.source, d.path, d.vocab_size, d.val_fraction, d.markov_order, d.zipf_exponent,
                       d.synthetic_seed, d.synthetic_tokens),
-        seed=seed, budget=budget,
+        seed=seed, parameterization=t.parameterization, budget=budget,
     )  # fmt: skip
 
 
