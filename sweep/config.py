@@ -235,11 +235,13 @@ class TrainConfig:
     beta1: float = bounded(0.9, 0, 1, hi_open=True)
     beta2: float = bounded(0.95, 0, 1, hi_open=True)
     grad_clip: float = bounded(1.0, hi=1e12, **POSITIVE)  # a huge value turns clipping off
-    batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = scale with the run's tokens (see target_steps)
-    target_steps: int = bounded(600, 1, 10_000_000)
-    min_batch_size: int = bounded(8, 1, 65536)
+    batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = a power of the run's tokens (batch_exponent)
+    target_steps: int = bounded(1000, 1, 10_000_000)  # steps of a run of ref_tokens tokens
+    ref_tokens: float = bounded(1e6, hi=1e15, **POSITIVE)
+    batch_exponent: float = bounded(0.5, 0, 1)  # batch ~ tokens^this; 1 = every run takes target_steps steps
+    min_batch_size: int = bounded(1, 1, 65536)
     min_steps: int = bounded(500, 0, 10_000_000)  # below this many steps the batch shrinks (to 1 sequence at least)
-    max_batch_size: int = bounded(128, 1, 65536)
+    max_batch_size: int = bounded(512, 1, 65536)
     eval_points: int = bounded(12, 1, 1000)
     eval_sequences: int = bounded(64, 1, 1_000_000)
     final_eval_sequences: int = bounded(512, 1, 1_000_000)
