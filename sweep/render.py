@@ -115,7 +115,10 @@ def print_fit(report: FitReport) -> None:
 
 def print_hparams(payload: dict) -> None:
     """The LR x batch grid: each size's optimal LR and batch, and their laws."""
-    table = Table(title="LR x batch: optimum per size [95% bootstrap interval]")
+    table = Table(
+        title=f"LR x batch: optimum per size [95% interval of those of the {payload['bootstrap']} bootstrap refits "
+        "that stay in the grid]"
+    )
     for column in ("budget C", "N", "D", "runs", "best loss", "LR*", "batch*"):
         table.add_column(column, justify="right")
     for g in payload["groups"]:
@@ -139,7 +142,9 @@ def optimum_cell(group: dict, key: str) -> str:
     why = group[f"{key}_edge"]
     if group[key] is None:
         return f"- ({why})"
-    return with_interval(group[key], group[f"{key}_interval"], 3) + (f" (untrusted: {why})" if why else "")
+    if why:
+        return f"{num(group[key])} (untrusted: {why})"
+    return with_interval(group[key], group[f"{key}_interval"], 3) + f" ({group[f'{key}_refits']} in grid)"
 
 
 def print_backtest(result) -> None:

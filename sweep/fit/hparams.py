@@ -72,13 +72,18 @@ def vertex(x: np.ndarray, y: np.ndarray, loss: np.ndarray) -> tuple[float | None
         vx, vy = np.linalg.solve(hessian, -c[1:3])
         return float(vx), float(vy)
     best = int(np.argmin(loss))
-    for along, other, varied in ((x, y, vary_x), (y, x, vary_y)):
-        if varied:
-            line = other == other[best]
-            c2, c1, _ = robust_parabola(along[line], loss[line])
-            found = float(-c1 / (2 * c2)) if c2 > 0 else None
-            return (found, None) if along is x else (None, found)
+    if vary_x:
+        line = y == y[best]
+        return parabola_vertex(x[line], loss[line]), None
+    if vary_y:
+        line = x == x[best]
+        return None, parabola_vertex(y[line], loss[line])
     return None, None
+
+
+def parabola_vertex(x: np.ndarray, loss: np.ndarray) -> float | None:
+    c2, c1, _ = robust_parabola(x, loss)
+    return float(-c1 / (2 * c2)) if c2 > 0 else None
 
 
 def edge(values: np.ndarray, found: float | None, name: str) -> str:
@@ -102,20 +107,26 @@ def group_optimum(group: pd.DataFrame) -> GroupOptimum:
     vx, vy = vertex(x, y, loss)
     lr_edge, batch_edge = edge(x, vx, "LR"), edge(y, vy, "batch size")
 
-    def optimum(found: float | None, values: np.ndarray, why: str) -> float | None:
-        if why.startswith("fewer"):
+    def optimum(found: float | None, values: np.ndarray) -> float | None:
+        """The vertex, else (no minimum) the best run's value; None where too few values were trained."""
+        if len(np.unique(values)) < MIN_VALUES:
             return None
         return float(np.exp(found if found is not None else values[best]))
 
     return GroupOptimum(
         budget=float(group["budget"].iloc[0]), N=float(group["N"].iloc[0]), D=float(group["D"].mean()),
-        n_runs=len(group), loss=float(loss[best]), lr=optimum(vx, x, lr_edge), batch=optimum(vy, y, batch_edge),
+        n_runs=len(group), loss=float(loss[best]), lr=optimum(vx, x), batch=optimum(vy, y),
         lr_edge=lr_edge, batch_edge=batch_edge,
     )  # fmt: skip
 
 
 def group_optima(runs: pd.DataFrame) -> list[GroupOptimum]:
     return [group_optimum(group) for _, group in runs.groupby(["budget", "N"], sort=True)]
+
+
+def trusted(group: GroupOptimum, key: str) -> float | None:
+    """The group's optimum LR (key="lr") or batch where it is inside its grid, else None."""
+    return None if getattr(group, f"{key}_edge") else getattr(group, key)
 
 
 @dataclass(frozen=True)
@@ -200,10 +211,13 @@ class HparamFit:
     def to_dict(self) -> dict:
         groups = []
         for g in self.groups:
-            refits = [s.groups[g.key] for s in self.samples if g.key in s.groups]
-            bands = {f"{k}_interval": interval(getattr(r, k) for r in refits if getattr(r, k) is not None)
-                     for k in ("lr", "batch")}  # fmt: skip
-            groups.append({**vars(g), **bands})
+            refits = {
+                k: [v for s in self.samples if (v := trusted(s.groups[g.key], k)) is not None] for k in ("lr", "batch")
+            }
+            # the interval is over the refits whose optimum stayed inside the grid; *_refits counts them
+            bands = {f"{k}_interval": interval(values) for k, values in refits.items()}
+            counts = {f"{k}_refits": len(values) for k, values in refits.items()}
+            groups.append({**vars(g), **bands, **counts})
         out: dict = {"groups": groups, "bootstrap": len(self.samples), "notes": self.notes()}
         laws = {
             "lr_law": ("eta*(N, D) = a N^b D^c", self.lr_law, ("a", "b", "c"), lambda s: s.lr),
@@ -232,17 +246,18 @@ def fit_hparams(runs: pd.DataFrame, config: FitConfig) -> HparamFit:
     batch_keys = [g.key for g in groups if g.batch is not None and not g.batch_edge]
 
     def refit(sample: pd.DataFrame) -> Refit:
-        """A law is refitted where every group it used has an optimum in the resample (a resample
-        can draw fewer than 3 distinct LRs or batches of a group); else it is None, counted as dropped."""
+        """A law is refitted where every group it used has a trusted optimum in the resample (one can
+        draw fewer than 3 distinct LRs of a group, or move its vertex out of the grid); else it is
+        None, counted as dropped."""
         optima = {g.key: g for g in group_optima(sample)}
-        lrs, batches = [optima[k] for k in lr_keys], [optima[k] for k in batch_keys]
-        lr_refit = (
-            lr and all(g.lr for g in lrs) and LrLaw.fit([g.N for g in lrs], [g.D for g in lrs], [g.lr for g in lrs])
-        )
+        lrs = [trusted(optima[k], "lr") for k in lr_keys]
+        batches = [trusted(optima[k], "batch") for k in batch_keys]
+        n, d = [optima[k].N for k in lr_keys], [optima[k].D for k in lr_keys]
+        lr_refit = LrLaw.fit(n, d, lrs) if lr and None not in lrs else None
         batch_refit = (
-            batch and all(g.batch for g in batches) and PowerLaw.fit([g.D for g in batches], [g.batch for g in batches])
+            PowerLaw.fit([optima[k].D for k in batch_keys], batches) if batch and None not in batches else None
         )
-        return Refit(optima, lr_refit or None, batch_refit or None)
+        return Refit(optima, lr_refit, batch_refit)
 
     table["group"] = table.groupby(["budget", "N"]).ngroup()
     samples = bootstrap(table, refit, config.bootstrap, config.seed, by="group", seed_noise=config.seed_noise)

@@ -299,7 +299,9 @@ def fit_all(
     runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None, allow_unfitted: bool = False
 ) -> FitReport:
     """runs: a store or CSV table; curves (the store's curves table) enables Approach 1. Target runs
-    are left out unless config.include_targets. When neither Approach 2 nor 3 can be fitted this
+    are left out unless config.include_targets. The runs of an LR x batch grid (sweep=lrbatch) are
+    fitted on their own (sweep/fit/hparams.py) and left out of Approaches 1-3: one size at one budget
+    is no IsoFLOP valley. When neither Approach 2 nor 3 nor the LR/batch optima can be fitted this
     raises, unless allow_unfitted (a proposal still shows the best run it has, saying why)."""
     runs, targets_left_out = proxies(runs, config.include_targets)
     in_grid = grid_runs(runs)

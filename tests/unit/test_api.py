@@ -191,6 +191,8 @@ def test_the_target_takes_lr_and_batch_from_an_lrbatch_sweep(trained, tmp_path):
     shown = sweep_cli("fit", lrbatch)
     assert shown.returncode == 0, shown.stderr
     assert "LR x batch: optimum per size" in shown.stdout and "eta*(N, D) = a N^b D^c with a =" in shown.stdout
+    machine = json.loads(sweep_cli("fit", lrbatch, "--json").stdout)
+    assert machine["hparams"]["lr_law"]["b"] == pytest.approx(report.hparams.lr_law.b)
 
 
 def test_hparams_from_a_sweep_trained_otherwise_is_refused(trained, tmp_path):
