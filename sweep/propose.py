@@ -247,7 +247,9 @@ def propose(
     if "budget" in runs and runs["budget"].nunique() < MIN_BUDGETS:
         warnings.append(f"only {runs['budget'].nunique()} budgets: the extrapolation to C = {compute:.3g} rests on "
                         f"too few to trust (train {MIN_BUDGETS}+)")  # fmt: skip
-    tuned = target_hparams(hparams or fit.hparams, shape.N, compute / shape.flops_per_token, config.train)
+    tuned = target_hparams(
+        hparams if hparams is not None else fit.hparams, shape.N, compute / shape.flops_per_token, config.train
+    )
     spec = run_spec(shape, compute, config.train.seed, config, batch=tuned.batch_size, lr=tuned.lr)
     proposal = Proposal(
         proposal_id=f"target-C{compute:.3g}".replace("+", ""),

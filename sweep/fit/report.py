@@ -95,7 +95,7 @@ class FitReport:
             out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
         if self.isoflop:
             out["approach2"] = {**power_laws(self.isoflop, self.isoflop_samples), "budgets": self.budget_vertices()}
-        if self.hparams:
+        if self.hparams is not None:
             out["hparams"] = self.hparams.to_dict()
         return out
 
