@@ -288,6 +288,9 @@ def propose(
     sweep_dir: Path = SWEEP_DIR,
     overrides: list[str] = OVERRIDES,
     compute: float = typer.Option(None, "--compute", help="Target FLOPs (default: target_multiplier x largest)."),
+    hparams_from: Path = typer.Option(
+        None, "--hparams-from", help="A sweep=lrbatch directory whose fitted LR/batch laws set the target's."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Fit, then propose the compute-optimal run at --compute: shape, tokens, LR, batch, predicted loss.
@@ -299,7 +302,7 @@ def propose(
     """
     if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
         raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
-    _, proposal = api.propose_target(sweep_dir, compute, overrides)
+    _, proposal = api.propose_target(sweep_dir, compute, overrides, hparams_from)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
     targets = api.trained_targets(sweep_dir)
     if as_json:

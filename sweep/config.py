@@ -46,6 +46,7 @@ class Choice(str, Enum):
 class SweepKind(Choice):
     isoflop = "isoflop"
     widthdepth = "widthdepth"
+    lrbatch = "lrbatch"  # each budget's centre size at a grid of LR x batch multipliers of the rules
 
 
 class Mlp(Choice):
@@ -164,13 +165,21 @@ class SweepConfig:
     seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
     target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+    # lrbatch only: each size is trained at these multiples of the rules' LR and batch (sweep/plan/hparams.py)
+    lr_multipliers: list[float] = bounded_list([0.25, 0.5, 1.0, 2.0, 4.0], hi=1e4, items=(1, 100), **POSITIVE)
+    batch_multipliers: list[float] = bounded_list([0.5, 1.0, 2.0], hi=1e4, items=(1, 100), **POSITIVE)
 
     def check(self) -> None:
-        per_budget = self.sizes_per_budget if self.kind == SweepKind.isoflop else len(self.aspect_ratios)
+        per_budget = {
+            SweepKind.isoflop: self.sizes_per_budget,
+            SweepKind.widthdepth: len(self.aspect_ratios),
+            SweepKind.lrbatch: self.sizes_per_budget * len(self.lr_multipliers) * len(self.batch_multipliers),
+        }[self.kind]
         runs = len(self.budgets) * per_budget * len(self.seeds)
         if runs > MAX_PLANNED_RUNS:
             raise UserError(
-                f"the sweep would plan {runs} runs (budgets x sizes x seeds), more than {MAX_PLANNED_RUNS}; "
+                f"the sweep would plan {runs} runs (budgets x sizes x seeds, x LR x batch multipliers for lrbatch), "
+                f"more than {MAX_PLANNED_RUNS}; "
                 "plan fewer and extend later"
             )
 

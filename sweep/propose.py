@@ -22,6 +22,7 @@ from sweep.config import Config, RunConfig, to_yaml
 from sweep.fit.bootstrap import interval
 from sweep.fit.envelope import EnvelopeFit
 from sweep.fit.forms import Chinchilla
+from sweep.fit.hparams import HparamFit, target_hparams
 from sweep.fit.isoflop import IsoflopFit, budget_fits
 from sweep.fit.report import FitReport
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
@@ -65,6 +66,10 @@ class Proposal:
     next_wave: list[dict] = field(default_factory=list)  # shapes to add per off-centre budget
     shape_from: str = "approach3"  # approach3 | approach2 | best run: what chose the shape
     run_id: str = ""  # the id `sweep train --config` gives the proposed run
+    lr_from: str = "assumed: rule"  # "fit: eta*(N, D) = ..." where an LR x batch grid measured it
+    batch_from: str = "assumed: rule"
+    lr_interval: tuple[float, float] | None = None  # 95% bootstrap interval of the fitted law at the target
+    batch_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -215,9 +220,12 @@ def choose_shape(
     return shape, "best run", None, [evidence]
 
 
-def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) -> Proposal:
+def propose(
+    fit: FitReport, runs: pd.DataFrame, config: Config, compute: float, hparams: HparamFit | None = None
+) -> Proposal:
     """runs: the runs fitted (proxies). A fit that is unidentified or was not possible is named in
-    the warnings and a fallback chooses the shape; this never fails on a bad fit."""
+    the warnings and a fallback chooses the shape; this never fails on a bad fit. The LR and batch
+    come from the laws of hparams (else of the fit's own LR x batch grid) where identified, else the rules."""
     a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
     shape, shape_from, a3, warnings = choose_shape(fit, runs, config, compute, a2)
     warnings = [*fit.notes(), *warnings]
@@ -239,7 +247,10 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
     if "budget" in runs and runs["budget"].nunique() < MIN_BUDGETS:
         warnings.append(f"only {runs['budget'].nunique()} budgets: the extrapolation to C = {compute:.3g} rests on "
                         f"too few to trust (train {MIN_BUDGETS}+)")  # fmt: skip
-    spec = run_spec(shape, compute, config.train.seed, config)
+    tuned = target_hparams(
+        hparams if hparams is not None else fit.hparams, shape.N, compute / shape.flops_per_token, config.train
+    )
+    spec = run_spec(shape, compute, config.train.seed, config, batch=tuned.batch_size, lr=tuned.lr)
     proposal = Proposal(
         proposal_id=f"target-C{compute:.3g}".replace("+", ""),
         compute=compute,
@@ -252,6 +263,10 @@ def propose(fit: FitReport, runs: pd.DataFrame, config: Config, compute: float) 
         warnings=warnings,
         next_wave=next_wave(runs, config),
         shape_from=shape_from,
+        lr_from=tuned.lr_from,
+        batch_from=tuned.batch_from,
+        lr_interval=tuned.lr_interval,
+        batch_interval=tuned.batch_interval,
     )
     return replace(proposal, run_id=single_run_spec(target_config(proposal, config)).run_id)
 

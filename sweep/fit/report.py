@@ -15,6 +15,7 @@ from sweep.fit.bootstrap import Refits, bootstrap, finite, interval
 from sweep.fit.envelope import EnvelopeFit, fit_envelope
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
+from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
 from sweep.fit.parametric import ParametricFit, fit_floor_power_law, fit_parametric
 
@@ -38,6 +39,8 @@ class FitReport:
     form_samples: dict[str, Refits[FloorPowerLaw]] = field(default_factory=dict)
     other_counting: dict = field(default_factory=dict)  # point estimates with N counted the other way
     targets_left_out: int = 0  # target runs not fitted (fit.include_targets=false)
+    hparams: HparamFit | None = None  # the optimal LR and batch, from the runs of an LR x batch grid
+    grid_left_out: int = 0  # runs of an LR x batch grid, left out of Approaches 1-3
 
     def unidentified(self) -> dict[str, str]:
         """Approach -> why its fit gives no trustworthy optimum (an exponent <= 0 or non-finite)."""
@@ -57,6 +60,11 @@ class FitReport:
         notes += [note for name, samples in refits.items() if (note := samples.note(name))]
         if self.targets_left_out:
             notes.append(f"{self.targets_left_out} target runs not fitted (fit.include_targets=true fits them)")
+        if self.grid_left_out:
+            notes.append(
+                f"{self.grid_left_out} runs of an LR x batch grid left out of Approaches 1-3 (they vary LR "
+                "and batch at one size, not the size at one compute); they give the LR/batch optima"
+            )
         return notes
 
     def parameter_intervals(self) -> dict[str, tuple[float, float] | None]:
@@ -87,6 +95,8 @@ class FitReport:
             out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
         if self.isoflop:
             out["approach2"] = {**power_laws(self.isoflop, self.isoflop_samples), "budgets": self.budget_vertices()}
+        if self.hparams is not None:
+            out["hparams"] = self.hparams.to_dict()
         return out
 
     def budget_vertices(self) -> list[dict]:
@@ -289,19 +299,28 @@ def fit_all(
     runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None, allow_unfitted: bool = False
 ) -> FitReport:
     """runs: a store or CSV table; curves (the store's curves table) enables Approach 1. Target runs
-    are left out unless config.include_targets. When neither Approach 2 nor 3 can be fitted this
+    are left out unless config.include_targets. The runs of an LR x batch grid (sweep=lrbatch) are
+    fitted on their own (sweep/fit/hparams.py) and left out of Approaches 1-3: one size at one budget
+    is no IsoFLOP valley. When neither Approach 2 nor 3 nor the LR/batch optima can be fitted this
     raises, unless allow_unfitted (a proposal still shows the best run it has, saying why)."""
     runs, targets_left_out = proxies(runs, config.include_targets)
+    in_grid = grid_runs(runs)
+    hparams = fit_hparams(runs[in_grid], config) if in_grid.any() else None
+    runs = runs[~in_grid]
+    errors: dict[str, str] = {}
+    if hparams is not None and runs.empty:
+        errors = dict.fromkeys(("approach3", "approach2"), "every run is in an LR x batch grid (no IsoFLOP sizes)")
+        return FitReport(config.counting, 0, None, None, Refits(), Refits(), errors, targets_left_out=targets_left_out,
+                         hparams=hparams, grid_left_out=int(in_grid.sum()))  # fmt: skip
     table = prepare(runs, config.counting)
     if len(table) == 0:
         raise FitError("no finished runs to fit; wait for runs to finish and `sweep collect`")
-    errors: dict[str, str] = {}
     parametric, parametric_samples = approach3(table, config, errors)
     isoflop, isoflop_samples = approach2(table, config, errors)
-    if parametric is None and isoflop is None and not allow_unfitted:
+    if parametric is None and isoflop is None and hparams is None and not allow_unfitted:
         raise FitError(f"too few points to fit: {errors['approach3']}")
     envelope, envelope_samples = approach1(table, curves, config, errors)
     forms, form_samples = fit_forms(table, config, errors)
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
                      envelope, envelope_samples, forms, form_samples, other_counting(runs, config),
-                     targets_left_out)  # fmt: skip
+                     targets_left_out, hparams, int(in_grid.sum()))  # fmt: skip

@@ -1,4 +1,4 @@
-"""Grids of runs: IsoFLOP (sizes around each budget's guessed optimum) and width/depth."""
+"""Grids of runs: IsoFLOP (sizes around each budget's guessed optimum), width/depth, and LR x batch."""
 
 from __future__ import annotations
 
@@ -101,20 +101,44 @@ def widthdepth_shapes(budget: float, config: Config) -> list[Shape]:
     return [shape for shape in shapes if fits_budget(shape, budget, config)]
 
 
+def lrbatch_specs(shape: Shape, budget: float, seed: int, config: Config) -> list[RunSpec]:
+    """The shape at each sweep.lr_multipliers x sweep.batch_multipliers times the rules' LR and batch.
+    Every run spends the budget (the same tokens; the batch sets the steps). Batches are clipped to
+    [train.min_batch_size, train.max_batch_size] and those leaving fewer than MIN_STEPS steps dropped."""
+    s, t, seq_len = config.sweep, config.train, config.model.seq_len
+    tokens = budget / shape.flops_per_token
+    rule_batch = batch_size(tokens, seq_len, t)
+    batches = {min(t.max_batch_size, max(t.min_batch_size, round(rule_batch * k))) for k in s.batch_multipliers}
+    rule_lr = hidden_lr(shape.d_model, t)
+    return [
+        run_spec(shape, budget, seed, config, batch=batch, lr=rule_lr * k)
+        for batch in sorted(batches) if tokens / (batch * seq_len) >= MIN_STEPS
+        for k in s.lr_multipliers
+    ]  # fmt: skip
+
+
+def grid_specs(shape: Shape, budget: float, seed: int, config: Config) -> list[RunSpec]:
+    if config.sweep.kind == "lrbatch":
+        return lrbatch_specs(shape, budget, seed, config)
+    return [run_spec(shape, budget, seed, config)]
+
+
 @dataclass(frozen=True)
 class Plan:
     specs: list[RunSpec]
 
 
 def make_plan(config: Config) -> Plan:
-    grid = isoflop_shapes if config.sweep.kind == "isoflop" else widthdepth_shapes
+    grid = widthdepth_shapes if config.sweep.kind == "widthdepth" else isoflop_shapes  # lrbatch: isoflop's sizes
     specs: list[RunSpec] = []
     for budget in sorted(config.sweep.budgets):
         check_budget(budget, config)
         shapes = grid(budget, config)
         if not shapes:
             raise UserError(f"no model of the grid fits budget {budget:.3g} with {MIN_STEPS} steps; raise it")
-        specs += [run_spec(shape, budget, seed, config) for shape in shapes for seed in config.sweep.seeds]
+        specs += [
+            spec for shape in shapes for seed in config.sweep.seeds for spec in grid_specs(shape, budget, seed, config)
+        ]
     return Plan(specs)
 
 

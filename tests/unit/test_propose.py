@@ -173,3 +173,23 @@ def test_no_fit_makes_the_proposal_crash(law, samples, n_exponent, isoflop):
 def test_a_missing_or_foreign_target_record_is_no_record(record):
     check = check_target("0123456789ab", 1e13, 1.5, record)
     assert check.proposal_id is None and check.predictions == []
+
+
+def test_the_target_lr_and_batch_follow_the_fitted_laws_with_their_intervals():
+    from sweep.config import FitConfig
+    from sweep.fit.hparams import fit_hparams
+    from tests.unit.fit.test_hparams import grid
+
+    config = compose(["train.max_batch_size=4096"])
+    hparams = fit_hparams(grid(), FitConfig(bootstrap=30))
+    proposal = propose(report(GOOD), runs_table(), config, COMPUTE, hparams)
+    n, d = proposal.shape["N"], COMPUTE / proposal.shape["flops_per_token"]
+    assert proposal.lr == pytest.approx(hparams.lr_law(n, d), rel=1e-9)
+    assert proposal.batch_size == round(float(hparams.batch_law(d)))
+    assert proposal.lr_from.startswith("fit: eta*(N, D)") and proposal.batch_from.startswith("fit: B*(D)")
+    assert proposal.lr_interval[0] <= proposal.lr <= proposal.lr_interval[1]
+    assert proposal.steps == round(proposal.tokens / (proposal.batch_size * config.model.seq_len))
+    assert f"lr: {proposal.lr}" in target_yaml(proposal, config)
+    ruled = propose(report(GOOD), runs_table(), config, COMPUTE)
+    assert ruled.lr_from.startswith("assumed: rule") and ruled.lr_interval is None
+    assert ruled.lr == pytest.approx(config.train.lr * config.train.lr_ref_width / proposal.shape["d_model"])

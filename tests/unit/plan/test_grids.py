@@ -5,7 +5,15 @@ import pytest
 from sweep.config import compose
 from sweep.errors import UserError
 from sweep.plan.flops import spec_counts
-from sweep.plan.grids import extension_shapes, isoflop_shapes, make_plan, shape_rules, single_run_spec
+from sweep.plan.grids import (
+    MIN_STEPS,
+    extension_shapes,
+    isoflop_shapes,
+    make_plan,
+    run_spec,
+    shape_rules,
+    single_run_spec,
+)
 
 
 def test_default_plan_is_an_isoflop_grid_of_at_least_3_budgets_by_5_sizes():
@@ -87,3 +95,39 @@ def test_single_run_spec_from_the_run_section():
     with pytest.raises(UserError, match="multiple"):
         single_run_spec(compose(["run.d_model=60", "run.n_layers=2", "run.tokens=1e6"]))
     assert shape_rules(compose()).smallest.d_model == 16
+
+
+def test_lrbatch_grid_trains_each_size_at_every_lr_and_batch_multiplier_on_its_budget():
+    config = compose(["sweep=lrbatch", "sweep.seeds=[0,1]"])
+    s, t = config.sweep, config.train
+    specs = make_plan(config).specs
+    assert len({spec.run_id for spec in specs}) == len(specs)
+    for budget in s.budgets:
+        runs = [spec for spec in specs if spec.budget == budget]
+        shapes = {(spec.d_model, spec.n_layers) for spec in runs}
+        assert shapes == {(x.d_model, x.n_layers) for x in isoflop_shapes(budget, config)}
+        assert len(shapes) == s.sizes_per_budget
+        for d_model, n_layers in shapes:
+            size = [spec for spec in runs if (spec.d_model, spec.n_layers) == (d_model, n_layers)]
+            rule = run_spec_of_size(size[0], config)
+            multipliers = sorted({round(spec.lr / rule.lr, 6) for spec in size})
+            assert multipliers == sorted(s.lr_multipliers)
+            batches = {spec.batch_size for spec in size}
+            expected = {
+                min(t.max_batch_size, max(t.min_batch_size, round(rule.batch_size * k))) for k in s.batch_multipliers
+            }
+            assert batches == expected and len(batches) >= 2
+            assert len(size) == len(batches) * len(s.lr_multipliers) * len(s.seeds)
+            for spec in size:
+                assert spec.tokens * spec_counts(spec)[2] == pytest.approx(budget, rel=0.05)
+                assert spec.steps >= MIN_STEPS
+
+
+def run_spec_of_size(spec, config):
+    """The run the rules give this spec's size at its budget."""
+    return run_spec(shape_rules(config).make(spec.d_model, spec.n_layers), spec.budget, spec.seed, config)
+
+
+def test_lrbatch_run_count_is_capped_like_the_other_grids():
+    with pytest.raises(UserError, match="LR x batch multipliers"):
+        compose(["sweep=lrbatch", "sweep.sizes_per_budget=200", "sweep.lr_multipliers=[1,2,3,4,5,6,7,8,9,10]"])
