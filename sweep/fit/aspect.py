@@ -112,21 +112,21 @@ def without_widthdepth_budgets(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[np.isin(budget, budget[~in_groups(runs, groups)])]
 
 
-def vertex(log_aspect: np.ndarray, loss: np.ndarray) -> tuple[float, np.ndarray]:
-    """The preferred log aspect of a robust parabola and its coefficients; FitError when it has none."""
+def vertex(log_aspect: np.ndarray, loss: np.ndarray) -> float:
+    """The preferred log aspect: the vertex of a robust parabola; FitError when it has none."""
     if len(np.unique(log_aspect)) < MIN_ASPECTS:
         raise FitError(f"a width/depth fit needs {MIN_ASPECTS}+ distinct aspect ratios")
     coefficients = robust_parabola(log_aspect, loss)
     if not coefficients[0] > 0:
         raise FitError("loss vs log(aspect) opens downwards (non-convex)")
-    return float(-coefficients[1] / (2 * coefficients[0])), coefficients
+    return float(-coefficients[1] / (2 * coefficients[0]))
 
 
 def unidentified_why(log_aspect: np.ndarray, loss: np.ndarray) -> tuple[float, str]:
     """The point fit's preferred log aspect and why it is unidentified ("" when it is not)."""
     lowest = float(log_aspect[np.argmin(loss)])
     try:
-        best, _ = vertex(log_aspect, loss)
+        best = vertex(log_aspect, loss)
     except FitError as exc:
         return lowest, str(exc)
     tried = f"the aspects tried ({np.exp(log_aspect.min()):.3g}-{np.exp(log_aspect.max()):.3g})"
@@ -152,7 +152,7 @@ def fit_group(group: pd.DataFrame, law: Chinchilla | None, config: FitConfig) ->
     best, why = unidentified_why(log_aspect, size_corrected(group, law))
 
     def refit(sample: pd.DataFrame) -> float:
-        return vertex(np.log(aspects(sample)), size_corrected(sample, law))[0]
+        return vertex(np.log(aspects(sample)), size_corrected(sample, law))
 
     refits = bootstrap(group, refit, config.bootstrap, config.seed, seed_noise=config.seed_noise, valid=np.isfinite)
     band = interval(refits)
