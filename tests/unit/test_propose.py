@@ -196,7 +196,7 @@ def test_the_target_takes_the_aspect_the_widthdepth_runs_prefer():
     without = propose(replace(fit, aspects=[]), runs, compose([]), 1e14)
     fitted = proposal.aspect_from["aspect_ratio"]
     assert fitted == pytest.approx(80.0, rel=0.2) and proposal.aspect_from["interval"] is not None
-    assert abs(np.log(aspect_of(proposal) / fitted)) < np.log(1.5)
+    assert abs(np.log(aspect_of(proposal) / fitted)) < np.log(1.5)  # at ~1e6 parameters a layer moves it ~1.8x
     assert abs(np.log(aspect_of(proposal) / fitted)) < abs(np.log(aspect_of(without) / fitted))
     assert without.aspect_from == {}  # no width/depth runs: model.aspect_ratio, as before
 
