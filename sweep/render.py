@@ -38,6 +38,16 @@ def with_interval(x: float, band: tuple[float, float] | None, digits: int = 4) -
     return f"{num(x, digits)} [{num(band[0], digits)}, {num(band[1], digits)}]" if band else num(x, digits)
 
 
+def aspect_line(aspect: dict) -> str:
+    """A width/depth fit (AspectFit's fields) in one line: the aspect, its interval and its evidence."""
+    size = "size-corrected by Approach 3" if aspect["corrected"] else "not size-corrected (no Approach 3)"
+    return (
+        f"{with_interval(aspect['aspect_ratio'], aspect['interval'], 3)} from {aspect['n_runs']} runs at "
+        f"C = {num(aspect['budget'])}, N ~ {num(aspect['N'])}, aspects {', '.join(num(a) for a in aspect['aspects'])} "
+        f"({size})"
+    )
+
+
 # --- printing ------------------------------------------------------------------------------------
 
 
@@ -107,6 +117,8 @@ def print_fit(report: FitReport) -> None:
                       f"for intervals): " + "; ".join(parts))  # fmt: skip
     if "hparams" in payload:
         print_hparams(payload["hparams"])
+    if (aspect := report.preferred_aspect()) and aspect.identified:
+        console.print(f"width/depth: preferred aspect ratio d_model/n_layers = {aspect_line(vars(aspect))}")
     for approach, why in report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
     for note in report.notes():
@@ -191,6 +203,10 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
         f"LR {with_interval(proposal.lr, proposal.lr_interval, 3)} from {proposal.lr_from}; "
         f"batch {with_interval(proposal.batch_size, proposal.batch_interval, 3)} from {proposal.batch_from}"
     )
+    if proposal.aspect_from:
+        console.print(
+            f"aspect ratio from the width/depth runs, not model.aspect_ratio: {aspect_line(proposal.aspect_from)}"
+        )
     if proposal.predictions:
         table = Table(title="predictions [95% bootstrap interval]")
         for column in ("approach", "N*", "D*", "loss"):
