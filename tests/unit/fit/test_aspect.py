@@ -8,7 +8,7 @@ from sweep.fit.forms import Chinchilla
 from sweep.plan.grids import shape_rules
 
 TRUTH = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
-RULES = shape_rules(compose([]))
+RULES = shape_rules(compose(["model.min_layers=1"]))  # 1-layer shapes reach the widest aspects
 ASPECTS = (8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 
 
