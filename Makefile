@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-forecast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: install lint
 
 bench: install
 	$(BIN)/python bench/fit_speed.py
+
+# The forecast end to end on both corpora: proxies, a target at 30x trained twice, predicted vs actual.
+bench-forecast: install
+	WANDB_MODE=disabled $(BIN)/python bench/forecast.py
 
 clean:
 	rm -rf $(VENV) sweeps .pytest_cache

@@ -33,6 +33,9 @@ class Interrupted(Exception):
         self.step = step
 
 
+PARAMETERIZATIONS = ("mup", "mup_lr", "standard")  # models/gpt.py states each one's rules
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int
@@ -42,6 +45,12 @@ class GPTConfig:
     n_heads: int
     mlp: str = "gelu"  # gelu | swiglu
     positions: str = "rotary"  # rotary | learned
+    parameterization: str = "mup"  # one of PARAMETERIZATIONS
+    base_width: int = 64  # muP's base width (train.lr_ref_width): where mup's init and output equal GPT-2's
+
+    def __post_init__(self) -> None:
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {self.parameterization!r}; use one of {PARAMETERIZATIONS}")
 
 
 def swiglu_hidden(d_model: int) -> int:
@@ -60,8 +69,10 @@ def count_parameters(config: GPTConfig) -> tuple[int, int]:
 
 def model_config(spec) -> GPTConfig:
     """The model a run spec (sweep.spec.RunSpec, or anything with its fields) trains."""
-    d = spec.data
-    return GPTConfig(d.vocab_size, spec.seq_len, spec.d_model, spec.n_layers, spec.n_heads, spec.mlp, spec.positions)
+    return GPTConfig(
+        spec.data.vocab_size, spec.seq_len, spec.d_model, spec.n_layers, spec.n_heads, spec.mlp, spec.positions,
+        spec.parameterization, spec.lr_ref_width,
+    )  # fmt: skip
 
 
 def flops_per_token(d_model: int, n_layers: int, seq_len: int, non_embedding_params: int) -> float:

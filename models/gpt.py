@@ -5,6 +5,18 @@ Choices (fixed, so that every proxy of a sweep differs only in shape):
 - rotary position embeddings by default (no position parameters), learned ones as an option;
 - a GELU MLP of width 4 d_model by default, or SwiGLU of width ~8/3 d_model (same parameters);
 - the output projection is tied to the token embedding.
+
+How initialisation, learning rates and multipliers scale with width (`GPTConfig.parameterization`;
+the base width is train.lr_ref_width):
+- mup (the default): muP for Adam, Tensor Programs V (Yang et al. 2022, Table 3), the tied embedding
+  treated as in the mup package's MuSharedReadout. Hidden matrices (inside the blocks): init std
+  proportional to 1/sqrt(fan_in) (GPT-2's 0.02 at the base width), Adam LR proportional to 1/width,
+  weight decay proportional to width so that LR x decay is width-independent (models/train.py).
+  Embedding and norms: init and LR width-independent. Logits multiplied by base_width / d_model.
+  Attention scores scaled 1/d_head (times sqrt(16): at head_dim 16, the default, as SDPA's 1/sqrt(d_head)).
+- mup_lr: only the hidden-matrix LR proportional to 1/width; otherwise as standard.
+- standard: GPT-2 (init std 0.02, one LR for every parameter, 1/sqrt(d_head), no output multiplier).
+All three scale the projections into the residual stream by 1/sqrt(2 n_layers) at init (GPT-2).
 Non-embedding parameters per layer are 12 d^2 + 2 d, plus d for the final norm:
 `models.config.count_parameters` counts them without building the model.
 """
@@ -18,6 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.config import GPTConfig, swiglu_hidden
+
+MUP_ATTENTION_HEAD_DIM = 16  # muP's attention scale sqrt(16) / d_head equals 1/sqrt(d_head) here
 
 
 class RMSNorm(nn.Module):
@@ -47,6 +61,9 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_heads = config.n_heads
         self.rotary = config.positions == "rotary"
+        head_dim = config.d_model // config.n_heads
+        # None: SDPA's default 1/sqrt(head_dim). muP: 1/head_dim, since q and k become correlated in training.
+        self.scale = math.sqrt(MUP_ATTENTION_HEAD_DIM) / head_dim if config.parameterization == "mup" else None
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
 
@@ -56,7 +73,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
         if self.rotary:
             q, k = apply_rotary(q, cos[:T], sin[:T]), apply_rotary(k, cos[:T], sin[:T])
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -111,6 +128,13 @@ class GPT(nn.Module):
         for name, param in self.named_parameters():
             if name.endswith("proj.weight"):
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
+        width_ratio = config.d_model / config.base_width
+        if config.parameterization == "mup":
+            # Every fan-in is a fixed multiple of d_model, so this makes each std proportional to 1/sqrt(fan_in).
+            with torch.no_grad():
+                for param in self.hidden_matrices():
+                    param.mul_(1 / math.sqrt(width_ratio))
+        self.output_multiplier = 1 / width_ratio if config.parameterization == "mup" else 1.0
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -118,7 +142,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def hidden_matrices(self) -> list[nn.Parameter]:
-        """The matrices inside the blocks: their LR and weight decay scale with width (muP-style)."""
+        """The matrices inside the blocks: under muP their init, LR and weight decay scale with width."""
         return [p for p in self.blocks.parameters() if p.dim() == 2]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
@@ -127,7 +151,7 @@ class GPT(nn.Module):
             x = x + self.position_embedding(torch.arange(idx.shape[1], device=idx.device))
         for block in self.blocks:
             x = block(x, self.rotary_cos, self.rotary_sin)
-        logits = F.linear(self.norm(x), self.token_embedding.weight)
+        logits = F.linear(self.norm(x), self.token_embedding.weight) * self.output_multiplier
         if targets is None:
             return logits, None
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))

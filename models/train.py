@@ -57,14 +57,23 @@ def load_data(spec: RunSpec) -> TokenData:
 
 
 def build_optimizer(model: GPT, spec: RunSpec) -> torch.optim.AdamW:
-    """AdamW with muP-style groups: hidden matrices at spec.lr (already scaled by 1/width) with
-    weight decay; embeddings and norms at the width-independent base LR, without decay."""
+    """AdamW in two groups: the hidden matrices, with weight decay, and the rest (embeddings, norms),
+    without. The rest trains at the width-independent base LR, spec.lr * d_model / lr_ref_width
+    (train.lr when the plan set spec.lr); the hidden matrices at spec.lr (base LR x lr_ref_width /
+    d_model) under mup and mup_lr, at the base LR under standard. Under mup their decay grows with
+    width, so that LR x decay, the shrink per step of decoupled decay, is width-independent."""
+    width_ratio = spec.d_model / spec.lr_ref_width
+    base_lr = spec.lr * width_ratio
+    hidden_lr, hidden_decay = {
+        "mup": (spec.lr, spec.weight_decay * width_ratio),
+        "mup_lr": (spec.lr, spec.weight_decay),
+        "standard": (base_lr, spec.weight_decay),
+    }[spec.parameterization]
     hidden = model.hidden_matrices()
     hidden_ids = {id(p) for p in hidden}
     other = [p for p in model.parameters() if id(p) not in hidden_ids]
-    base_lr = spec.lr * spec.d_model / spec.lr_ref_width
     groups = [
-        {"params": hidden, "lr": spec.lr, "weight_decay": spec.weight_decay, "peak_lr": spec.lr},
+        {"params": hidden, "lr": hidden_lr, "weight_decay": hidden_decay, "peak_lr": hidden_lr},
         {"params": other, "lr": base_lr, "weight_decay": 0.0, "peak_lr": base_lr},
     ]
     return torch.optim.AdamW(groups, betas=(spec.beta1, spec.beta2), eps=1e-8)

@@ -20,6 +20,7 @@ from sweep.csvinput import CsvColumns, read_runs
 from sweep.errors import UserError
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
+from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, fit_all, prepare, proxies
 from sweep.launch import executors, localqueue, monitor
 from sweep.plan.flops import spec_counts
@@ -298,18 +299,21 @@ def backtest(runs: pd.DataFrame, fit_config: FitConfig, holdout_top: int) -> Bac
 
 
 def propose_target(
-    path: Path, compute: float | None = None, overrides: list[str] | None = None
+    path: Path, compute: float | None = None, overrides: list[str] | None = None, hparams_from: Path | None = None
 ) -> tuple[FitReport, Proposal]:
     """Fit, then propose the run at `compute` (default: target_multiplier x the largest budget, of
     the config or of the runs: an imported sweep's budgets are not in its config). A fit that cannot
-    choose a shape never fails the proposal: it falls back and says so in the warnings."""
+    choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
+    batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
+    sweep, where it identifies their laws; else from the rules."""
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
     runs, curves = finished_runs(path), stored_curves(sweep)
     report = _fit(sweep, config, runs, curves, allow_unfitted=True)
     fitted = proxies(runs, config.fit.include_targets)[0]
     compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
-    proposal = propose(report, fitted, config, compute, curves)
+    hparams = lrbatch_fit(hparams_from, config) if hparams_from else None
+    proposal = propose(report, fitted, config, compute, hparams, curves)
     atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
     atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
     record = recorded_proposal_file(sweep, proposal.run_id)
@@ -318,6 +322,30 @@ def propose_target(
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
     return report, proposal
+
+
+# What, besides the model and data, moves the optimal LR and batch (train.lr and the batch rules only
+# centre the grid; the device, threads and seed do not change the optimum).
+OPTIMIZER_SETTINGS = ("lr_ref_width", "warmup_frac", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip")
+
+
+def lrbatch_fit(path: Path, config: Config) -> HparamFit:
+    """The LR/batch laws of another sweep's LR x batch grid, trained like this sweep's runs."""
+    other = sweep_config(path)
+    differ = [name for name in ("model", "data") if getattr(other, name) != getattr(config, name)]
+    differ += [
+        f"train.{name}" for name in OPTIMIZER_SETTINGS if getattr(other.train, name) != getattr(config.train, name)
+    ]
+    if differ:
+        raise UserError(f"--hparams-from {path} was planned with other {', '.join(differ)} settings than this sweep; "
+                        "its optimal LR and batch need not transfer: plan it with the same overrides")  # fmt: skip
+    runs = proxies(finished_runs(path))[0]
+    in_grid = grid_runs(runs)
+    if not in_grid.any():
+        raise UserError(
+            f"--hparams-from {path} has no finished runs of an LR x batch grid; plan one with sweep=lrbatch"
+        )
+    return fit_hparams(runs[in_grid], config.fit)
 
 
 def proposal_record(sweep: SweepDir, run_id: str) -> dict | None:

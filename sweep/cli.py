@@ -321,6 +321,9 @@ def propose(
     sweep_dir: Path = SWEEP_DIR,
     overrides: list[str] = OVERRIDES,
     compute: float = typer.Option(None, "--compute", help="Target FLOPs (default: target_multiplier x largest)."),
+    hparams_from: Path = typer.Option(
+        None, "--hparams-from", help="A sweep=lrbatch directory whose fitted LR/batch laws set the target's."
+    ),
     and_launch: bool = typer.Option(
         False, "--launch", help="Then launch the proposed target (as `sweep launch --proposal`)."
     ),
@@ -341,7 +344,7 @@ def propose(
         raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
     if not and_launch and (seeds is not None or executor is not None):
         raise UserError("--seeds and --executor apply to the target's launch: give --launch too")
-    _, proposal = api.propose_target(sweep_dir, compute, overrides)
+    _, proposal = api.propose_target(sweep_dir, compute, overrides, hparams_from)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
     launched = api.launch_proposal(sweep_dir, yaml_path, seed_list(seeds), executor) if and_launch else None
     targets = api.trained_targets(sweep_dir)

@@ -46,6 +46,7 @@ class Choice(str, Enum):
 class SweepKind(Choice):
     isoflop = "isoflop"
     widthdepth = "widthdepth"
+    lrbatch = "lrbatch"  # each budget's centre size at a grid of LR x batch multipliers of the rules
 
 
 class Mlp(Choice):
@@ -56,6 +57,11 @@ class Mlp(Choice):
 class Positions(Choice):
     rotary = "rotary"
     learned = "learned"
+
+
+class ShapeRule(Choice):
+    schedule = "schedule"
+    nearest = "nearest"
 
 
 class DataSource(Choice):
@@ -96,6 +102,12 @@ class FitForm(Choice):
     kaplan_n = "kaplan_n"  # L(N) = E + A/N^alpha over every run
     kaplan_d = "kaplan_d"  # L(D) = E + A/D^alpha over every run
     compute = "compute"  # L(C) = E + A/C^alpha over each budget's lowest loss (the frontier, with a floor)
+
+
+class Parameterization(Choice):
+    mup = "mup"  # muP: init, LR, decay and output multiplier all by width (models/gpt.py states the rules)
+    mup_lr = "mup_lr"  # only the hidden-matrix LR scales as 1/width (the rule before muP)
+    standard = "standard"  # GPT-2: nothing scales with width; one LR for every parameter
 
 
 class WandbMode(Choice):
@@ -153,13 +165,21 @@ class SweepConfig:
     seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
     target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+    # lrbatch only: each size is trained at these multiples of the rules' LR and batch (sweep/plan/hparams.py)
+    lr_multipliers: list[float] = bounded_list([0.25, 0.5, 1.0, 2.0, 4.0], hi=1e4, items=(1, 100), **POSITIVE)
+    batch_multipliers: list[float] = bounded_list([0.5, 1.0, 2.0], hi=1e4, items=(1, 100), **POSITIVE)
 
     def check(self) -> None:
-        per_budget = self.sizes_per_budget if self.kind == SweepKind.isoflop else len(self.aspect_ratios)
+        per_budget = {
+            SweepKind.isoflop: self.sizes_per_budget,
+            SweepKind.widthdepth: len(self.aspect_ratios),
+            SweepKind.lrbatch: self.sizes_per_budget * len(self.lr_multipliers) * len(self.batch_multipliers),
+        }[self.kind]
         runs = len(self.budgets) * per_budget * len(self.seeds)
         if runs > MAX_PLANNED_RUNS:
             raise UserError(
-                f"the sweep would plan {runs} runs (budgets x sizes x seeds), more than {MAX_PLANNED_RUNS}; "
+                f"the sweep would plan {runs} runs (budgets x sizes x seeds, x LR x batch multipliers for lrbatch), "
+                f"more than {MAX_PLANNED_RUNS}; "
                 "plan fewer and extend later"
             )
 
@@ -167,16 +187,20 @@ class SweepConfig:
 @dataclass
 class ModelConfig:
     seq_len: int = bounded(128, 1, 65536)
-    head_dim: int = bounded(16, 1, 1024)
+    head_dim: int = bounded(8, 1, 1024)
     aspect_ratio: float = bounded(24.0, 0.01, 1e4)  # preferred d_model / n_layers when snapping N to a shape
     mlp: Mlp = Mlp.gelu
     positions: Positions = Positions.rotary
     min_d_model: int = bounded(16, 1, 65536)
+    min_layers: int = bounded(2, 1, 1000)
     max_layers: int = bounded(48, 1, 1000)
+    shape_rule: ShapeRule = ShapeRule.schedule  # schedule: depth grows smoothly with N; nearest: closest N
 
     def check(self) -> None:
         if self.positions == Positions.rotary and self.head_dim % 2:
             raise UserError(f"model.head_dim={self.head_dim} must be even with model.positions=rotary")
+        if self.min_layers > self.max_layers:
+            raise UserError(f"model.min_layers={self.min_layers} exceeds model.max_layers={self.max_layers}")
 
 
 @dataclass
@@ -211,18 +235,22 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of hidden matrices at d_model == lr_ref_width
-    lr_ref_width: int = bounded(64, 1, 4096)  # hidden-matrix LR scales as lr_ref_width / d_model (muP-style)
+    lr: float = bounded(4e-3, hi=1, **POSITIVE)  # AdamW LR of every parameter at d_model == lr_ref_width
+    lr_ref_width: int = bounded(64, 1, 4096)  # muP's base width: hidden-matrix LR scales as lr_ref_width / d_model
+    parameterization: Parameterization = Parameterization.mup
     warmup_frac: float = bounded(0.05, 0, 1)
     min_lr_ratio: float = bounded(0.1, 0, 1)
     weight_decay: float = bounded(0.1, 0, 10)
     beta1: float = bounded(0.9, 0, 1, hi_open=True)
     beta2: float = bounded(0.95, 0, 1, hi_open=True)
     grad_clip: float = bounded(1.0, hi=1e12, **POSITIVE)  # a huge value turns clipping off
-    batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = scale with the run's tokens (see target_steps)
-    target_steps: int = bounded(600, 1, 10_000_000)
-    min_batch_size: int = bounded(8, 1, 65536)
-    max_batch_size: int = bounded(128, 1, 65536)
+    batch_size: int = bounded(0, 0, 65536)  # sequences per step; 0 = a power of the run's tokens (batch_exponent)
+    target_steps: int = bounded(1000, 1, 10_000_000)  # steps of a run of ref_tokens tokens
+    ref_tokens: float = bounded(1e6, hi=1e15, **POSITIVE)
+    batch_exponent: float = bounded(0.5, 0, 1)  # batch ~ tokens^this; 1 = every run takes target_steps steps
+    min_batch_size: int = bounded(1, 1, 65536)
+    min_steps: int = bounded(500, 0, 10_000_000)  # below this many steps the batch shrinks (to 1 sequence at least)
+    max_batch_size: int = bounded(512, 1, 65536)
     eval_points: int = bounded(12, 1, 1000)
     eval_sequences: int = bounded(64, 1, 1_000_000)
     final_eval_sequences: int = bounded(512, 1, 1_000_000)

@@ -4,7 +4,8 @@ Approach 3 chooses among real shapes: for each candidate shape, D = C / (FLOPs p
 shape), and the shape with the lowest predicted L(N, D) wins. Every bootstrap refit makes the same
 choice, which gives the intervals of N*, D* and the predicted loss. Approach 2 extrapolates its
 power laws N*(C), D*(C), L*(C). Where Approach 2's N* falls outside Approach 3's interval, the
-proposal says so.
+proposal says so. Where width/depth runs identify a preferred aspect ratio d_model / n_layers
+(sweep.fit.aspect), the shapes are snapped near it instead of near model.aspect_ratio (aspect_from).
 
 A fit without a finite, plausible optimum (an exponent <= 0, an overflow) never chooses the shape:
 the proposal falls back to Approach 2's N*, else to the best run trained, and says why. Trained
@@ -19,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import Config, RunConfig, to_yaml
+from sweep.fit.aspect import without_widthdepth
 from sweep.fit.bootstrap import interval
 from sweep.fit.envelope import EnvelopeFit
 from sweep.fit.forms import Chinchilla
+from sweep.fit.hparams import HparamFit, target_hparams
 from sweep.fit.isoflop import IsoflopFit, budget_fits
 from sweep.fit.report import FitReport
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
@@ -65,7 +68,12 @@ class Proposal:
     warnings: list[str] = field(default_factory=list)
     next_wave: list[dict] = field(default_factory=list)  # shapes to add per off-centre budget
     shape_from: str = "approach3"  # approach3 | approach2 | best run: what chose the shape
+    aspect_from: dict = field(default_factory=dict)  # the width/depth fit the shape's aspect came from, if any
     run_id: str = ""  # the id `sweep train --config` gives the proposed run
+    lr_from: str = "assumed: rule"  # "fit: eta*(N, D) = ..." where an LR x batch grid measured it
+    batch_from: str = "assumed: rule"
+    lr_interval: tuple[float, float] | None = None  # 95% bootstrap interval of the fitted law at the target
+    batch_interval: tuple[float, float] | None = None
     recommendation: Recommendation | None = None  # which prediction to trust (sweep.recommend)
 
     def to_dict(self) -> dict:
@@ -78,11 +86,12 @@ def plausible(n: float | None, compute: float) -> bool:
     return n is not None and bool(np.isfinite(n)) and 1 <= n <= compute / 6
 
 
-def candidate_shapes(compute: float, config: Config, around: float) -> list[Shape]:
-    """Real shapes from around/100 to around*100 parameters, on a fine log grid."""
+def candidate_shapes(compute: float, config: Config, around: float, aspect: float | None = None) -> list[Shape]:
+    """Real shapes from around/100 to around*100 parameters, on a fine log grid, near the given aspect
+    ratio (default model.aspect_ratio)."""
     rules = shape_rules(config)
     targets = around * np.logspace(-2, 2, 161)
-    shapes = {(s.d_model, s.n_layers): s for s in (rules.snap(n) for n in targets)}
+    shapes = {(s.d_model, s.n_layers): s for s in (rules.snap(n, aspect) for n in targets)}
     return [s for s in shapes.values() if compute / s.flops_per_token >= 1]
 
 
@@ -99,7 +108,9 @@ def best_shape(law: Chinchilla, shapes: list[Shape], compute: float, counting: s
     return shapes[i], float(losses[i])
 
 
-def approach3_prediction(fit: FitReport, config: Config, compute: float) -> tuple[Shape, Prediction, list[str]]:
+def approach3_prediction(
+    fit: FitReport, config: Config, compute: float, aspect: float | None = None
+) -> tuple[Shape, Prediction, list[str]]:
     """The shape Approach 3 chooses, its prediction and warnings; raises Unidentified when the point
     fit has no finite, plausible optimum at this compute."""
     law = fit.parametric.law
@@ -108,7 +119,7 @@ def approach3_prediction(fit: FitReport, config: Config, compute: float) -> tupl
     around = float(law.optimal_params(compute))
     if not plausible(around, compute):
         raise Unidentified(f"its optimum N = {around:.3g} at C = {compute:.3g} is not between 1 and C/6")
-    shapes = candidate_shapes(compute, config, around)
+    shapes = candidate_shapes(compute, config, around, aspect)
     best = best_shape(law, shapes, compute, fit.counting)
     if best is None:
         raise Unidentified("its predicted loss is not finite at any shape this compute can train")
@@ -167,7 +178,7 @@ def next_wave(runs: pd.DataFrame, config: Config) -> list[dict]:
         return []
     rules = shape_rules(config)
     wave = []
-    for budget_fit in budget_fits(runs):
+    for budget_fit in budget_fits(without_widthdepth(runs)):
         group = runs[np.isclose(runs["budget"], budget_fit.budget)]
         if not budget_fit.edge or group.empty:
             continue
@@ -193,14 +204,19 @@ def disagreements(predictions: list[Prediction]) -> list[str]:
 
 
 def choose_shape(
-    fit: FitReport, runs: pd.DataFrame, config: Config, compute: float, a2: Prediction | None
+    fit: FitReport,
+    runs: pd.DataFrame,
+    config: Config,
+    compute: float,
+    a2: Prediction | None,
+    aspect: float | None = None,
 ) -> tuple[Shape, str, Prediction | None, list[str]]:
     """The target's shape, what chose it, Approach 3's prediction (None when it has none) and warnings.
     Approach 3 first; where it has no usable optimum, Approach 2's N*; else the best run trained."""
     why = fit.errors.get("approach3", "not fitted")
     if fit.parametric is not None:
         try:
-            shape, a3, warnings = approach3_prediction(fit, config, compute)
+            shape, a3, warnings = approach3_prediction(fit, config, compute, aspect)
             return shape, "approach3", a3, warnings
         except Unidentified as exc:
             why = f"unidentified: {exc}"
@@ -208,7 +224,7 @@ def choose_shape(
     a2_why = fit.unidentified().get("approach2") or fit.errors.get("approach2", "not fitted")
     if a2 is not None and "approach2" not in fit.unidentified():
         if plausible(a2.N, compute):
-            return shape_rules(config).snap(a2.N), "approach2", None, [f"{warning}; shape from Approach 2's N*"]
+            return shape_rules(config).snap(a2.N, aspect), "approach2", None, [f"{warning}; shape from Approach 2's N*"]
         a2_why = f"its N* = {a2.N:.3g} is not between 1 and C/6"
     shape, best = best_run_shape(runs, config)
     evidence = (
@@ -219,13 +235,21 @@ def choose_shape(
 
 
 def propose(
-    fit: FitReport, runs: pd.DataFrame, config: Config, compute: float, curves: pd.DataFrame | None = None
+    fit: FitReport,
+    runs: pd.DataFrame,
+    config: Config,
+    compute: float,
+    hparams: HparamFit | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> Proposal:
-    """runs: the runs fitted (proxies); curves: their training curves (Approach 1's backtest, which
-    recommends an approach). A fit that is unidentified or was not possible is named in the warnings
-    and a fallback chooses the shape; this never fails on a bad fit."""
+    """runs: the runs fitted (proxies). A fit that is unidentified or was not possible is named in
+    the warnings and a fallback chooses the shape; this never fails on a bad fit. The LR and batch
+    come from the laws of hparams (else of the fit's own LR x batch grid) where identified, else the rules.
+    curves: the runs' training curves, for Approach 1 in the backtest that recommends an approach."""
     a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
-    shape, shape_from, a3, warnings = choose_shape(fit, runs, config, compute, a2)
+    aspect = fit.preferred_aspect()
+    aspect_from = asdict(aspect) if aspect and aspect.identified else {}
+    shape, shape_from, a3, warnings = choose_shape(fit, runs, config, compute, a2, aspect_from.get("aspect_ratio"))
     warnings = [*fit.notes(), *warnings]
     predictions = [a3] if a3 else []
     if a2 is not None and "approach2" not in fit.unidentified():
@@ -245,7 +269,10 @@ def propose(
     if "budget" in runs and runs["budget"].nunique() < MIN_BUDGETS:
         warnings.append(f"only {runs['budget'].nunique()} budgets: the extrapolation to C = {compute:.3g} rests on "
                         f"too few to trust (train {MIN_BUDGETS}+)")  # fmt: skip
-    spec = run_spec(shape, compute, config.train.seed, config)
+    tuned = target_hparams(
+        hparams if hparams is not None else fit.hparams, shape.N, compute / shape.flops_per_token, config.train
+    )
+    spec = run_spec(shape, compute, config.train.seed, config, batch=tuned.batch_size, lr=tuned.lr)
     proposal = Proposal(
         proposal_id=f"target-C{compute:.3g}".replace("+", ""),
         compute=compute,
@@ -258,6 +285,11 @@ def propose(
         warnings=warnings,
         next_wave=next_wave(runs, config),
         shape_from=shape_from,
+        lr_from=tuned.lr_from,
+        batch_from=tuned.batch_from,
+        lr_interval=tuned.lr_interval,
+        batch_interval=tuned.batch_interval,
+        aspect_from=aspect_from,
         recommendation=recommend([p.approach for p in predictions], runs, config.fit, curves),
     )
     return replace(proposal, run_id=single_run_spec(target_config(proposal, config)).run_id)

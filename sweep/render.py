@@ -39,6 +39,16 @@ def with_interval(x: float, band: tuple[float, float] | None, digits: int = 4) -
     return f"{num(x, digits)} [{num(band[0], digits)}, {num(band[1], digits)}]" if band else num(x, digits)
 
 
+def aspect_line(aspect: dict) -> str:
+    """A width/depth fit (AspectFit's fields) in one line: the aspect, its interval and its evidence."""
+    size = "size-corrected by Approach 3" if aspect["corrected"] else "not size-corrected (no Approach 3)"
+    return (
+        f"{with_interval(aspect['aspect_ratio'], aspect['interval'], 3)} from {aspect['n_runs']} runs at "
+        f"C = {num(aspect['budget'])}, N ~ {num(aspect['N'])}, aspects {', '.join(num(a) for a in aspect['aspects'])} "
+        f"({size})"
+    )
+
+
 # --- printing ------------------------------------------------------------------------------------
 
 
@@ -106,10 +116,48 @@ def print_fit(report: FitReport) -> None:
         parts += [f"Approach 2 N*(C) ~ C^{a2['N_star_exponent']:.3f}"] if a2 else []
         console.print(f"with N counted {other['counting']} (point estimates; fit.counting={other['counting']} "
                       f"for intervals): " + "; ".join(parts))  # fmt: skip
+    if "hparams" in payload:
+        print_hparams(payload["hparams"])
+    if (aspect := report.preferred_aspect()) and aspect.identified:
+        console.print(f"width/depth: preferred aspect ratio d_model/n_layers = {aspect_line(vars(aspect))}")
     for approach, why in report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
     for note in report.notes():
         console.print(f"[yellow]note:[/] {note}")
+
+
+def print_hparams(payload: dict) -> None:
+    """The LR x batch grid: each size's optimal LR and batch, and their laws."""
+    table = Table(
+        title=f"LR x batch: optimum per size [95% interval of those of the {payload['bootstrap']} bootstrap refits "
+        "that stay in the grid]"
+    )
+    for column in ("budget C", "N", "D", "runs", "best loss", "LR*", "batch*"):
+        table.add_column(column, justify="right")
+    for g in payload["groups"]:
+        table.add_row(num(g["budget"]), num(g["N"]), num(g["D"]), str(g["n_runs"]), num(g["loss"], 4),
+                      optimum_cell(g, "lr"), optimum_cell(g, "batch"))  # fmt: skip
+    console.print(table)
+    for key, names in (("lr_law", ("a", "b", "c")), ("batch_law", ("coefficient", "exponent"))):
+        law = payload[key]
+        if "unidentified" in law:
+            console.print(f"{law['form']}: [yellow]unidentified[/] ({law['unidentified']})")
+            continue
+        terms = ", ".join(f"{k} = {with_interval(law[k], law['intervals'][k], 3)}" for k in names)
+        console.print(f"{law['form']} with {terms}")
+    for note in payload["notes"]:
+        if "refits dropped" in note:
+            console.print(f"[yellow]note:[/] {note}")
+
+
+def optimum_cell(group: dict, key: str) -> str:
+    """A group's optimum LR or batch with its interval, and why it is not trusted where it is not."""
+    why = group[f"{key}_edge"]
+    if group[key] is None:
+        return f"- ({why})"
+    if why:
+        return f"{num(group[key])} (untrusted: {why})"
+    return with_interval(group[key], group[f"{key}_interval"], 3) + f" ({group[f'{key}_refits']} in grid)"
 
 
 def print_backtest(result) -> None:
@@ -152,6 +200,14 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
         f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
         f"LR {proposal.lr:.3g}; shape from {proposal.shape_from}"
     )
+    console.print(
+        f"LR {with_interval(proposal.lr, proposal.lr_interval, 3)} from {proposal.lr_from}; "
+        f"batch {with_interval(proposal.batch_size, proposal.batch_interval, 3)} from {proposal.batch_from}"
+    )
+    if proposal.aspect_from:
+        console.print(
+            f"aspect ratio from the width/depth runs, not model.aspect_ratio: {aspect_line(proposal.aspect_from)}"
+        )
     recommendation = proposal.recommendation
     recommended = recommendation.approach if recommendation else None
     if proposal.predictions:

@@ -32,7 +32,8 @@ class RunSpec:
     positions: str
     tokens: int  # D: training tokens
     batch_size: int  # sequences per optimizer step
-    lr: float  # hidden-matrix AdamW LR (embeddings and norms use lr * d_model / lr_ref_width)
+    # hidden-matrix AdamW LR (mup, mup_lr); the other parameters (all, under standard) use lr * d_model / lr_ref_width
+    lr: float
     lr_ref_width: int
     warmup_frac: float
     min_lr_ratio: float
@@ -46,7 +47,7 @@ class RunSpec:
     data: DataSpec
     seed: int
     optimizer: str = "adamw"
-    parameterization: str = "mup_lr"
+    parameterization: str = "mup"  # mup | mup_lr | standard (models/gpt.py)
     # Not part of the run's identity: which budget of the plan asked for it, and whether it is a proxy
     # (fitted) or a target (a proposal's run, checked against its prediction and not fitted).
     budget: float = field(default=0.0, compare=False)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -72,8 +72,11 @@ class SweepDir:
     @classmethod
     def create(cls, path: Path, config: Config, specs: Sequence[RunSpec] = ()) -> SweepDir:
         """A new sweep directory holding `specs`, or the same one again with `specs` added: an
-        existing plan keeps its runs. A new one is written in a temporary directory beside it and
-        renamed into place, so a failure (a full disk) leaves no half-written sweep behind."""
+        existing plan keeps its runs. A config that differs from the sweep's only in a `sweep`
+        section of another kind (a width/depth grid beside an IsoFLOP one) adds its runs as a
+        new wave; config.yaml stays the first plan's, and each run's spec.json holds what it
+        trains. A new one is written in a temporary directory beside it and renamed into place,
+        so a failure (a full disk) leaves no half-written sweep behind."""
         sweep = cls(Path(path))
         if sweep.path.exists() and not sweep.path.is_dir():
             raise UserError(f"{path} is a file, not a directory; choose a new --out")
@@ -81,12 +84,15 @@ class SweepDir:
             raise UserError(f"{path} exists and is not a sweep directory; choose an empty or new --out")
         text = to_yaml(config)
         if sweep.plan_file.is_file():
-            if not sweep.config_file.is_file() or sweep.config_file.read_text() != text:
+            if not sweep.config_file.is_file():
+                raise UserError(f"{path} has a plan but no config.yaml; plan into a new --out")
+            same = sweep.config_file.read_text() == text
+            if not same and not sweep.adds_a_grid(config):
                 raise UserError(
-                    f"{path} holds a sweep planned with another config; plan into a new --out, "
-                    "or repeat the overrides it was planned with"
+                    f"{path} holds a sweep planned with another config; plan into a new --out, or repeat the "
+                    "overrides it was planned with (a grid of another sweep.kind, e.g. sweep=widthdepth, may be added)"
                 )
-            sweep.add_runs(list(specs))
+            sweep.add_runs(list(specs), wave=0 if same else sweep.next_wave())
             return sweep
         sweep.path.parent.mkdir(parents=True, exist_ok=True)
         staging = cls(Path(tempfile.mkdtemp(dir=sweep.path.parent, prefix=f".{sweep.path.name}.", suffix=".tmp")))
@@ -138,6 +144,15 @@ class SweepDir:
             if not (isinstance(entry, dict) and is_run_id(entry.get("run_id")) and _is_budget(entry.get("budget"))):
                 raise UserError(f"{self.plan_file} has an entry that is not a run ({str(entry)[:80]}); {_REPAIR}")
         return entries
+
+    def adds_a_grid(self, config: Config) -> bool:
+        """Whether config is the sweep's own but for a `sweep` section of another kind of grid."""
+        first = self.config()
+        return config.sweep.kind != first.sweep.kind and replace(first, sweep=config.sweep) == config
+
+    def next_wave(self) -> int:
+        """The number of a wave after every planned one."""
+        return 1 + max((entry.get("wave", 0) for entry in self.planned()), default=0)
 
     def add_runs(self, specs: list[RunSpec], wave: int = 0) -> list[RunSpec]:
         """Record specs in the plan and write their run directories; returns those that were new."""

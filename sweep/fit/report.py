@@ -4,17 +4,19 @@ JSON-able report."""
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from sweep.config import FitConfig
 from sweep.errors import UserError
+from sweep.fit.aspect import AspectFit, fit_aspects, without_widthdepth, without_widthdepth_budgets
 from sweep.fit.bootstrap import Refits, bootstrap, finite, interval
 from sweep.fit.envelope import EnvelopeFit, fit_envelope
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
+from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
 from sweep.fit.parametric import ParametricFit, fit_floor_power_law, fit_parametric
 
@@ -38,6 +40,13 @@ class FitReport:
     form_samples: dict[str, Refits[FloorPowerLaw]] = field(default_factory=dict)
     other_counting: dict = field(default_factory=dict)  # point estimates with N counted the other way
     targets_left_out: int = 0  # target runs not fitted (fit.include_targets=false)
+    hparams: HparamFit | None = None  # the optimal LR and batch, from the runs of an LR x batch grid
+    grid_left_out: int = 0  # runs of an LR x batch grid, left out of Approaches 1-3
+    aspects: list[AspectFit] = field(default_factory=list)  # width/depth groups, smallest size first
+
+    def preferred_aspect(self) -> AspectFit | None:
+        """The width/depth fit at the largest size (the nearest to a target), identified or not."""
+        return self.aspects[-1] if self.aspects else None
 
     def unidentified(self) -> dict[str, str]:
         """Approach -> why its fit gives no trustworthy optimum (an exponent <= 0 or non-finite)."""
@@ -55,8 +64,16 @@ class FitReport:
         refits = {"approach3": self.parametric_samples, "approach2": self.isoflop_samples,
                   "approach1": self.envelope_samples, **self.form_samples}  # fmt: skip
         notes += [note for name, samples in refits.items() if (note := samples.note(name))]
+        if (aspect := self.preferred_aspect()) and not aspect.identified:
+            notes.append(f"aspect ratio unidentified by the width/depth runs at C = {aspect.budget:.3g} "
+                         f"(N ~ {aspect.N:.3g}): {aspect.unidentified}; shapes keep model.aspect_ratio")  # fmt: skip
         if self.targets_left_out:
             notes.append(f"{self.targets_left_out} target runs not fitted (fit.include_targets=true fits them)")
+        if self.grid_left_out:
+            notes.append(
+                f"{self.grid_left_out} runs of an LR x batch grid left out of Approaches 1-3 (they vary LR "
+                "and batch at one size, not the size at one compute); they give the LR/batch optima"
+            )
         return notes
 
     def parameter_intervals(self) -> dict[str, tuple[float, float] | None]:
@@ -87,6 +104,12 @@ class FitReport:
             out["approach1"] = {**power_laws(self.envelope, self.envelope_samples), "points": self.envelope.n_points}
         if self.isoflop:
             out["approach2"] = {**power_laws(self.isoflop, self.isoflop_samples), "budgets": self.budget_vertices()}
+        if self.hparams is not None:
+            out["hparams"] = self.hparams.to_dict()
+        if aspect := self.preferred_aspect():
+            out["aspect"] = {"aspect_ratio": aspect.aspect_ratio if aspect.identified else None,
+                             "interval": aspect.interval if aspect.identified else None,
+                             "groups": [asdict(a) for a in self.aspects]}  # fmt: skip
         return out
 
     def budget_vertices(self) -> list[dict]:
@@ -138,7 +161,8 @@ def proxies(runs: pd.DataFrame, include_targets: bool = False) -> tuple[pd.DataF
 
 
 def prepare(runs: pd.DataFrame, counting: str = "non_embedding") -> pd.DataFrame:
-    """Columns N, D, C, loss, budget from a store or CSV table; N per the chosen counting."""
+    """Columns N, D, C, loss, budget (and run_id, d_model, n_layers where given) from a store or CSV
+    table; N per the chosen counting."""
     table = runs.copy()
     if counting == "total":
         if "N_total" not in table or table["N_total"].isna().any():
@@ -147,7 +171,7 @@ def prepare(runs: pd.DataFrame, counting: str = "non_embedding") -> pd.DataFrame
     validate(table, ("N", "D", "C", "loss"))
     if "budget" not in table or table["budget"].isna().any():
         table["budget"] = table["C"].map(lambda c: float(f"{c:.2g}"))
-    columns = ["N", "D", "C", "loss", "budget"] + (["run_id"] if "run_id" in table else [])
+    columns = ["N", "D", "C", "loss", "budget"] + [k for k in ("run_id", "d_model", "n_layers") if k in table]
     return table[columns].reset_index(drop=True)
 
 
@@ -172,8 +196,8 @@ def validate(table: pd.DataFrame, columns: tuple[str, ...]) -> None:
 
 
 def frontier(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each budget's lowest loss: the points L(C) is fitted to."""
-    lowest = table.groupby("budget")["loss"].min()
+    """Each budget's lowest loss: the points L(C) is fitted to (budgets of width/depth runs alone left out)."""
+    lowest = without_widthdepth_budgets(table).groupby("budget")["loss"].min()
     return lowest.index.to_numpy(dtype=float), lowest.to_numpy()
 
 
@@ -236,8 +260,9 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
 
 
 def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
+    valleys = without_widthdepth(table)  # a width/depth budget is not an IsoFLOP valley
     try:
-        fit = fit_isoflop(table, config.exclude_edge_budgets)
+        fit = fit_isoflop(valleys, config.exclude_edge_budgets)
     except UNFITTABLE as exc:
         errors["approach2"] = str(exc)
         return None, Refits()
@@ -247,7 +272,7 @@ def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     def refit(sample: pd.DataFrame) -> IsoflopFit:
         return fit_isoflop(sample, config.exclude_edge_budgets)
 
-    return fit, refits(table, refit, config, power_laws_finite, by="budget")
+    return fit, refits(valleys, refit, config, power_laws_finite, by="budget")
 
 
 def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig, errors: dict[str, str]):
@@ -281,7 +306,9 @@ def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:
     with suppress(*UNFITTABLE):
         out["approach3"] = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta).law.as_dict()
     with suppress(*UNFITTABLE):
-        out["approach2"] = {"N_star_exponent": fit_isoflop(table, config.exclude_edge_budgets).N_star.exponent}
+        out["approach2"] = {
+            "N_star_exponent": fit_isoflop(without_widthdepth(table), config.exclude_edge_budgets).N_star.exponent
+        }
     return out
 
 
@@ -289,19 +316,29 @@ def fit_all(
     runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None, allow_unfitted: bool = False
 ) -> FitReport:
     """runs: a store or CSV table; curves (the store's curves table) enables Approach 1. Target runs
-    are left out unless config.include_targets. When neither Approach 2 nor 3 can be fitted this
+    are left out unless config.include_targets. The runs of an LR x batch grid (sweep=lrbatch) are
+    fitted on their own (sweep/fit/hparams.py) and left out of Approaches 1-3: one size at one budget
+    is no IsoFLOP valley. When neither Approach 2 nor 3 nor the LR/batch optima can be fitted this
     raises, unless allow_unfitted (a proposal still shows the best run it has, saying why)."""
     runs, targets_left_out = proxies(runs, config.include_targets)
+    in_grid = grid_runs(runs)
+    hparams = fit_hparams(runs[in_grid], config) if in_grid.any() else None
+    runs = runs[~in_grid]
+    errors: dict[str, str] = {}
+    if hparams is not None and runs.empty:
+        errors = dict.fromkeys(("approach3", "approach2"), "every run is in an LR x batch grid (no IsoFLOP sizes)")
+        return FitReport(config.counting, 0, None, None, Refits(), Refits(), errors, targets_left_out=targets_left_out,
+                         hparams=hparams, grid_left_out=int(in_grid.sum()))  # fmt: skip
     table = prepare(runs, config.counting)
     if len(table) == 0:
         raise FitError("no finished runs to fit; wait for runs to finish and `sweep collect`")
-    errors: dict[str, str] = {}
     parametric, parametric_samples = approach3(table, config, errors)
     isoflop, isoflop_samples = approach2(table, config, errors)
-    if parametric is None and isoflop is None and not allow_unfitted:
+    if parametric is None and isoflop is None and hparams is None and not allow_unfitted:
         raise FitError(f"too few points to fit: {errors['approach3']}")
     envelope, envelope_samples = approach1(table, curves, config, errors)
     forms, form_samples = fit_forms(table, config, errors)
+    identified = parametric.law if parametric and not parametric.law.unidentified() else None
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
                      envelope, envelope_samples, forms, form_samples, other_counting(runs, config),
-                     targets_left_out)  # fmt: skip
+                     targets_left_out, hparams, int(in_grid.sum()), fit_aspects(table, identified, config))  # fmt: skip

@@ -1,4 +1,4 @@
-"""Grids of runs: IsoFLOP (sizes around each budget's guessed optimum) and width/depth."""
+"""Grids of runs: IsoFLOP (sizes around each budget's guessed optimum), width/depth, and LR x batch."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ MIN_STEPS = 50  # a run shorter than this measures its warmup, not its model
 def shape_rules(config: Config) -> ShapeRules:
     m = config.model
     return ShapeRules(
-        config.data.vocab_size, m.seq_len, m.head_dim, m.aspect_ratio, m.min_d_model, m.max_layers, m.mlp, m.positions
-    )
+        config.data.vocab_size, m.seq_len, m.head_dim, m.aspect_ratio, m.min_d_model, m.max_layers, str(m.mlp),
+        str(m.positions), m.min_layers, str(m.shape_rule),
+    )  # fmt: skip
 
 
 def centre_params(budget: float, tokens_per_param: float) -> float:
@@ -63,7 +64,7 @@ def run_spec(
         final_eval_sequences=t.final_eval_sequences,
         data=DataSpec(d.source, d.path, d.vocab_size, d.val_fraction, d.markov_order, d.zipf_exponent,
                       d.synthetic_seed, d.synthetic_tokens),
-        seed=seed, budget=budget,
+        seed=seed, parameterization=t.parameterization, budget=budget,
     )  # fmt: skip
 
 
@@ -75,13 +76,20 @@ def unique_shapes(shapes: list[Shape]) -> list[Shape]:
 
 
 def isoflop_shapes(budget: float, config: Config) -> list[Shape]:
-    """Up to sizes_per_budget distinct shapes, log-spaced over size_span around the guessed optimum."""
+    """sizes_per_budget distinct shapes, log-spaced over size_span around the guessed optimum. Where
+    small sizes snap to the same shape (the smallest model, or widths a head apart), the spacing
+    continues above the largest, so each budget keeps its sizes."""
     s = config.sweep
     rules = shape_rules(config)
     centre = centre_params(budget, s.tokens_per_param)
     exponents = np.linspace(-0.5, 0.5, s.sizes_per_budget) if s.sizes_per_budget > 1 else np.zeros(1)
+    step = exponents[1] - exponents[0] if s.sizes_per_budget > 1 else 0.0
     shapes = unique_shapes([rules.snap(centre * s.size_span**e) for e in exponents])
-    return [shape for shape in shapes if fits_budget(shape, budget, config)]
+    top = exponents[-1]
+    while step and len(shapes) < s.sizes_per_budget and fits_budget(shapes[-1], budget, config):
+        top += step
+        shapes = unique_shapes([*shapes, rules.snap(centre * s.size_span**top)])
+    return [shape for shape in shapes if fits_budget(shape, budget, config)][: s.sizes_per_budget]
 
 
 def widthdepth_shapes(budget: float, config: Config) -> list[Shape]:
@@ -93,20 +101,44 @@ def widthdepth_shapes(budget: float, config: Config) -> list[Shape]:
     return [shape for shape in shapes if fits_budget(shape, budget, config)]
 
 
+def lrbatch_specs(shape: Shape, budget: float, seed: int, config: Config) -> list[RunSpec]:
+    """The shape at each sweep.lr_multipliers x sweep.batch_multipliers times the rules' LR and batch.
+    Every run spends the budget (the same tokens; the batch sets the steps). Batches are clipped to
+    [train.min_batch_size, train.max_batch_size] and those leaving fewer than MIN_STEPS steps dropped."""
+    s, t, seq_len = config.sweep, config.train, config.model.seq_len
+    tokens = budget / shape.flops_per_token
+    rule_batch = batch_size(tokens, seq_len, t)
+    batches = {min(t.max_batch_size, max(t.min_batch_size, round(rule_batch * k))) for k in s.batch_multipliers}
+    rule_lr = hidden_lr(shape.d_model, t)
+    return [
+        run_spec(shape, budget, seed, config, batch=batch, lr=rule_lr * k)
+        for batch in sorted(batches) if tokens / (batch * seq_len) >= MIN_STEPS
+        for k in s.lr_multipliers
+    ]  # fmt: skip
+
+
+def grid_specs(shape: Shape, budget: float, seed: int, config: Config) -> list[RunSpec]:
+    if config.sweep.kind == "lrbatch":
+        return lrbatch_specs(shape, budget, seed, config)
+    return [run_spec(shape, budget, seed, config)]
+
+
 @dataclass(frozen=True)
 class Plan:
     specs: list[RunSpec]
 
 
 def make_plan(config: Config) -> Plan:
-    grid = isoflop_shapes if config.sweep.kind == "isoflop" else widthdepth_shapes
+    grid = widthdepth_shapes if config.sweep.kind == "widthdepth" else isoflop_shapes  # lrbatch: isoflop's sizes
     specs: list[RunSpec] = []
     for budget in sorted(config.sweep.budgets):
         check_budget(budget, config)
         shapes = grid(budget, config)
         if not shapes:
             raise UserError(f"no model of the grid fits budget {budget:.3g} with {MIN_STEPS} steps; raise it")
-        specs += [run_spec(shape, budget, seed, config) for shape in shapes for seed in config.sweep.seeds]
+        specs += [
+            spec for shape in shapes for seed in config.sweep.seeds for spec in grid_specs(shape, budget, seed, config)
+        ]
     return Plan(specs)
 
 

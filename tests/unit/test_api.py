@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -117,7 +118,7 @@ def test_an_imported_sweep_shows_its_runs_and_proposes_a_real_shape(tmp_path):
     assert len(states) == rows and {(s.state, s.reason) for s in states} == {("done", "imported")}
 
     _, proposal = api.propose_target(into, overrides=["fit.bootstrap=8"])
-    assert proposal.compute == pytest.approx(10 * 1e21)  # 10x the largest imported budget, not the config's
+    assert proposal.compute == pytest.approx(30 * 1e21)  # 30x the largest imported budget, not the config's
     rules = shape_rules(SweepDir.open(into).config())
     assert proposal.shape == vars(rules.make(proposal.shape["d_model"], proposal.shape["n_layers"]))
     assert proposal.shape_from == "approach3"
@@ -144,3 +145,58 @@ def test_the_role_is_a_tag_not_part_of_the_run_identity():
     assert RunSpec.from_dict(target.to_dict()).role == "target"
     with pytest.raises(UserError, match="run.role=boss.*expected one of \\[proxy, target\\]"):
         compose(["run.d_model=32", "run.n_layers=2", "run.tokens=2e5", "run.role=boss"])
+
+
+LRBATCH = ["sweep=lrbatch", "train.min_batch_size=2", "fit.bootstrap=8"]
+
+
+def lr_star(n: float, d: float) -> float:
+    """The true optimal LR: 0.006 at N=2e4, D=1e6 (near the rule's 4e-3 x 64 / d_model for d_model 32-64)."""
+    return 0.006 * (n / 2e4) ** -0.3 * (d / 1e6) ** 0.1
+
+
+def batch_star(d: float) -> float:
+    """The true optimal batch, inside each size's grid (the rule's batch grows as D)."""
+    return 13 * (d / 1e6) ** 0.8
+
+
+def train_lrbatch(tmp_path) -> Path:
+    """An LR x batch sweep whose losses bowl around lr_star and batch_star (no training)."""
+    sweep, planned = api.plan(LRBATCH, tmp_path / "lrbatch")
+    for run in planned:
+        n, d = run.N, run.spec.tokens
+        bowl = 0.04 * np.log(run.spec.lr / lr_star(n, d)) ** 2 + 0.04 * np.log(run.spec.batch_size / batch_star(d)) ** 2
+        fake_train(sweep.path, run.spec, loss=float(TRUTH.loss(n, d)) + bowl)
+    api.collect(sweep.path)
+    return sweep.path
+
+
+def test_the_target_takes_lr_and_batch_from_an_lrbatch_sweep(trained, tmp_path):
+    isoflop, _ = trained
+    lrbatch = train_lrbatch(tmp_path)
+    report = api.fit(lrbatch)
+    assert report.parametric is None and report.hparams.lr_law and report.hparams.batch_law
+    assert report.hparams.lr_law.b == pytest.approx(-0.3, abs=0.05)
+    assert report.hparams.batch_law.exponent == pytest.approx(0.8, abs=0.05)
+
+    _, proposal = api.propose_target(isoflop, hparams_from=lrbatch)
+    n, d = proposal.shape["N"], proposal.compute / proposal.shape["flops_per_token"]
+    assert proposal.lr == pytest.approx(float(report.hparams.lr_law(n, d)))
+    assert proposal.lr_from.startswith("fit: eta*(N, D)") and proposal.batch_from.startswith("fit: B*(D)")
+    written = compose(config_file=api.proposal_file(SweepDir.open(isoflop), proposal))
+    assert (written.run.lr, written.run.batch_size) == (proposal.lr, proposal.batch_size)
+    _, ruled = api.propose_target(isoflop)
+    assert ruled.lr_from.startswith("assumed: rule") and ruled.batch_from.startswith("assumed: rule")
+
+    shown = sweep_cli("fit", lrbatch)
+    assert shown.returncode == 0, shown.stderr
+    assert "LR x batch: optimum per size" in shown.stdout and "eta*(N, D) = a N^b D^c with a =" in shown.stdout
+    machine = json.loads(sweep_cli("fit", lrbatch, "--json").stdout)
+    assert machine["hparams"]["lr_law"]["b"] == pytest.approx(report.hparams.lr_law.b)
+
+
+def test_hparams_from_a_sweep_trained_otherwise_is_refused(trained, tmp_path):
+    isoflop, _ = trained
+    other = api.plan(["sweep=lrbatch", "train.warmup_frac=0.2"], tmp_path / "other")[0].path
+    with pytest.raises(UserError, match="other train.warmup_frac settings"):
+        api.propose_target(isoflop, hparams_from=other)

@@ -193,3 +193,57 @@ def test_no_fit_makes_the_proposal_crash(law, samples, n_exponent, isoflop):
 def test_a_missing_or_foreign_target_record_is_no_record(record):
     check = check_target("0123456789ab", 1e13, 1.5, record)
     assert check.proposal_id is None and check.predictions == []
+
+
+def test_the_target_lr_and_batch_follow_the_fitted_laws_with_their_intervals():
+    from sweep.config import FitConfig
+    from sweep.fit.hparams import fit_hparams
+    from tests.unit.fit.test_hparams import grid
+
+    config = compose(["train.max_batch_size=4096"])
+    hparams = fit_hparams(grid(), FitConfig(bootstrap=30))
+    proposal = propose(report(GOOD), runs_table(), config, COMPUTE, hparams)
+    n, d = proposal.shape["N"], COMPUTE / proposal.shape["flops_per_token"]
+    assert proposal.lr == pytest.approx(hparams.lr_law(n, d), rel=1e-9)
+    assert proposal.batch_size == round(float(hparams.batch_law(d)))
+    assert proposal.lr_from.startswith("fit: eta*(N, D)") and proposal.batch_from.startswith("fit: B*(D)")
+    assert proposal.lr_interval[0] <= proposal.lr <= proposal.lr_interval[1]
+    assert proposal.steps == round(proposal.tokens / (proposal.batch_size * config.model.seq_len))
+    assert f"lr: {proposal.lr}" in target_yaml(proposal, config)
+    ruled = propose(report(GOOD), runs_table(), config, COMPUTE)
+    assert ruled.lr_from.startswith("assumed: rule") and ruled.lr_interval is None
+    assert ruled.lr == pytest.approx(config.train.lr * config.train.lr_ref_width / proposal.shape["d_model"])
+
+
+def widthdepth_fit(optimum: float):
+    """A fit of an IsoFLOP grid and a width/depth grid whose loss is lowest at `optimum`."""
+    from sweep.config import FitConfig
+    from sweep.fit.report import fit_all
+    from tests.unit.fit.test_aspect import isoflop_shaped_runs, widthdepth_runs
+
+    isoflop = isoflop_shaped_runs(budgets=(1e10, 1e11, 1e12), span=30.0, optimum=optimum)
+    runs = pd.concat([isoflop, widthdepth_runs(optimum)], ignore_index=True)
+    return fit_all(runs, FitConfig(bootstrap=20, forms=["chinchilla"])), runs
+
+
+def aspect_of(proposal) -> float:
+    return proposal.shape["d_model"] / proposal.shape["n_layers"]
+
+
+def test_the_target_takes_the_aspect_the_widthdepth_runs_prefer():
+    fit, runs = widthdepth_fit(optimum=80.0)
+    proposal = propose(fit, runs, compose([]), 1e14)
+    without = propose(replace(fit, aspects=[]), runs, compose([]), 1e14)
+    fitted = proposal.aspect_from["aspect_ratio"]
+    assert fitted == pytest.approx(80.0, rel=0.2) and proposal.aspect_from["interval"] is not None
+    assert abs(np.log(aspect_of(proposal) / fitted)) < np.log(1.5)  # at ~1e6 parameters a layer moves it ~1.8x
+    assert abs(np.log(aspect_of(proposal) / fitted)) < abs(np.log(aspect_of(without) / fitted))
+    assert without.aspect_from == {}  # no width/depth runs: model.aspect_ratio, as before
+
+
+def test_an_unidentified_aspect_is_not_used_and_the_proposal_says_so():
+    fit, runs = widthdepth_fit(optimum=1000.0)  # beyond the widest aspect tried
+    proposal = propose(fit, runs, compose([]), 1e14)
+    assert proposal.aspect_from == {}
+    assert proposal.shape == propose(replace(fit, aspects=[]), runs, compose([]), 1e14).shape
+    assert any(w.startswith("aspect ratio unidentified") and "edge" in w for w in proposal.warnings)

@@ -79,6 +79,26 @@ def test_two_plans_of_a_new_sweep_at_once_both_succeed(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no staging directory left behind
 
 
+def test_a_widthdepth_grid_is_added_to_an_isoflop_sweep_as_a_new_wave(sweep):
+    config_text = sweep.config_file.read_text()
+    before = {r.run_id for r in sweep.runs()}
+    widthdepth = compose(["sweep=widthdepth"])
+    specs = make_plan(widthdepth).specs
+    SweepDir.create(sweep.path, widthdepth, specs)
+    entries = sweep.planned()
+    assert {e["run_id"] for e in entries} == before | {s.run_id for s in specs}
+    assert {e["wave"] for e in entries if e["run_id"] not in before} == {1}
+    assert sweep.config_file.read_text() == config_text  # the sweep's config is still the first plan's
+    SweepDir.create(sweep.path, widthdepth, specs)  # planning it again adds nothing
+    assert sweep.planned() == entries
+
+
+def test_a_grid_with_other_model_settings_is_refused(sweep):
+    other = compose(["sweep=widthdepth", "model.head_dim=32"])
+    with pytest.raises(UserError, match="another config.*sweep.kind"):
+        SweepDir.create(sweep.path, other, make_plan(other).specs)
+
+
 def test_the_plan_records_each_runs_role(sweep):
     target = replace(make_plan(compose(["sweep=smoke"])).specs[0], seed=7, role="target")
     sweep.add_runs([target])

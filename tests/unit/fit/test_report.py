@@ -162,3 +162,39 @@ def test_target_runs_are_left_out_of_the_fit_unless_asked():
     assert "1 target runs not fitted (fit.include_targets=true fits them)" in proxies_only.notes()
     everything = fit_all(runs, replace(config, include_targets=True))
     assert everything.n_runs == len(runs) and everything.targets_left_out == 0
+
+
+def test_a_widthdepth_budget_is_not_an_isoflop_valley_but_gives_the_aspect():
+    from tests.unit.fit.test_aspect import isoflop_shaped_runs, widthdepth_runs
+
+    isoflop = isoflop_shaped_runs(budgets=(1e10, 1e11, 1e12), span=30.0)
+    both = pd.concat([isoflop, widthdepth_runs(budget=1e12 * 6)], ignore_index=True)
+    config = FitConfig(bootstrap=20, forms=["chinchilla"])
+    alone, mixed = fit_all(isoflop, config), fit_all(both, config)
+    assert [b.budget for b in mixed.isoflop.budgets] == [1e10, 1e11, 1e12]  # no parabola through 6e12
+    assert mixed.isoflop.budgets == alone.isoflop.budgets
+    assert mixed.parametric.n_points == len(both)  # Approach 3 fits every run
+    out = mixed.to_dict()["aspect"]
+    assert out["aspect_ratio"] == pytest.approx(40.0, rel=0.2) and out["interval"] is not None
+    assert len(out["groups"]) == 1 and out["groups"][0]["corrected"]
+    assert alone.aspects == [] and "aspect" not in alone.to_dict()
+
+
+def test_an_unidentified_aspect_is_a_note_and_no_value():
+    from tests.unit.fit.test_aspect import widthdepth_runs
+
+    report = fit_all(
+        widthdepth_runs(optimum=1000.0), FitConfig(bootstrap=10, forms=["chinchilla"]), allow_unfitted=True
+    )
+    assert report.to_dict()["aspect"]["aspect_ratio"] is None
+    assert any(note.startswith("aspect ratio unidentified") and "model.aspect_ratio" in note for note in report.notes())
+
+
+def test_the_frontier_leaves_out_a_budget_of_widthdepth_runs_alone():
+    from sweep.fit.report import frontier
+    from tests.unit.fit.test_aspect import isoflop_shaped_runs, widthdepth_runs
+
+    isoflop = isoflop_shaped_runs(budgets=(1e10, 1e11, 1e12), span=30.0)
+    wd_apart, wd_inside = widthdepth_runs(budget=6e12), widthdepth_runs(budget=1e12, n=1e5)
+    budgets, _ = frontier(pd.concat([isoflop, wd_apart, wd_inside], ignore_index=True))
+    assert list(budgets) == [1e10, 1e11, 1e12]  # 1e12 has IsoFLOP runs too: kept

@@ -5,7 +5,15 @@ import pytest
 from sweep.config import compose
 from sweep.errors import UserError
 from sweep.plan.flops import spec_counts
-from sweep.plan.grids import extension_shapes, isoflop_shapes, make_plan, shape_rules, single_run_spec
+from sweep.plan.grids import (
+    MIN_STEPS,
+    extension_shapes,
+    isoflop_shapes,
+    make_plan,
+    run_spec,
+    shape_rules,
+    single_run_spec,
+)
 
 
 def test_default_plan_is_an_isoflop_grid_of_at_least_3_budgets_by_5_sizes():
@@ -22,6 +30,28 @@ def test_default_plan_is_an_isoflop_grid_of_at_least_3_budgets_by_5_sizes():
             compute = spec.tokens * spec_counts(spec)[2]
             assert compute == pytest.approx(budget, rel=0.05)
     assert len({s.run_id for s in specs}) == len(specs)
+
+
+def test_within_a_budget_depth_never_falls_as_size_grows():
+    """One shape family per grid: N and shape are not confounded (no 2, 1, 2, 3, 2 layers)."""
+    config = compose()
+    for budget in config.sweep.budgets:
+        layers = [s.n_layers for s in isoflop_shapes(budget, config)]
+        assert layers == sorted(layers) and min(layers) >= config.model.min_layers
+
+
+def test_every_proxy_gets_the_minimum_steps():
+    config = compose()
+    assert all(s.steps >= config.train.min_steps for s in make_plan(config).specs)
+    starved = make_plan(compose(["train.min_steps=0"])).specs  # the batch floor alone starves the large-N end
+    assert min(s.steps for s in starved) < config.train.min_steps
+
+
+def test_a_budget_whose_small_sizes_share_the_smallest_shape_keeps_its_count_above():
+    config = compose(["sweep.budgets=[3e10]"])
+    shapes = isoflop_shapes(3e10, config)
+    assert len(shapes) == config.sweep.sizes_per_budget
+    assert len({s.N for s in shapes}) == len(shapes)
 
 
 def test_bigger_budgets_train_bigger_models_on_bigger_batches():
@@ -58,10 +88,46 @@ def test_extension_continues_the_grid_beyond_an_edge():
 
 def test_single_run_spec_from_the_run_section():
     spec = single_run_spec(compose(["run.d_model=64", "run.n_layers=2", "run.tokens=1e6"]))
-    assert (spec.d_model, spec.n_layers, spec.n_heads) == (64, 2, 4)
+    assert (spec.d_model, spec.n_layers, spec.n_heads) == (64, 2, 8)  # heads of model.head_dim=8
     assert math.isclose(spec.tokens, 1e6, rel_tol=0.05)
     with pytest.raises(UserError, match="run.d_model"):
         single_run_spec(compose())
     with pytest.raises(UserError, match="multiple"):
         single_run_spec(compose(["run.d_model=60", "run.n_layers=2", "run.tokens=1e6"]))
     assert shape_rules(compose()).smallest.d_model == 16
+
+
+def test_lrbatch_grid_trains_each_size_at_every_lr_and_batch_multiplier_on_its_budget():
+    config = compose(["sweep=lrbatch", "sweep.seeds=[0,1]"])
+    s, t = config.sweep, config.train
+    specs = make_plan(config).specs
+    assert len({spec.run_id for spec in specs}) == len(specs)
+    for budget in s.budgets:
+        runs = [spec for spec in specs if spec.budget == budget]
+        shapes = {(spec.d_model, spec.n_layers) for spec in runs}
+        assert shapes == {(x.d_model, x.n_layers) for x in isoflop_shapes(budget, config)}
+        assert len(shapes) == s.sizes_per_budget
+        for d_model, n_layers in shapes:
+            size = [spec for spec in runs if (spec.d_model, spec.n_layers) == (d_model, n_layers)]
+            rule = run_spec_of_size(size[0], config)
+            multipliers = sorted({round(spec.lr / rule.lr, 6) for spec in size})
+            assert multipliers == sorted(s.lr_multipliers)
+            batches = {spec.batch_size for spec in size}
+            expected = {
+                min(t.max_batch_size, max(t.min_batch_size, round(rule.batch_size * k))) for k in s.batch_multipliers
+            }
+            assert batches == expected and len(batches) >= 2
+            assert len(size) == len(batches) * len(s.lr_multipliers) * len(s.seeds)
+            for spec in size:
+                assert spec.tokens * spec_counts(spec)[2] == pytest.approx(budget, rel=0.05)
+                assert spec.steps >= MIN_STEPS
+
+
+def run_spec_of_size(spec, config):
+    """The run the rules give this spec's size at its budget."""
+    return run_spec(shape_rules(config).make(spec.d_model, spec.n_layers), spec.budget, spec.seed, config)
+
+
+def test_lrbatch_run_count_is_capped_like_the_other_grids():
+    with pytest.raises(UserError, match="LR x batch multipliers"):
+        compose(["sweep=lrbatch", "sweep.sizes_per_budget=200", "sweep.lr_multipliers=[1,2,3,4,5,6,7,8,9,10]"])
