@@ -200,3 +200,16 @@ def test_hparams_from_a_sweep_trained_otherwise_is_refused(trained, tmp_path):
     other = api.plan(["sweep=lrbatch", "train.warmup_frac=0.2"], tmp_path / "other")[0].path
     with pytest.raises(UserError, match="other train.warmup_frac settings"):
         api.propose_target(isoflop, hparams_from=other)
+
+
+def test_a_proposal_is_known_by_its_record_or_else_by_the_latest_proposal_at_its_compute(trained):
+    trained, _ = trained
+    _, proposal = api.propose_target(trained)
+    sweep = SweepDir.open(trained)
+    yaml_path = api.proposal_file(sweep, proposal)
+    api.recorded_proposal_file(sweep, proposal.run_id).unlink()  # as when the run was trained before, as a proxy
+    spec, record = api.proposed_target(sweep, yaml_path)
+    assert spec.run_id == proposal.run_id and record["proposal_id"] == proposal.proposal_id
+    (sweep.proposals_dir / f"{proposal.proposal_id}.json").unlink()
+    with pytest.raises(UserError, match=f"it proposed no run {proposal.run_id}"):
+        api.proposed_target(sweep, yaml_path)
