@@ -27,7 +27,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # models/ for the synthetic entropy rate, also without an installed package
-TARGET_OPTIONS = os.environ.get("FORECAST_TARGET_OPTIONS", "").split()
 CORPORA = {"synthetic": ["data=synthetic"], "text": ["data=text"]}
 
 
@@ -109,13 +108,11 @@ def forecast(
     proxies = results_of(out, "proxy")
     compute = multiplier * max(r["budget"] for r in proxies)
     proposal = timed(wall, "propose", "propose", str(out), "--compute", f"{compute:g}")
-    started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "sweep.cli", "train", "--config", proposal["config"], "--out",
-                               str(out), f"train.seed={seed}", *TARGET_OPTIONS], cwd=REPO, stdout=subprocess.DEVNULL)
-             for seed in range(seeds)]  # fmt: skip
-    if any(p.wait() for p in procs):
-        raise SystemExit("a target run failed")
-    wall["target"] = time.perf_counter() - started
+    seed_list = ",".join(str(s) for s in range(seeds))
+    timed(wall, "target", "launch", str(out), "--proposal", proposal["config"], "--seeds", seed_list,
+          "--executor", executor)  # fmt: skip
+    timed(wall, "target", "wait", str(out), json_out=False)
+    timed(wall, "target", "collect", str(out))
     targets = [r for r in results_of(out, "target") if abs(r["C"] / compute - 1) < 0.05]
     if len(targets) != seeds:
         raise SystemExit(f"{out}: expected {seeds} trained targets at C={compute:.3g}, found {len(targets)}")
