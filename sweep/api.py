@@ -313,7 +313,9 @@ def propose_target(
     fitted = proxies(runs, config.fit.include_targets)[0]
     compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
     hparams = lrbatch_fit(hparams_from, config) if hparams_from else None
-    proposal = propose(report, fitted, config, compute, hparams, curves)
+    trained_here = not fitted["run_id"].str.startswith("import-").all() if "run_id" in fitted else False
+    max_tokens = data_tokens(config) if trained_here else None
+    proposal = propose(report, fitted, config, compute, hparams, curves, max_tokens)
     atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
     atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
     record = recorded_proposal_file(sweep, proposal.run_id)
@@ -359,6 +361,20 @@ def proposal_record(sweep: SweepDir, run_id: str) -> dict | None:
         if isinstance(record, dict) and record.get("run_id") == run_id and "proposal_id" in record:
             return record
     return None
+
+
+def data_tokens(config: Config) -> int | None:
+    """Training tokens of the config's data (None when it cannot be read here: no limit then)."""
+    from models.config import DataError
+    from models.data import load
+
+    d = config.data
+    try:
+        data = load(d.source, d.path, d.vocab_size, d.val_fraction, config.model.seq_len, d.markov_order,
+                    d.zipf_exponent, d.synthetic_seed, d.synthetic_tokens)  # fmt: skip
+    except (DataError, OSError):
+        return None
+    return int(data.train.size)
 
 
 def recorded_proposal_file(sweep: SweepDir, run_id: str) -> Path:

@@ -212,7 +212,7 @@ class DataConfig:
     markov_order: int = bounded(1, 1, 20)  # synthetic only
     zipf_exponent: float = bounded(1.1, 0, 10)  # synthetic only
     synthetic_seed: int = bounded(1234, 0, SEED_MAX)  # the chain's transition table; the run's seed draws batches
-    synthetic_tokens: int = bounded(4_000_000, 1000, 1_000_000_000)
+    synthetic_tokens: int = bounded(32_000_000, 1000, 1_000_000_000)
 
     def check(self) -> None:
         if self.source == DataSource.text and self.vocab_size != 256:

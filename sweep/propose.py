@@ -108,22 +108,32 @@ def best_shape(law: Chinchilla, shapes: list[Shape], compute: float, counting: s
     return shapes[i], float(losses[i])
 
 
+def within_data(shapes: list[Shape], compute: float, max_tokens: float | None) -> list[Shape]:
+    """The shapes whose run at this compute sees its training data at most once (all, without a limit,
+    or when none does)."""
+    fitting = [s for s in shapes if max_tokens is None or compute / s.flops_per_token <= max_tokens]
+    return fitting or shapes
+
+
 def approach3_prediction(
-    fit: FitReport, config: Config, compute: float, aspect: float | None = None
+    fit: FitReport, config: Config, compute: float, aspect: float | None = None, max_tokens: float | None = None
 ) -> tuple[Shape, Prediction, list[str]]:
     """The shape Approach 3 chooses, its prediction and warnings; raises Unidentified when the point
-    fit has no finite, plausible optimum at this compute."""
+    fit has no finite, plausible optimum at this compute. max_tokens: the training tokens the data
+    holds; a shape needing more would repeat data, which no proxy did, so the laws do not cover it."""
     law = fit.parametric.law
     if why := law.unidentified():
         raise Unidentified(why)
     around = float(law.optimal_params(compute))
     if not plausible(around, compute):
         raise Unidentified(f"its optimum N = {around:.3g} at C = {compute:.3g} is not between 1 and C/6")
-    shapes = candidate_shapes(compute, config, around, aspect)
+    every_shape = candidate_shapes(compute, config, around, aspect)
+    shapes = within_data(every_shape, compute, max_tokens)
     best = best_shape(law, shapes, compute, fit.counting)
     if best is None:
         raise Unidentified("its predicted loss is not finite at any shape this compute can train")
     shape, loss = best
+    warnings = data_warnings(law, every_shape, shape, compute, fit.counting, max_tokens)
     picks = [pick for sample in fit.parametric_samples if (pick := best_shape(sample, shapes, compute, fit.counting))]
     count = (lambda s: s.N) if fit.counting == "non_embedding" else (lambda s: s.N_total)
     prediction = Prediction(
@@ -135,13 +145,32 @@ def approach3_prediction(
         D_interval=interval(compute / s.flops_per_token for s, _ in picks),
         loss_interval=interval(loss for _, loss in picks),
     )
-    warnings = []
-    if shape in (shapes[0], shapes[-1]):
+    if shape in (every_shape[0], every_shape[-1]):
         warnings.append("Approach 3's optimum is at the edge of the shapes searched; the fit may be unidentified")
     if len(picks) < len(fit.parametric_samples):
         warnings.append(f"approach3: {len(fit.parametric_samples) - len(picks)} of {len(fit.parametric_samples)} "
                         "bootstrap refits predict no finite loss at the target; left out of its intervals")  # fmt: skip
     return shape, prediction, warnings
+
+
+def data_warnings(
+    law: Chinchilla, shapes: list[Shape], chosen: Shape, compute: float, counting: str, max_tokens: float | None
+) -> list[str]:
+    """Why the chosen shape is not the law's optimum when the data is too small for it, or that it
+    repeats data when no shape avoids that."""
+    if max_tokens is None:
+        return []
+    optimum, _ = best_shape(law, shapes, compute, counting)
+    tokens = compute / optimum.flops_per_token
+    if tokens <= max_tokens:
+        return []
+    if compute / chosen.flops_per_token > max_tokens:
+        return [f"every shape at C = {compute:.3g} needs more tokens than the data's {max_tokens:.3g}: the target "
+                "repeats data, which no proxy did, so its predictions are not covered by the laws"]  # fmt: skip
+    return [f"the data holds {max_tokens:.3g} training tokens, fewer than the {tokens:.3g} that the compute-optimal "
+            f"shape (N = {optimum.N:.3g}) would see; repeated data is not what the proxies measured, so the target is "
+            f"the best shape that sees its data at most once (N = {chosen.N:.3g}); more data (data.path) would give "
+            "the compute-optimal one"]  # fmt: skip
 
 
 def power_law_prediction(approach: str, f: EnvelopeFit | IsoflopFit, samples, compute: float) -> Prediction:
@@ -210,13 +239,14 @@ def choose_shape(
     compute: float,
     a2: Prediction | None,
     aspect: float | None = None,
+    max_tokens: float | None = None,
 ) -> tuple[Shape, str, Prediction | None, list[str]]:
     """The target's shape, what chose it, Approach 3's prediction (None when it has none) and warnings.
     Approach 3 first; where it has no usable optimum, Approach 2's N*; else the best run trained."""
     why = fit.errors.get("approach3", "not fitted")
     if fit.parametric is not None:
         try:
-            shape, a3, warnings = approach3_prediction(fit, config, compute, aspect)
+            shape, a3, warnings = approach3_prediction(fit, config, compute, aspect, max_tokens)
             return shape, "approach3", a3, warnings
         except Unidentified as exc:
             why = f"unidentified: {exc}"
@@ -241,15 +271,19 @@ def propose(
     compute: float,
     hparams: HparamFit | None = None,
     curves: pd.DataFrame | None = None,
+    max_tokens: float | None = None,
 ) -> Proposal:
     """runs: the runs fitted (proxies). A fit that is unidentified or was not possible is named in
     the warnings and a fallback chooses the shape; this never fails on a bad fit. The LR and batch
     come from the laws of hparams (else of the fit's own LR x batch grid) where identified, else the rules.
-    curves: the runs' training curves, for Approach 1 in the backtest that recommends an approach."""
+    curves: the runs' training curves, for Approach 1 in the backtest that recommends an approach.
+    max_tokens: the training tokens of the data the proxies saw; the target sees them at most once."""
     a2 = power_law_prediction("approach2", fit.isoflop, fit.isoflop_samples, compute) if fit.isoflop else None
     aspect = fit.preferred_aspect()
     aspect_from = asdict(aspect) if aspect and aspect.identified else {}
-    shape, shape_from, a3, warnings = choose_shape(fit, runs, config, compute, a2, aspect_from.get("aspect_ratio"))
+    shape, shape_from, a3, warnings = choose_shape(
+        fit, runs, config, compute, a2, aspect_from.get("aspect_ratio"), max_tokens
+    )
     warnings = [*fit.notes(), *warnings]
     predictions = [a3] if a3 else []
     if a2 is not None and "approach2" not in fit.unidentified():

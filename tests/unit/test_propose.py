@@ -247,3 +247,22 @@ def test_an_unidentified_aspect_is_not_used_and_the_proposal_says_so():
     assert proposal.aspect_from == {}
     assert proposal.shape == propose(replace(fit, aspects=[]), runs, compose([]), 1e14).shape
     assert any(w.startswith("aspect ratio unidentified") and "edge" in w for w in proposal.warnings)
+
+
+def test_a_target_never_needs_more_tokens_than_the_data_holds_and_says_why():
+    from sweep.config import FitConfig
+    from sweep.fit.report import fit_all
+    from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
+
+    runs = isoflop_runs(TRUTH, [1e10, 1e11, 1e12, 1e13], sizes=7, span=8.0)
+    fit = fit_all(runs, FitConfig(bootstrap=10))
+    free = propose(fit, runs, compose([]), compute=1e15)
+    wanted = 1e15 / free.shape["flops_per_token"]
+    limited = propose(fit, runs, compose([]), compute=1e15, max_tokens=wanted / 3)
+    assert 1e15 / limited.shape["flops_per_token"] <= wanted / 3 < 1e15 / free.shape["flops_per_token"]
+    assert limited.shape["N"] > free.shape["N"]  # more parameters, fewer tokens: the best that sees each token once
+    assert any("sees its data at most once" in w for w in limited.warnings)
+    (a3,) = [p for p in limited.predictions if p.approach == "approach3"]
+    assert a3.loss > next(p.loss for p in free.predictions if p.approach == "approach3")  # off the optimum: worse
+    roomy = propose(fit, runs, compose([]), compute=1e15, max_tokens=wanted * 2)
+    assert roomy.shape == free.shape and not any("data" in w for w in roomy.warnings)
