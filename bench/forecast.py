@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # models/ for the synthetic entropy rate, also without an installed package
 CORPORA = {"synthetic": ["data=synthetic"], "text": ["data=text"]}
 
 
@@ -86,17 +85,9 @@ def results_of(out: Path, role: str) -> list[dict]:
     return found
 
 
-def entropy_rate(out: Path) -> float | None:
-    """The synthetic source's exact entropy rate (None for text)."""
-    spec = json.loads(next(out.glob("runs/*/spec.json")).read_text())
-    if spec["data"]["source"] != "synthetic":
-        return None
-    from models.data import load
-
-    d = spec["data"]
-    data = load(d["source"], d["path"], d["vocab_size"], d["val_fraction"], spec["seq_len"], d["markov_order"],
-                d["zipf_exponent"], d["synthetic_seed"], d["synthetic_tokens"])  # fmt: skip
-    return data.entropy_rate
+def entropy_rate(runs: list[dict]) -> float | None:
+    """The data's entropy rate, which result.json records for the synthetic source (None for text)."""
+    return runs[0].get("entropy_rate")
 
 
 def forecast(
@@ -130,7 +121,7 @@ def forecast(
         corpus=corpus, overrides=every, proxies=len(proxies), proxy_flops=sum(r["C"] for r in proxies),
         target_flops=compute, target_shape=proposal["shape"], recommended=proposal.get("recommended"),
         predictions=predictions, actual_losses=[t["loss"] for t in targets],
-        fitted_E=fit.get("E"), entropy_rate=entropy_rate(out), wall_s=wall,
+        fitted_E=fit.get("E"), entropy_rate=entropy_rate(proxies), wall_s=wall,
         warnings=proposal["warnings"],
     )  # fmt: skip
 

@@ -77,7 +77,18 @@ def load(
     return data
 
 
+def train_tokens(source: str, path: str, val_fraction: float, synthetic_tokens: int = 0) -> int:
+    """Tokens of the training split, without generating synthetic data or reading token files."""
+    if source == "synthetic":
+        return SYNTHETIC_ROWS * max(1024, synthetic_tokens // SYNTHETIC_ROWS)
+    if source == "tokens":
+        return (Path(path).expanduser() / "train.bin").stat().st_size // 2
+    return int(text_data(path, val_fraction).train.size)
+
+
 # --- synthetic -------------------------------------------------------------------------------
+
+SYNTHETIC_ROWS = 64  # independent chains sampled side by side
 
 
 def markov_chain(vocab_size: int, order: int, zipf_exponent: float, seed: int) -> np.ndarray:
@@ -130,7 +141,7 @@ def markov_data(
     if vocab_size**order > 1 << 20:
         raise DataError(f"synthetic chain has {vocab_size}**{order} states; keep vocab_size**markov_order <= 2**20")
     transitions = markov_chain(vocab_size, order, zipf_exponent, seed)
-    rows = 64
+    rows = SYNTHETIC_ROWS
     length = max(1024, tokens // rows)
     val_length = max(1024, int(length * val_fraction))
     train = sample_chain(transitions, vocab_size, rows, length, seed + 1)

@@ -13,7 +13,7 @@ the base width is train.lr_ref_width):
   proportional to 1/sqrt(fan_in) (GPT-2's 0.02 at the base width), Adam LR proportional to 1/width,
   weight decay proportional to width so that LR x decay is width-independent (models/train.py).
   Embedding and norms: init and LR width-independent. Logits multiplied by base_width / d_model.
-  Attention scores scaled 1/d_head (times sqrt(16): at head_dim 16, the default, as SDPA's 1/sqrt(d_head)).
+  Attention scores scaled 1/d_head (times sqrt(8): at head_dim 8, the default, as SDPA's 1/sqrt(d_head)).
 - mup_lr: only the hidden-matrix LR proportional to 1/width; otherwise as standard.
 - standard: GPT-2 (init std 0.02, one LR for every parameter, 1/sqrt(d_head), no output multiplier).
 All three scale the projections into the residual stream by 1/sqrt(2 n_layers) at init (GPT-2).
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from models.config import GPTConfig, swiglu_hidden
 
-MUP_ATTENTION_HEAD_DIM = 16  # muP's attention scale sqrt(16) / d_head equals 1/sqrt(d_head) here
+MUP_ATTENTION_HEAD_DIM = 8  # muP's attention scale sqrt(8) / d_head equals 1/sqrt(d_head) at the default head_dim
 
 
 class RMSNorm(nn.Module):

@@ -366,15 +366,13 @@ def proposal_record(sweep: SweepDir, run_id: str) -> dict | None:
 def data_tokens(config: Config) -> int | None:
     """Training tokens of the config's data (None when it cannot be read here: no limit then)."""
     from models.config import DataError
-    from models.data import load
+    from models.data import train_tokens
 
     d = config.data
     try:
-        data = load(d.source, d.path, d.vocab_size, d.val_fraction, config.model.seq_len, d.markov_order,
-                    d.zipf_exponent, d.synthetic_seed, d.synthetic_tokens)  # fmt: skip
+        return train_tokens(d.source, d.path, d.val_fraction, d.synthetic_tokens)
     except (DataError, OSError):
         return None
-    return int(data.train.size)
 
 
 def recorded_proposal_file(sweep: SweepDir, run_id: str) -> Path:

@@ -173,6 +173,17 @@ def data_warnings(
             "the compute-optimal one"]  # fmt: skip
 
 
+def beyond_data(predictions: list[Prediction], max_tokens: float, a3_tokens: float | None) -> list[str]:
+    """The approaches that predict the loss of a compute-optimal run needing more tokens than the data
+    holds: Approaches 1 and 2 by their own D*, and the L(C) frontier when any approach's optimum
+    (a3_tokens: Approach 3's, unconstrained) is limited so. Approach 3 predicts the proposed shape."""
+    limited = [p.approach for p in predictions if p.approach in ("approach1", "approach2") and max_tokens < p.D]
+    frontier = any(p.approach == "L(C) form" for p in predictions)
+    if frontier and (limited or (a3_tokens is not None and max_tokens < a3_tokens)):
+        limited.append("L(C) form")
+    return limited
+
+
 def power_law_prediction(approach: str, f: EnvelopeFit | IsoflopFit, samples, compute: float) -> Prediction:
     with np.errstate(over="ignore", invalid="ignore"):
         return Prediction(
@@ -299,6 +310,11 @@ def propose(
     warnings += [f"{p.approach} predicts a non-finite loss at C = {compute:.3g}; left out"
                  for p in predictions if not np.isfinite(p.loss)]  # fmt: skip
     predictions = [p for p in predictions if np.isfinite(p.loss)]
+    a3_tokens = compute / (6 * fit.parametric.law.optimal_params(compute)) if a3 is not None else None
+    if max_tokens is not None and (beyond := beyond_data(predictions, max_tokens, a3_tokens)):
+        warnings.append(f"{', '.join(beyond)} predict the compute-optimal loss, whose run needs more than the "
+                        f"data's {max_tokens:.3g} training tokens; this target cannot reach it: left out")  # fmt: skip
+        predictions = [p for p in predictions if p.approach not in beyond]
     warnings += disagreements(predictions)
     if "budget" in runs and runs["budget"].nunique() < MIN_BUDGETS:
         warnings.append(f"only {runs['budget'].nunique()} budgets: the extrapolation to C = {compute:.3g} rests on "

@@ -264,5 +264,11 @@ def test_a_target_never_needs_more_tokens_than_the_data_holds_and_says_why():
     assert any("sees its data at most once" in w for w in limited.warnings)
     (a3,) = [p for p in limited.predictions if p.approach == "approach3"]
     assert a3.loss > next(p.loss for p in free.predictions if p.approach == "approach3")  # off the optimum: worse
+    # Approach 2 and the frontier predict the compute-optimal loss, which this target cannot reach
+    assert {p.approach for p in free.predictions} >= {"approach2", "L(C) form"}
+    assert {p.approach for p in limited.predictions} == {"approach3"}
+    assert any("cannot reach it: left out" in w for w in limited.warnings)
+    assert limited.recommendation.approach == "approach3"
     roomy = propose(fit, runs, compose([]), compute=1e15, max_tokens=wanted * 2)
     assert roomy.shape == free.shape and not any("data" in w for w in roomy.warnings)
+    assert [p.approach for p in roomy.predictions] == [p.approach for p in free.predictions]

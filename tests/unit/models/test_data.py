@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from models.config import DataError
-from models.data import entropy_rate, load, markov_chain, sample_chain
+from models.data import entropy_rate, load, markov_chain, sample_chain, train_tokens
 
 
 def test_entropy_rate_matches_the_empirical_rate_of_a_long_sample():
@@ -57,3 +57,19 @@ def test_missing_or_too_short_data_is_a_data_error(tmp_path):
     (tmp_path / "tiny.txt").write_text("abc")
     with pytest.raises(DataError, match="shorter"):
         load("text", str(tmp_path / "tiny.txt"), 256, 0.5, 16)
+
+
+def test_train_tokens_counts_the_training_split_without_loading_it(tmp_path):
+    for tokens in (5_000, 100_000, 1_234_567):
+        assert (
+            train_tokens("synthetic", "", 0.05, tokens)
+            == load("synthetic", "", 64, 0.05, 16, 1, 1.1, 3, tokens).train.size
+        )
+    (tmp_path / "a.txt").write_bytes(b"x" * 5000)
+    assert (
+        train_tokens("text", str(tmp_path / "a.txt"), 0.1)
+        == load("text", str(tmp_path / "a.txt"), 256, 0.1, 16).train.size
+    )
+    np.arange(3000, dtype=np.uint16).tofile(tmp_path / "train.bin")
+    np.arange(500, dtype=np.uint16).tofile(tmp_path / "val.bin")
+    assert train_tokens("tokens", str(tmp_path), 0.0) == 3000

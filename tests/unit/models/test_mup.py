@@ -82,8 +82,8 @@ def test_without_the_output_multiplier_the_logits_grow_with_width(base_spec):
     assert logits_slope > 0.25
 
 
-def test_at_the_base_width_and_head_dim_16_mup_builds_the_model_of_mup_lr(base_spec):
-    spec = replace(base_spec, d_model=base_spec.lr_ref_width, n_heads=base_spec.lr_ref_width // 16)
+def test_at_the_base_width_and_head_dim_8_mup_builds_the_model_of_mup_lr(base_spec):
+    spec = replace(base_spec, d_model=base_spec.lr_ref_width, n_heads=base_spec.lr_ref_width // 8)
     x, _ = load_data(spec).batch("train", 4, spec.seq_len, np.random.default_rng(0))
     logits = {}
     for parameterization in ("mup", "mup_lr"):
