@@ -42,8 +42,8 @@ def check_budget(budget: float, config: Config) -> None:
     needed = smallest.flops_per_token * min_tokens(config)
     if budget < needed:
         raise UserError(
-            f"budget {budget:.3g} FLOPs is too small: the smallest model (d_model={smallest.d_model}, {smallest.n_layers} layers) "
-            f"needs at least {needed:.3g} FLOPs for {MIN_STEPS} steps; raise sweep.budgets"
+            f"budget {budget:.3g} FLOPs is too small: the smallest model (d_model={smallest.d_model}, "
+            f"{smallest.n_layers} layers) needs at least {needed:.3g} FLOPs for {MIN_STEPS} steps; raise sweep.budgets"
         )
 
 
