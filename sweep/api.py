@@ -83,6 +83,13 @@ class TargetLaunch:
     report: executors.LaunchReport
 
 
+def check_launch_options(seeds: list[int] | None, executor: str | None) -> None:
+    """Refuse a target launch's bad seeds or executor before anything is written."""
+    _check_executor(executor)
+    if bad := [seed for seed in seeds or [] if not 0 <= seed <= SEED_MAX]:
+        raise UserError(f"--seeds: {bad[0]} is out of range; a seed is between 0 and {SEED_MAX}")
+
+
 def launch_proposal(
     path: Path,
     proposal: Path,
@@ -93,9 +100,7 @@ def launch_proposal(
     """Add a proposal's target run to the sweep's plan, once per seed (default: the proposal's own),
     and submit those runs, and only those, like any launch. Each seed's run is checked against the
     same prediction: the proposal's record is copied to every seed's run id that is not yet trained."""
-    _check_executor(executor)
-    if bad := [seed for seed in seeds or [] if not 0 <= seed <= SEED_MAX]:
-        raise UserError(f"--seeds: {bad[0]} is out of range; a seed is between 0 and {SEED_MAX}")
+    check_launch_options(seeds, executor)
     sweep = SweepDir.open(path)
     target, record = proposed_target(sweep, Path(proposal))
     specs = [replace(target, seed=seed) for seed in dict.fromkeys(seeds or [target.seed])]
@@ -308,11 +313,11 @@ def propose_target(
     sweep, where it identifies their laws; else from the rules."""
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
+    hparams = lrbatch_fit(hparams_from, config) if hparams_from else None  # refused before anything is written
     runs, curves = finished_runs(path), stored_curves(sweep)
     report = _fit(sweep, config, runs, curves, allow_unfitted=True)
     fitted = proxies(runs, config.fit.include_targets)[0]
     compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
-    hparams = lrbatch_fit(hparams_from, config) if hparams_from else None
     trained_here = not fitted["run_id"].str.startswith("import-").all() if "run_id" in fitted else False
     max_tokens = data_tokens(config) if trained_here else None
     proposal = propose(report, fitted, config, compute, hparams, curves, max_tokens)
@@ -328,7 +333,9 @@ def propose_target(
 
 # What, besides the model and data, moves the optimal LR and batch (train.lr and the batch rules only
 # centre the grid; the device, threads and seed do not change the optimum).
-OPTIMIZER_SETTINGS = ("lr_ref_width", "warmup_frac", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip")
+OPTIMIZER_SETTINGS = (
+    "parameterization", "lr_ref_width", "warmup_frac", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip",
+)  # fmt: skip
 
 
 def lrbatch_fit(path: Path, config: Config) -> HparamFit:

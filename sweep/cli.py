@@ -344,9 +344,11 @@ def propose(
         raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
     if not and_launch and (seeds is not None or executor is not None):
         raise UserError("--seeds and --executor apply to the target's launch: give --launch too")
+    chosen_seeds = seed_list(seeds)
+    api.check_launch_options(chosen_seeds, executor)
     _, proposal = api.propose_target(sweep_dir, compute, overrides, hparams_from)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
-    launched = api.launch_proposal(sweep_dir, yaml_path, seed_list(seeds), executor) if and_launch else None
+    launched = api.launch_proposal(sweep_dir, yaml_path, chosen_seeds, executor) if and_launch else None
     targets = api.trained_targets(sweep_dir)
     if as_json:
         launch_payload = {"launch": target_launch_json(launched)} if launched else {}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from sweep.config import Config, compose, to_yaml
+from sweep.config import Config, SweepKind, compose, to_yaml
 from sweep.errors import UserError
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec, is_run_id
@@ -90,7 +90,8 @@ class SweepDir:
             if not same and not sweep.adds_a_grid(config):
                 raise UserError(
                     f"{path} holds a sweep planned with another config; plan into a new --out, or repeat the "
-                    "overrides it was planned with (a grid of another sweep.kind, e.g. sweep=widthdepth, may be added)"
+                    "overrides it was planned with (a width/depth grid, sweep=widthdepth, may be added; an LR x batch "
+                    "grid goes into a directory of its own, for sweep propose --hparams-from)"
                 )
             sweep.add_runs(list(specs), wave=0 if same else sweep.next_wave())
             return sweep
@@ -146,9 +147,12 @@ class SweepDir:
         return entries
 
     def adds_a_grid(self, config: Config) -> bool:
-        """Whether config is the sweep's own but for a `sweep` section of another kind of grid."""
+        """Whether config is the sweep's own but for the `sweep` section of a width/depth grid. An LR x
+        batch grid is not added: its run at the rules' LR and batch is the IsoFLOP run of the same
+        shape, whose valley it would leave (it goes in a directory of its own: --hparams-from)."""
         first = self.config()
-        return config.sweep.kind != first.sweep.kind and replace(first, sweep=config.sweep) == config
+        widthdepth = config.sweep.kind == SweepKind.widthdepth != first.sweep.kind
+        return widthdepth and replace(first, sweep=config.sweep) == config
 
     def next_wave(self) -> int:
         """The number of a wave after every planned one."""

@@ -150,6 +150,14 @@ def test_what_is_not_a_proposal_of_this_sweep_is_refused_and_nothing_is_written(
     assert "not a comma-separated list" in refused(sweep, proposal_yaml(sweep), "--seeds", "0,one")
 
 
+def test_propose_with_bad_launch_options_or_hparams_dir_writes_nothing(sweep, tmp_path):
+    for args in (["--launch", "--seeds", "-1"], ["--launch", "--seeds", "0,x"], ["--hparams-from", tmp_path / "nope"]):
+        before = tree(sweep)
+        result = sweep_cli("propose", sweep, *args)
+        assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
+        assert tree(sweep) == before, args
+
+
 def test_seeds_and_executor_without_a_launch_are_refused(sweep):
     for command in (["launch", sweep, "--seeds", "0"], ["propose", sweep, "--seeds", "0"]):
         result = sweep_cli(*command)

@@ -95,8 +95,15 @@ def test_a_widthdepth_grid_is_added_to_an_isoflop_sweep_as_a_new_wave(sweep):
 
 def test_a_grid_with_other_model_settings_is_refused(sweep):
     other = compose(["sweep=widthdepth", "model.head_dim=32"])
-    with pytest.raises(UserError, match="another config.*sweep.kind"):
+    with pytest.raises(UserError, match="another config.*sweep=widthdepth"):
         SweepDir.create(sweep.path, other, make_plan(other).specs)
+
+
+def test_an_lr_batch_grid_is_not_added_to_an_isoflop_sweep(sweep):
+    """Its run at the rules' LR and batch is an IsoFLOP run: as a grid it would leave the valley."""
+    lrbatch = compose(["sweep=lrbatch"])
+    with pytest.raises(UserError, match="directory of its own"):
+        SweepDir.create(sweep.path, lrbatch, make_plan(lrbatch).specs)
 
 
 def test_the_plan_records_each_runs_role(sweep):
