@@ -23,6 +23,7 @@ from sweep.fit.backtest import backtest as run_backtest
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, fit_all, prepare, proxies
 from sweep.launch import executors, localqueue, monitor
+from sweep.launch.executors import LaunchReport
 from sweep.plan.flops import spec_counts
 from sweep.propose import Proposal, TargetCheck, check_target, propose, target_yaml, wave_specs
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
@@ -66,7 +67,7 @@ def plan(overrides: list[str], out: Path) -> tuple[SweepDir, list[PlannedRun]]:
     return sweep, [describe(s) for s in specs]
 
 
-def launch(path: Path, executor: str | None = None, retry_failed: bool = False) -> executors.LaunchReport:
+def launch(path: Path, executor: str | None = None, retry_failed: bool = False) -> LaunchReport:
     _check_executor(executor)
     return executors.launch(SweepDir.open(path), executor, retry_failed)
 
@@ -80,7 +81,7 @@ def _check_executor(executor: str | None) -> None:
 class TargetLaunch:
     proposal_id: str
     run_ids: dict[int, str]  # seed -> the target run trained with it
-    report: executors.LaunchReport
+    report: LaunchReport
 
 
 def check_launch_options(seeds: list[int] | None, executor: str | None) -> None:

@@ -17,7 +17,6 @@ from sweep import api
 from sweep.config import Executor
 from sweep.errors import UserError
 from sweep.fit.errors import FitError
-from sweep.launch.executors import LaunchReport
 from sweep.render import (
     console,
     emit_json,
@@ -137,7 +136,7 @@ def launch(
         print_target_launch(launched, sweep_dir)
 
 
-def launch_json(report: LaunchReport) -> dict:
+def launch_json(report: api.LaunchReport) -> dict:
     return {"submitted": report.submitted, "skipped": report.skipped, "jobs": report.job_ids}
 
 

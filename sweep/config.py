@@ -46,7 +46,7 @@ class Choice(str, Enum):
 class SweepKind(Choice):
     isoflop = "isoflop"
     widthdepth = "widthdepth"
-    lrbatch = "lrbatch"  # each budget's centre size at a grid of LR x batch multipliers of the rules
+    lrbatch = "lrbatch"  # each budget's sizes at a grid of LR x batch multipliers of the rules
 
 
 class Mlp(Choice):

@@ -29,10 +29,8 @@ from sweep.fit.isoflop import IsoflopFit, budget_fits
 from sweep.fit.report import FitReport
 from sweep.plan.grids import extension_shapes, run_spec, shape_rules, single_run_spec
 from sweep.plan.shapes import Shape, ShapeRules
-from sweep.recommend import Recommendation, recommend
+from sweep.recommend import MIN_BUDGETS, Recommendation, recommend
 from sweep.spec import RunSpec
-
-MIN_BUDGETS = 3  # fewer budgets than this leave the exponents of the laws in C barely constrained
 
 
 class Unidentified(Exception):

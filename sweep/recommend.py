@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import FitConfig
+from sweep.fit.aspect import without_widthdepth, without_widthdepth_budgets
+from sweep.fit.errors import FitError
 from sweep.fit.isoflop import fit_budget
 from sweep.fit.report import approach1, approach2, approach3, fit_forms, prepare
 
 FIXED_ORDER = ("approach3", "approach2", "approach1", "L(C) form")
-MIN_BUDGETS = 3
+MIN_BUDGETS = 3  # 2 to fit, 1 to hold out; fewer leave the laws in C barely constrained (sweep.propose warns)
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,12 @@ def recommend(
     if len(approaches) == 1:
         return Recommendation(approaches[0], "only one", "the only approach that predicts the target")
     try:
-        budgets = prepare(runs, config.counting)["budget"].nunique()
+        budgets = without_widthdepth_budgets(prepare(runs, config.counting))["budget"].nunique()
         if budgets < MIN_BUDGETS:
             return fixed_order(approaches, f"{budgets} budgets are too few for a backtest (it needs {MIN_BUDGETS}: "
                                            "2 to fit, 1 to hold out)")  # fmt: skip
         held_out = backtest_top_budget(runs, config, curves)
-    except Exception as exc:  # noqa: BLE001 - any failure of the advice falls back; the proposal stands
+    except (FitError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # a fit that fails: fall back
         return fixed_order(approaches, f"the backtest failed ({type(exc).__name__}: {' '.join(str(exc).split())})")
     errors = held_out.errors()
     scored = {a: e for a, e in errors.items() if a in approaches}
@@ -94,8 +96,8 @@ def fixed_order(approaches: list[str], reason: str) -> Recommendation:
 
 def backtest_top_budget(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None) -> HeldOut:
     table = prepare(runs, config.counting)
-    top = table["budget"].max()
-    below, held = table[table["budget"] < top], table[table["budget"] == top]
+    top = without_widthdepth_budgets(table)["budget"].max()  # a width/depth budget is not a valley to score
+    below, held = table[table["budget"] < top], without_widthdepth(table[table["budget"] == top])
     observed, observed_from = valley_floor(held, held["loss"].to_numpy())
     return HeldOut(
         float(top), observed, observed_from, predictions(below, held, config, curves), below["budget"].nunique()

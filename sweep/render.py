@@ -197,8 +197,7 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
     console.print(
         f"[bold]Proposed target run at C = {proposal.compute:.3g} FLOPs[/]: d_model={s['d_model']}, "
         f"n_layers={s['n_layers']}, n_heads={s['n_heads']} (N = {s['N']:,}, N_total = {s['N_total']:,}), "
-        f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps of batch {proposal.batch_size}, "
-        f"LR {proposal.lr:.3g}; shape from {proposal.shape_from}"
+        f"D = {proposal.tokens:,} tokens in {proposal.steps:,} steps; shape from {proposal.shape_from}"
     )
     console.print(
         f"LR {with_interval(proposal.lr, proposal.lr_interval, 3)} from {proposal.lr_from}; "

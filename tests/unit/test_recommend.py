@@ -8,6 +8,7 @@ import pytest
 
 from sweep import recommend as recommend_module
 from sweep.config import FitConfig
+from sweep.fit.errors import FitError
 from sweep.recommend import FIXED_ORDER, recommend
 from tests.unit.fit.test_isoflop import TRUTH, isoflop_runs
 
@@ -59,14 +60,23 @@ def test_fewer_than_three_budgets_fall_back_to_the_fixed_order_and_say_so():
     assert recommend(["L(C) form", "approach1", "approach2"], two, CONFIG).approach == "approach2"
 
 
-def test_a_backtest_that_fails_never_fails_the_recommendation(monkeypatch):
+def test_a_backtest_whose_fit_fails_never_fails_the_recommendation(monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("the optimizer\nexploded")
+        raise FitError("the optimizer\nexploded")
 
     monkeypatch.setattr(recommend_module, "approach3", broken)
     chosen = recommend(BOTH, runs_with_top_budget_scaled(1.0), CONFIG)
     assert (chosen.approach, chosen.method) == ("approach3", "fixed order")
-    assert "the backtest failed (RuntimeError: the optimizer exploded)" in chosen.why  # one line
+    assert "the backtest failed (FitError: the optimizer exploded)" in chosen.why  # one line
+
+
+def test_a_bug_in_the_backtest_keeps_its_traceback(monkeypatch):
+    def buggy(*args, **kwargs):
+        raise TypeError("a bug, not a bad fit")
+
+    monkeypatch.setattr(recommend_module, "approach3", buggy)
+    with pytest.raises(TypeError):
+        recommend(BOTH, runs_with_top_budget_scaled(1.0), CONFIG)
 
 
 def test_a_backtest_that_scores_no_offered_approach_falls_back():
