@@ -175,6 +175,9 @@ class SweepConfig:
             SweepKind.widthdepth: len(self.aspect_ratios),
             SweepKind.lrbatch: self.sizes_per_budget * len(self.lr_multipliers) * len(self.batch_multipliers),
         }[self.kind]
+        for name in ("budgets", "lr_multipliers", "batch_multipliers", "aspect_ratios", "seeds"):
+            if len(set(values := getattr(self, name))) < len(values):
+                raise UserError(f"sweep.{name}={list(values)} repeats a value; list each once")
         runs = len(self.budgets) * per_budget * len(self.seeds)
         if runs > MAX_PLANNED_RUNS:
             raise UserError(

@@ -320,6 +320,12 @@ def propose(
     tuned = target_hparams(
         hparams if hparams is not None else fit.hparams, shape.N, compute / shape.flops_per_token, config.train
     )
+    if not tuned.lr_from.startswith("assumed") or not tuned.batch_from.startswith("assumed"):
+        warnings.append("the target's LR or batch come from the fitted LR/batch laws, the proxies' from the rules: "
+                        "the predicted losses assume the rules trained the proxies near their optimum")  # fmt: skip
+    if aspect_from:
+        warnings.append("the target's aspect ratio comes from the width/depth fit, the IsoFLOP proxies' from "
+                        "model.aspect_ratio: Approach 3 predicts its loss from N and D alone")  # fmt: skip
     spec = run_spec(shape, compute, config.train.seed, config, batch=tuned.batch_size, lr=tuned.lr)
     proposal = Proposal(
         proposal_id=f"target-C{compute:.3g}".replace("+", ""),
