@@ -310,7 +310,8 @@ def propose(
     predictions = [p for p in predictions if np.isfinite(p.loss)]
     a3_tokens = compute / (6 * fit.parametric.law.optimal_params(compute)) if a3 is not None else None
     if max_tokens is not None and (beyond := beyond_data(predictions, max_tokens, a3_tokens)):
-        warnings.append(f"{', '.join(beyond)} predict the compute-optimal loss, whose run needs more than the "
+        verb = "predicts" if len(beyond) == 1 else "predict"
+        warnings.append(f"{', '.join(beyond)} {verb} the compute-optimal loss, whose run needs more than the "
                         f"data's {max_tokens:.3g} training tokens; this target cannot reach it: left out")  # fmt: skip
         predictions = [p for p in predictions if p.approach not in beyond]
     warnings += disagreements(predictions)
