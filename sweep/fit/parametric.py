@@ -140,7 +140,9 @@ def fit_parametric(
     logs = np.log(np.array([N, D], dtype=float))
     theta, objective = fit_terms(logs, loss, delta, starts, max_iterations)
     e, a, b, alpha, beta = theta
-    law = Chinchilla(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta))
+    with np.errstate(over="ignore"):  # an overflowed parameter is reported as unidentified, not warned about
+        E, A, B = (float(x) for x in np.exp([e, a, b]))
+    law = Chinchilla(E=E, A=A, B=B, alpha=float(alpha), beta=float(beta))
     return ParametricFit(law, objective, logs.shape[1], theta)
 
 
