@@ -48,14 +48,50 @@ class Refits(Generic[T]):
         return len(self.fits)
 
 
-def resample(groups: list[np.ndarray], rng: np.random.Generator, fraction: float = 1.0) -> np.ndarray:
-    """Row positions drawn with replacement within each group, each group keeping `fraction` of its size."""
-    draws = [group[rng.integers(0, len(group), max(1, round(len(group) * fraction)))] for group in groups]
-    return np.concatenate(draws)
+@dataclass(frozen=True)
+class Resamples:
+    """The bootstrap's draws, all at once: row positions of each resample and, with seed noise, the
+    factor on each drawn loss. Every resample has the same number of rows (each group keeps its share),
+    so batched refits can treat them as one (resamples x rows) array."""
+
+    rows: np.ndarray  # (n, m) positions into the table
+    loss_factor: np.ndarray | None = None  # (n, m), or None without seed noise
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def loss(self, loss: np.ndarray) -> np.ndarray:
+        """(n, m): each resample's losses, seed noise applied."""
+        drawn = np.asarray(loss, dtype=float)[self.rows]
+        return drawn if self.loss_factor is None else drawn * self.loss_factor
+
+
+def draw(runs: pd.DataFrame, n: int, seed: int = 0, by: str | None = None, seed_noise: float = 0.0) -> Resamples:
+    """n resamples of whole runs with replacement (within each `by` group when given); seed_noise > 0
+    also multiplies each drawn loss by exp(N(0, seed_noise)): the spread a run's final loss would
+    have over training seeds, which resampling runs trained once cannot see. A table larger than
+    MAX_RESAMPLE rows is resampled MAX_RESAMPLE rows at a time."""
+    rng = np.random.default_rng(seed)
+    keys = np.zeros(len(runs)) if by is None else runs[by].to_numpy()
+    groups = [np.flatnonzero(keys == key) for key in np.unique(keys)]
+    fraction = min(1.0, MAX_RESAMPLE / max(len(runs), 1))
+    sizes = [max(1, round(len(group) * fraction)) for group in groups]
+    rows = np.empty((n, sum(sizes)), dtype=np.intp)
+    factor = np.empty(rows.shape) if seed_noise > 0 else None
+    for i in range(n):
+        rows[i] = np.concatenate([g[rng.integers(0, len(g), k)] for g, k in zip(groups, sizes, strict=True)])
+        if factor is not None:
+            factor[i] = np.exp(rng.normal(0.0, seed_noise, rows.shape[1]))
+    return Resamples(rows, factor)
 
 
 def finite(*values: float) -> bool:
     return bool(np.all(np.isfinite(np.asarray(values, dtype=float))))
+
+
+def collect(fits: Iterable[T | None], attempted: int, valid: Callable[[T], bool] = lambda fit: True) -> Refits[T]:
+    """The refits that exist (None: failed) and that `valid` accepts."""
+    return Refits([fit for fit in fits if fit is not None and valid(fit)], attempted)
 
 
 def bootstrap(
@@ -67,27 +103,27 @@ def bootstrap(
     seed_noise: float = 0.0,
     valid: Callable[[T], bool] = lambda fit: True,
 ) -> Refits[T]:
-    """n refits on resampled runs (within each `by` group when given). A refit that raises, or that
-    `valid` rejects (e.g. a parameter that overflowed to inf), is dropped and counted.
-    seed_noise > 0 also multiplies each resampled loss by exp(N(0, seed_noise)): the spread a run's
-    final loss would have over training seeds, which resampling runs trained once cannot see."""
-    rng = np.random.default_rng(seed)
-    keys = np.zeros(len(runs)) if by is None else runs[by].to_numpy()
-    groups = [np.flatnonzero(keys == key) for key in np.unique(keys)]
-    refits: Refits[T] = Refits(attempted=n)
-    fraction = min(1.0, MAX_RESAMPLE / max(len(runs), 1))
-    for _ in range(n):
-        sample = runs.iloc[resample(groups, rng, fraction)]
-        if seed_noise > 0:
-            sample = sample.assign(loss=sample["loss"] * np.exp(rng.normal(0.0, seed_noise, len(sample))))
-        try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                fit = refit(sample)
-        except REFIT_FAILURES:
-            continue
-        if valid(fit):
-            refits.fits.append(fit)
-    return refits
+    """n refits on resampled runs (see `draw`), one resample at a time. A refit that raises, or that
+    `valid` rejects (e.g. a parameter that overflowed to inf), is dropped and counted."""
+    resamples = draw(runs, n, seed, by, seed_noise)
+    return collect((refit_or_none(refit, sample) for sample in samples(runs, resamples)), n, valid)
+
+
+def samples(runs: pd.DataFrame, resamples: Resamples) -> Iterator[pd.DataFrame]:
+    """Each resample as a table of its drawn runs."""
+    for i, rows in enumerate(resamples.rows):
+        sample = runs.iloc[rows]
+        if resamples.loss_factor is not None:
+            sample = sample.assign(loss=sample["loss"].to_numpy() * resamples.loss_factor[i])
+        yield sample
+
+
+def refit_or_none(refit: Callable[[pd.DataFrame], T], sample: pd.DataFrame) -> T | None:
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return refit(sample)
+    except REFIT_FAILURES:
+        return None
 
 
 def interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float] | None:
