@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sweep.fit import parametric  # noqa: E402
-from sweep.fit.parametric import objective_and_gradient, start_grid  # noqa: E402
+from sweep.fit.parametric import huber, objective_and_gradient  # noqa: E402
 
 CACHE = REPO / "tests" / "data" / "fit_cases.npz"
 EPOCH_CSV = REPO.parent / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
@@ -41,6 +41,17 @@ TWO_TERM_PROBLEMS, ONE_TERM_PROBLEMS = 240, 40
 # A relative margin this small is rounding in the objective, not a worse optimum; the absolute
 # floor covers noise-free problems, whose optimum is 0 (a residual of ~1e-6 per point).
 RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE = 1e-6, 1e-12
+
+
+# Chinchilla's grid of starts for each of e, a_j, alpha_j (Epoch's replication uses it too).
+E_STARTS = np.arange(-1.0, 1.5 + 1e-9, 0.5)
+A_STARTS = np.arange(0.0, 25.0 + 1e-9, 5.0)
+ALPHA_STARTS = np.arange(0.0, 2.0 + 1e-9, 0.5)
+
+
+def start_grid(terms: int) -> np.ndarray:
+    """4,500 starts for two terms, 180 for one."""
+    return np.array(list(itertools.product(E_STARTS, *[A_STARTS] * terms, *[ALPHA_STARTS] * terms)))
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,8 @@ def two_term_problem(index: int) -> Problem:
     target_points = int(rng.integers(20, 301))
     if rng.random() < 0.75:  # IsoFLOP grid
         kind = "isoflop"
-        budgets = 10 ** np.linspace(log_c_mid - rng.uniform(0.5, 2), log_c_mid + rng.uniform(0.5, 2), rng.integers(2, 10))
+        low, high = log_c_mid - rng.uniform(0.5, 2), log_c_mid + rng.uniform(0.5, 2)
+        budgets = 10 ** np.linspace(low, high, rng.integers(2, 10))
         sizes = rng.integers(3, 16, len(budgets))
         sizes = np.maximum(3, np.round(sizes * target_points / sizes.sum())).astype(int)
         n, d = [], []
@@ -188,12 +200,17 @@ def build(jobs: int) -> None:
     print(f"{len(cases)} problems in {time.perf_counter() - started:.0f} s -> {CACHE}")
 
 
+def grid_objective(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarray:
+    r, _ = parametric.residuals(thetas, logs[:, None, :], log_l[None])
+    return huber(r, DELTA).sum(axis=1)
+
+
 def grid16(problem: Problem) -> float:
-    """The method before this test set existed: score the grid, polish the 16 best starts."""
+    """The method before this test set existed: score the grid's 4,500 starts, polish the 16 best."""
     log_l = np.log(problem.loss)
     grid = start_grid(len(problem.x))
-    starts = grid[np.argsort(parametric.score_starts(grid, problem.x, log_l, DELTA))[:16]]
-    return parametric.polish(starts, problem.x, log_l, DELTA, 2000)[1]
+    scores = np.concatenate([grid_objective(grid[i : i + 500], problem.x, log_l) for i in range(0, len(grid), 500)])
+    return min(parametric.polish(start, problem.x, log_l, DELTA)[1] for start in grid[np.argsort(scores)[:16]])
 
 
 def current(problem: Problem) -> float:

@@ -56,6 +56,7 @@ class Resamples:
 
     rows: np.ndarray  # (n, m) positions into the table
     loss_factor: np.ndarray | None = None  # (n, m), or None without seed noise
+    bounds: np.ndarray | None = None  # columns bounds[g]:bounds[g + 1] hold group g's draws (groups sorted)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -64,6 +65,10 @@ class Resamples:
         """(n, m): each resample's losses, seed noise applied."""
         drawn = np.asarray(loss, dtype=float)[self.rows]
         return drawn if self.loss_factor is None else drawn * self.loss_factor
+
+    def lowest_per_group(self, drawn: np.ndarray) -> np.ndarray:
+        """(n, groups): the lowest of each group's drawn values in each resample (drawn: (n, m))."""
+        return np.minimum.reduceat(drawn, self.bounds[:-1], axis=1)
 
 
 def draw(runs: pd.DataFrame, n: int, seed: int = 0, by: str | None = None, seed_noise: float = 0.0) -> Resamples:
@@ -82,7 +87,7 @@ def draw(runs: pd.DataFrame, n: int, seed: int = 0, by: str | None = None, seed_
         rows[i] = np.concatenate([g[rng.integers(0, len(g), k)] for g, k in zip(groups, sizes, strict=True)])
         if factor is not None:
             factor[i] = np.exp(rng.normal(0.0, seed_noise, rows.shape[1]))
-    return Resamples(rows, factor)
+    return Resamples(rows, factor, np.r_[0, np.cumsum(sizes)])
 
 
 def finite(*values: float) -> bool:

@@ -3,14 +3,20 @@
 L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022), and L(x) = E + A/x^alpha for x = N,
 D or C (Kaplan et al. 2020's forms, with a constant). The objective is Epoch's (Besiroglu et al.
 2024): Huber(delta) on r = LSE(a_j - alpha_j log x_j ..., e) - log L, with A_j = e^a_j, E = e^e;
-theta = (e, a_1..a_k, alpha_1..alpha_k). Multi-start: the objective is evaluated at every start of
-the grid in vectorised passes (chunks of starts, so memory stays bounded), and L-BFGS-B with the
-analytic gradient polishes only the most promising starts.
+theta = (e, a_1..a_k, alpha_1..alpha_k).
 
-Large tables (more than SCORED_ROWS points): the grid is scored and the best starts polished on
-SCORED_ROWS points spread evenly over the range of losses; the best of those optima is then
-polished on every point. Scoring 4,500 starts on a million points would take 80 GiB and minutes,
-and the grid only has to find the basin, not the optimum.
+Finding the global optimum (tests/unit/fit/test_optimum.py checks it against a full polish of
+Chinchilla's 4,500 starts on 287 problems): variable projection. For fixed exponents the loss is
+linear in (E, A_j) >= 0, so on a grid of exponents (EXPONENTS per term) the linear part is solved
+by iteratively reweighted non-negative least squares, which gives the profile of the objective over
+the exponents. Every local minimum of that profile is a basin; the TOP_BASINS best are refined
+together (a batched Levenberg-Marquardt on the Huber objective, `refine`) and the best of them is
+polished by L-BFGS-B to tight tolerances. Bootstrap refits start from the fit and are refined all
+at once (`refit_terms`).
+
+Large tables (more than SCORED_ROWS points): the profile is computed and its basins refined on
+SCORED_ROWS points spread evenly over the range of losses; the best is then polished on every
+point. The grid only has to find the basin, not the optimum.
 """
 
 from __future__ import annotations
@@ -19,19 +25,21 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.optimize import minimize
 
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
 
-# Epoch's grid of starts for each of e, a_j, alpha_j.
-E_STARTS = np.arange(-1.0, 1.5 + 1e-9, 0.5)
-A_STARTS = np.arange(0.0, 25.0 + 1e-9, 5.0)
-ALPHA_STARTS = np.arange(0.0, 2.0 + 1e-9, 0.5)
-START_GRID = (E_STARTS, A_STARTS, A_STARTS, ALPHA_STARTS, ALPHA_STARTS)  # Chinchilla's 4,500 starts
-POLISHED_STARTS = 16
-CHUNK_ELEMENTS = 2**20  # starts x points scored per pass: 8 MB per term; larger chunks are slower (cache)
+# Exponents of the profile grid: fine near 0, where a small change in an exponent moves a large
+# term a lot, 0.05 apart up to 3, and coarse below 0 (a loss that grows with N or D is a fit the
+# data can still prefer: the search must find it to report it as unidentified).
+EXPONENTS = np.unique(np.r_[np.arange(-1.5, 0, 0.1), np.geomspace(0.01, 0.5, 24), np.arange(0.5, 3.0 + 1e-9, 0.05)])
+TOP_BASINS = 8
+IRLS_STEPS = 5  # reweightings of the profile's least squares: enough to rank the basins
+CHUNK_ELEMENTS = 2**21  # grid points (or resamples) x points per pass: bounded memory, cache-friendly
 SCORED_ROWS = 4096
+TINY = np.log(np.finfo(float).tiny)  # log of a coefficient that the profile set to 0
 
 
 @dataclass(frozen=True)
@@ -42,43 +50,27 @@ class ParametricFit:
     theta: np.ndarray  # (e, a, b, alpha, beta)
 
 
-def start_grid(terms: int) -> np.ndarray:
-    return np.array(list(itertools.product(E_STARTS, *[A_STARTS] * terms, *[ALPHA_STARTS] * terms)))
-
-
-def logsumexp(terms: np.ndarray) -> np.ndarray:
-    """log(sum(exp(terms), axis=0)), stable; scipy's version costs ~10x more on these small arrays."""
-    peak = terms.max(axis=0)
-    return peak + np.log(np.exp(terms - peak).sum(axis=0))
-
-
 def huber(r: np.ndarray, delta: float) -> np.ndarray:
     a = np.abs(r)
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-def score_starts(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarray:
-    """objective_batch in chunks of starts of at most CHUNK_ELEMENTS start-points each; each start's
-    objective is summed exactly as in one pass, so the scores do not depend on the chunking."""
-    step = max(1, CHUNK_ELEMENTS // len(log_l))
-    chunks = [objective_batch(thetas[i : i + step], logs, log_l, delta) for i in range(0, len(thetas), step)]
-    return np.concatenate(chunks)
-
-
-def objective_batch(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarray:
-    """Objective for many parameter vectors at once: thetas (s, 1 + 2k), logs (k, n) -> (s,);
-    memory s x n x (k + 1) doubles, so callers chunk (score_starts)."""
+def residuals(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """r = LSE(e, a_j - alpha_j log x_j) - log L for a batch: thetas (b, 1 + 2k), logs (k, b or 1, n),
+    log_l (b or 1, n) -> r (b, n) and the softmax weight of each term (e's first), each (b, n)."""
     k = len(logs)
-    e, a, alpha = thetas[:, :1], thetas[:, 1 : 1 + k], thetas[:, 1 + k :]
-    power_terms = a.T[:, :, None] - alpha.T[:, :, None] * logs[:, None, :]  # (k, s, n)
-    floor = np.broadcast_to(e, (len(thetas), logs.shape[1]))[None]
-    r = logsumexp(np.concatenate([power_terms, floor])) - log_l
-    return huber(r, delta).sum(axis=1)
+    shape = np.broadcast_shapes((len(thetas), 1), logs.shape[1:], log_l.shape)
+    floor = np.broadcast_to(thetas[:, :1], shape)
+    terms = [thetas[:, 1 + j, None] - thetas[:, 1 + k + j, None] * logs[j] for j in range(k)]
+    peak = np.maximum.reduce([floor, *terms])
+    weights = [np.exp(floor - peak), *(np.exp(t - peak) for t in terms)]
+    total = sum(weights)
+    return peak + np.log(total) - log_l, [w / total for w in weights]
 
 
 def objective_and_gradient(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float):
-    """Objective and its analytic gradient at one theta; written out term by term (no stacking),
-    since the polish and every bootstrap refit call it thousands of times."""
+    """Objective and its analytic gradient at one theta (for L-BFGS-B); written out term by term,
+    since the polish calls it hundreds of times."""
     k = len(logs)
     e = theta[0]
     power_terms = [theta[1 + j] - theta[1 + k + j] * logs[j] for j in range(k)]
@@ -93,63 +85,190 @@ def objective_and_gradient(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarra
     return float(huber(r, delta).sum()), grad
 
 
-def fit_terms(
-    logs: np.ndarray, loss, delta: float = 1e-3, starts: np.ndarray | None = None, max_iterations: int = 2000
-) -> tuple[np.ndarray, float]:
+def nonnegative_least_squares(gram: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin_{c >= 0} c'Gc - 2b'c for a batch of small problems (gram (g, m, m), b (g, m)), exactly:
+    the optimum is the unconstrained one on some subset of the variables, so try every subset and
+    keep the best with all coefficients positive. A single column always qualifies (b > 0)."""
+    g, m = b.shape
+    scale = np.sqrt(np.einsum("gii->gi", gram))  # columns to unit norm, so one ridge suits all
+    gram = gram / (scale[:, :, None] * scale[:, None, :]) + 1e-12 * np.eye(m)
+    b = b / scale
+    best, best_value = np.zeros((g, m)), np.full(g, np.inf)
+    for size in range(1, m + 1):
+        for subset in map(list, itertools.combinations(range(m), size)):
+            c = np.linalg.solve(gram[:, subset][:, :, subset], b[:, subset, None])[..., 0]
+            value = -(b[:, subset] * c).sum(axis=1)  # c'Gc - 2b'c at the subset's optimum
+            take = np.all(c > 0, axis=1) & (value < best_value)
+            best_value[take] = value[take]
+            best[np.ix_(take, subset)] = c[take]
+    return best / scale
+
+
+def profile(exponents: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The objective minimised over (E, A_j) >= 0 at each row of exponents (g, k), and the thetas
+    that reach it. The linear part is fitted to relative errors (L_fit - L) / L, the first-order
+    form of r, reweighted IRLS_STEPS times with Huber's weights min(1, delta / |r|)."""
+    basis = np.exp(-exponents.T[:, :, None] * logs[:, None, :] - log_l)  # (k, g, n): x^-alpha / L
+    columns = np.concatenate([np.broadcast_to(np.exp(-log_l), (1, *basis.shape[1:])), basis])  # (m, g, n)
+    columns = columns.transpose(1, 0, 2)  # (g, m, n)
+    weights = np.ones((len(exponents), len(log_l)))
+    for _ in range(IRLS_STEPS):
+        weighted = columns * weights[:, None, :]
+        coefficients = nonnegative_least_squares(weighted @ columns.transpose(0, 2, 1), weighted.sum(axis=2))
+        r = np.log(np.maximum(np.einsum("gm,gmn->gn", coefficients, columns), np.finfo(float).tiny))
+        weights = np.minimum(1.0, delta / np.maximum(np.abs(r), np.finfo(float).tiny))
+    with np.errstate(divide="ignore"):
+        log_coefficients = np.maximum(np.log(coefficients), TINY)
+    return huber(r, delta).sum(axis=1), np.concatenate([log_coefficients, exponents], axis=1)
+
+
+def basin_starts(logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarray:
+    """Thetas at the TOP_BASINS lowest local minima of the profile over the exponent grid."""
+    k = len(logs)
+    grid = np.array(list(itertools.product(EXPONENTS, repeat=k)))
+    step = max(1, CHUNK_ELEMENTS // (len(log_l) * (k + 1)))
+    parts = [profile(grid[i : i + step], logs, log_l, delta) for i in range(0, len(grid), step)]
+    objective = np.concatenate([p[0] for p in parts])
+    thetas = np.concatenate([p[1] for p in parts])
+    surface = objective.reshape((len(EXPONENTS),) * k)
+    is_minimum = ndimage.minimum_filter(surface, size=3, mode="constant", cval=np.inf) == surface
+    minima = np.flatnonzero(is_minimum.ravel())
+    lowest = np.argsort(objective, kind="stable")[:TOP_BASINS]
+    # a plateau (a term the profile switched off, so its exponent does not matter) is one basin
+    _, first = np.unique(objective[minima].round(12), return_index=True)
+    _, first_lowest = np.unique(objective[lowest].round(12), return_index=True)
+    chosen = np.unique(np.r_[minima[first][:TOP_BASINS], lowest[first_lowest]])  # np.unique sorts: the lowest first
+    return revive(thetas[chosen], logs, log_l)
+
+
+def revive(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarray:
+    """A coefficient the profile set to 0 would have no gradient; start it at 1e-4 of the smallest
+    loss instead (at the data's mean log x), so the refinement can bring it back."""
+    k = len(logs)
+    out = thetas.copy()
+    floor = np.log(1e-4) + log_l.min()
+    out[:, 0] = np.maximum(out[:, 0], floor)
+    for j in range(k):
+        out[:, 1 + j] = np.maximum(out[:, 1 + j], floor + out[:, 1 + k + j] * logs[j].mean())
+    return out
+
+
+def refine(
+    thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt on the Huber objective for a batch of problems at once (logs (k, b or 1, n),
+    log_l (b or 1, n)), each from its own theta. The step solves the Gauss-Newton system of the IRLS
+    majoriser of Huber (weights min(1, delta / |r|)); a step is kept only if it lowers the objective,
+    so each problem's objective falls monotonically. A problem stops when a kept step gains less
+    than 1e-10 of its objective. Returns the thetas and their objectives."""
+    theta = np.array(thetas, dtype=float)
+    b, p = theta.shape
+    k = len(logs)
+    r, weights = residuals(theta, logs, log_l)
+    objective = huber(r, delta).sum(axis=1)
+    damping = np.full(b, 1e-3)
+    active = np.flatnonzero(np.isfinite(objective))
+    for _ in range(max_iterations):
+        if not len(active):
+            break
+        lg, ll = logs if logs.shape[1] == 1 else logs[:, active], log_l if len(log_l) == 1 else log_l[active]
+        w = [x[active] for x in weights]
+        jacobian = np.stack([*w, *(-w[1 + j] * lg[j] for j in range(k))], axis=-1)  # (a, n, p)
+        irls = np.minimum(1.0, delta / np.maximum(np.abs(r[active]), 1e-300))
+        weighted = (jacobian * irls[..., None]).transpose(0, 2, 1)
+        gradient = np.einsum("apn,an->ap", weighted, r[active])
+        hessian = weighted @ jacobian
+        solvable = np.isfinite(hessian).all(axis=(1, 2)) & np.isfinite(gradient).all(axis=1)
+        active, hessian, gradient = active[solvable], hessian[solvable], gradient[solvable]
+        lg, ll = (x if x.shape[-2] == 1 else x[..., solvable, :] for x in (lg, ll))
+        diagonal = np.einsum("app->ap", hessian)
+        floor = 1e-12 * np.maximum(diagonal.max(axis=1, keepdims=True), 1.0)
+        ridge = damping[active, None] * (diagonal + floor) + floor
+        step = np.linalg.solve(hessian + ridge[:, :, None] * np.eye(p), -gradient[..., None])[..., 0]
+        trial = theta[active] + step
+        with np.errstate(over="ignore", invalid="ignore"):
+            r_trial, weights_trial = residuals(trial, lg, ll)
+            trial_objective = huber(r_trial, delta).sum(axis=1)
+        kept = trial_objective < objective[active]
+        gain = objective[active] - trial_objective
+        moved = active[kept]
+        theta[moved], r[moved], objective[moved] = trial[kept], r_trial[kept], trial_objective[kept]
+        for x, x_trial in zip(weights, weights_trial, strict=True):
+            x[moved] = x_trial[kept]
+        damping[active] = np.where(kept, damping[active] / 3, damping[active] * 3)
+        converged = (kept & (gain <= 1e-10 * objective[active])) | (damping[active] > 1e12)
+        active = active[~converged]
+    return theta, objective
+
+
+def polish(start: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int = 2000):
+    """L-BFGS-B from one start to tight tolerances; returns (theta, objective)."""
+    result = minimize(
+        objective_and_gradient, start, args=(logs, log_l, delta), jac=True, method="L-BFGS-B",
+        options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
+    )  # fmt: skip
+    return result.x, float(result.fun)
+
+
+def fit_terms(logs: np.ndarray, loss, delta: float = 1e-3) -> tuple[np.ndarray, float]:
     """The best theta and its objective for log L ~ LSE(a_j - alpha_j logs_j, e)."""
     log_l = np.log(np.asarray(loss, dtype=float))
     parameters = 1 + 2 * len(logs)
     if len(log_l) <= parameters:
         raise FitError(f"this form has {parameters} parameters but only {len(log_l)} points; it needs at least "
                        f"{parameters + 1}")  # fmt: skip
-    if starts is None:
-        starts = grid_optima(logs, log_l, delta, max_iterations)
-    return polish(starts, logs, log_l, delta, max_iterations)
-
-
-def grid_optima(logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int) -> np.ndarray:
-    """Starts for the final polish: the grid's most promising starts or, for a large table, the best
-    optimum those reach on SCORED_ROWS of its points (see the module docstring)."""
+    scored = slice(None)
     if len(log_l) > SCORED_ROWS:
-        rows = np.argsort(log_l, kind="stable")[np.linspace(0, len(log_l) - 1, SCORED_ROWS).round().astype(int)]
-        theta, _ = fit_terms(logs[:, rows], np.exp(log_l[rows]), delta, max_iterations=max_iterations)
-        return theta
-    grid = start_grid(len(logs))
-    return grid[np.argsort(score_starts(grid, logs, log_l, delta))[:POLISHED_STARTS]]
-
-
-def polish(
-    starts: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int
-) -> tuple[np.ndarray, float]:
-    best = None
-    for start in np.atleast_2d(starts):
-        result = minimize(
-            objective_and_gradient, start, args=(logs, log_l, delta), jac=True, method="L-BFGS-B",
-            options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
-        )  # fmt: skip
-        if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
-            best = result
-    if best is None:
+        scored = np.argsort(log_l, kind="stable")[np.linspace(0, len(log_l) - 1, SCORED_ROWS).round().astype(int)]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        starts = basin_starts(logs[:, scored], log_l[scored], delta)
+        thetas, objectives = refine(starts, logs[:, None, scored], log_l[None, scored], delta)
+    if not np.isfinite(objectives).any():
         raise FitError("the objective is not finite at any start (losses or sizes beyond floating point?)")
-    return best.x, float(best.fun)
+    theta, objective = polish(thetas[np.nanargmin(objectives)], logs, log_l, delta)
+    if not np.isfinite(objective):
+        raise FitError("the objective is not finite at the optimum (losses or sizes beyond floating point?)")
+    return theta, objective
 
 
-def fit_parametric(
-    N, D, loss, delta: float = 1e-3, starts: np.ndarray | None = None, max_iterations: int = 2000
-) -> ParametricFit:
-    logs = np.log(np.array([N, D], dtype=float))
-    theta, objective = fit_terms(logs, loss, delta, starts, max_iterations)
+def refit_terms(
+    theta: np.ndarray, logs: np.ndarray, loss: np.ndarray, delta: float, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Bootstrap refits, all at once, each refined from the full fit's theta: resample i has the
+    points logs[:, rows[i]] (every point in order when rows is None) and the losses loss[i]. Chunks
+    of resamples keep memory bounded. Returns one theta per resample, NaN where a refit failed."""
+    step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * len(logs) + 1)))
+    out = np.empty((len(loss), len(theta)))
+    for i in range(0, len(loss), step):
+        chunk = slice(i, i + step)
+        points = logs[:, None, :] if rows is None else logs[:, rows[chunk]]
+        starts = np.tile(theta, (len(loss[chunk]), 1))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            thetas, objective = refine(starts, points, np.log(loss[chunk]), delta)
+        out[chunk] = np.where(np.isfinite(objective)[:, None], thetas, np.nan)
+    return out
+
+
+def chinchilla(theta: np.ndarray) -> Chinchilla:
     e, a, b, alpha, beta = theta
     with np.errstate(over="ignore"):  # an overflowed parameter is reported as unidentified, not warned about
         E, A, B = (float(x) for x in np.exp([e, a, b]))
-    law = Chinchilla(E=E, A=A, B=B, alpha=float(alpha), beta=float(beta))
-    return ParametricFit(law, objective, logs.shape[1], theta)
+    return Chinchilla(E=E, A=A, B=B, alpha=float(alpha), beta=float(beta))
 
 
-def fit_floor_power_law(
-    variable: str, x, loss, delta: float = 1e-3, starts: np.ndarray | None = None
-) -> tuple[FloorPowerLaw, np.ndarray]:
-    """L = E + A / x^alpha; returns the law and its theta (a start for refits)."""
-    theta, _ = fit_terms(np.log(np.array([x], dtype=float)), loss, delta, starts)
+def floor_power_law(variable: str, theta: np.ndarray) -> FloorPowerLaw:
     e, a, alpha = theta
-    return FloorPowerLaw(variable, float(np.exp(e)), float(np.exp(a)), float(alpha)), theta
+    with np.errstate(over="ignore"):
+        return FloorPowerLaw(variable, float(np.exp(e)), float(np.exp(a)), float(alpha))
+
+
+def fit_parametric(N, D, loss, delta: float = 1e-3) -> ParametricFit:
+    logs = np.log(np.array([N, D], dtype=float))
+    theta, objective = fit_terms(logs, loss, delta)
+    return ParametricFit(chinchilla(theta), objective, logs.shape[1], theta)
+
+
+def fit_floor_power_law(variable: str, x, loss, delta: float = 1e-3) -> tuple[FloorPowerLaw, np.ndarray]:
+    """L = E + A / x^alpha; returns the law and its theta (the start of its bootstrap refits)."""
+    theta, _ = fit_terms(np.log(np.array([x], dtype=float)), loss, delta)
+    return floor_power_law(variable, theta), theta

@@ -12,13 +12,20 @@ import pandas as pd
 from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.aspect import AspectFit, fit_aspects, without_widthdepth, without_widthdepth_budgets
-from sweep.fit.bootstrap import Refits, bootstrap, finite, interval
+from sweep.fit.bootstrap import Refits, bootstrap, collect, draw, finite, interval
 from sweep.fit.envelope import EnvelopeFit, fit_envelope
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.isoflop import IsoflopFit, fit_isoflop
-from sweep.fit.parametric import ParametricFit, fit_floor_power_law, fit_parametric
+from sweep.fit.parametric import (
+    ParametricFit,
+    chinchilla,
+    fit_floor_power_law,
+    fit_parametric,
+    floor_power_law,
+    refit_terms,
+)
 
 CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
 # What the fitting modules raise when the points cannot be fitted (UserError: from before FitError).
@@ -201,10 +208,10 @@ def frontier(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return lowest.index.to_numpy(dtype=float), lowest.to_numpy()
 
 
-FORM_POINTS = {  # form -> (variable, its (x, loss) points, what the bootstrap resamples within)
-    "kaplan_n": ("N", lambda t: (t["N"].to_numpy(), t["loss"].to_numpy()), None),
-    "kaplan_d": ("D", lambda t: (t["D"].to_numpy(), t["loss"].to_numpy()), None),
-    "compute": ("C", frontier, "budget"),
+FORM_POINTS = {  # form -> the variable, and whether its points are each budget's lowest loss
+    "kaplan_n": ("N", False),
+    "kaplan_d": ("D", False),
+    "compute": ("C", True),
 }
 
 
@@ -218,25 +225,30 @@ def overflowed(name: str, errors: dict[str, str]) -> tuple[None, Refits]:
 
 
 def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
-    """The one-variable forms of fit.forms, each with bootstrap refits; failures go to errors."""
+    """The one-variable forms of fit.forms, each with bootstrap refits; failures go to errors.
+    L(C) is fitted to each budget's lowest loss, and its refits resample runs within budgets."""
     forms, samples = {}, {}
     for name in config.forms:
         if name not in FORM_POINTS:
             continue
-        variable, points, by = FORM_POINTS[name]
+        variable, per_budget = FORM_POINTS[name]
+        points = without_widthdepth_budgets(table) if per_budget else table
         try:
-            law, theta = fit_floor_power_law(variable, *points(table), config.huber_delta)
+            x, loss = frontier(points) if per_budget else (points[variable].to_numpy(), points["loss"].to_numpy())
+            law, theta = fit_floor_power_law(variable, x, loss, config.huber_delta)
         except UNFITTABLE as exc:
             errors[name] = str(exc)
             continue
         if not law_finite(law):
             overflowed(name, errors)
             continue
-
-        def refit(sample: pd.DataFrame, variable=variable, points=points, theta=theta) -> FloorPowerLaw:
-            return fit_floor_power_law(variable, *points(sample), config.huber_delta, starts=theta)[0]
-
-        forms[name], samples[name] = law, refits(table, refit, config, law_finite, by=by)
+        resamples = draw(points, config.bootstrap, config.seed, "budget" if per_budget else None, config.seed_noise)
+        logs = np.log(np.array([x if per_budget else points[variable].to_numpy(dtype=float)]))
+        drawn = resamples.loss(points["loss"].to_numpy())
+        thetas = refit_terms(theta, logs, resamples.lowest_per_group(drawn) if per_budget else drawn,
+                             config.huber_delta, rows=None if per_budget else resamples.rows)  # fmt: skip
+        laws = (floor_power_law(variable, t) for t in thetas)
+        forms[name], samples[name] = law, collect(laws, config.bootstrap, law_finite)
     return forms, samples
 
 
@@ -248,15 +260,11 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
         return None, Refits()
     if not law_finite(fit.law):
         return overflowed("approach3", errors)
-
-    def refit(sample: pd.DataFrame) -> Chinchilla:
-        # From the full fit's optimum an identified problem converges in tens of iterations;
-        # the cap only bounds the time spent wandering along an unidentified ridge.
-        return fit_parametric(
-            sample["N"], sample["D"], sample["loss"], config.huber_delta, starts=fit.theta, max_iterations=300
-        ).law
-
-    return fit, refits(table, refit, config, law_finite)
+    resamples = draw(table, config.bootstrap, config.seed, seed_noise=config.seed_noise)
+    logs = np.log(table[["N", "D"]].to_numpy(dtype=float).T)
+    thetas = refit_terms(fit.theta, logs, resamples.loss(table["loss"].to_numpy()), config.huber_delta,
+                         rows=resamples.rows)  # fmt: skip
+    return fit, collect((chinchilla(t) for t in thetas), config.bootstrap, law_finite)
 
 
 def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):

@@ -4,6 +4,7 @@ import pytest
 
 from sweep.config import FitConfig
 from sweep.fit import parametric
+from sweep.fit.bootstrap import draw
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.parametric import fit_parametric
@@ -82,14 +83,6 @@ def synthetic_points(count: int, seed: int = 0):
     return np.log(np.array([n, d])), truth.loss(n, d) * np.exp(rng.normal(0, 0.002, count))
 
 
-def test_scoring_the_grid_in_chunks_gives_exactly_the_one_pass_scores(monkeypatch):
-    logs, loss = synthetic_points(300)
-    grid = parametric.start_grid(2)
-    whole = parametric.objective_batch(grid, logs, np.log(loss), 1e-3)
-    monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", 300 * 7)  # 7 starts a pass, the last chunk shorter
-    assert np.array_equal(parametric.score_starts(grid, logs, np.log(loss), 1e-3), whole)
-
-
 def test_a_large_table_reaches_the_optimum_found_by_scoring_every_point(monkeypatch):
     logs, loss = synthetic_points(600)
     theta, objective = parametric.fit_terms(logs, loss)
@@ -98,3 +91,53 @@ def test_a_large_table_reaches_the_optimum_found_by_scoring_every_point(monkeypa
     # Both are L-BFGS-B optima of the same objective (ftol 1e-15): equal to well within 1e-9.
     assert objective_sub == pytest.approx(objective, rel=1e-9)
     assert theta_sub == pytest.approx(theta, rel=1e-4)
+
+
+@pytest.mark.parametrize("seed_noise", [0.0, 0.005])
+def test_batched_refits_reach_what_one_l_bfgs_b_polish_per_resample_reaches(seed_noise):
+    logs, loss = synthetic_points(80, seed=1)
+    theta, _ = parametric.fit_terms(logs, loss)
+    table = pd.DataFrame({"loss": loss})
+    resamples = draw(table, 40, seed=3, seed_noise=seed_noise)
+    drawn = resamples.loss(loss)
+    batched = parametric.refit_terms(theta, logs, drawn, 1e-3, rows=resamples.rows)
+    for i, rows in enumerate(resamples.rows):
+        log_l = np.log(drawn[i])
+        ours = parametric.objective_and_gradient(batched[i], logs[:, rows], log_l, 1e-3)[0]
+        polished = parametric.polish(theta, logs[:, rows], log_l, 1e-3)[1]
+        assert ours <= polished * (1 + 1e-6)
+        assert batched[i][3:] == pytest.approx(parametric.polish(theta, logs[:, rows], log_l, 1e-3)[0][3:], abs=2e-3)
+
+
+def test_refits_in_chunks_equal_refits_in_one_pass(monkeypatch):
+    logs, loss = synthetic_points(50, seed=2)
+    theta, _ = parametric.fit_terms(logs, loss)
+    resamples = draw(pd.DataFrame({"loss": loss}), 9, seed=0)
+    whole = parametric.refit_terms(theta, logs, resamples.loss(loss), 1e-3, rows=resamples.rows)
+    monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", 50 * 5 * 2)  # 2 resamples a pass, the last one alone
+    chunked = parametric.refit_terms(theta, logs, resamples.loss(loss), 1e-3, rows=resamples.rows)
+    assert np.array_equal(whole, chunked)
+
+
+def test_the_profile_solves_the_linear_part_exactly_without_noise():
+    """At the true exponents, the non-negative least squares of the profile recovers E, A, B."""
+    truth = Chinchilla(E=1.7, A=400.0, B=1200.0, alpha=0.34, beta=0.30)
+    rng = np.random.default_rng(0)
+    n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 30)), np.exp(rng.uniform(np.log(1e9), np.log(1e12), 30))
+    objective, thetas = parametric.profile(
+        np.array([[0.34, 0.30], [0.5, 0.5]]), np.log([n, d]), np.log(truth.loss(n, d)), 1e-3
+    )
+    assert objective[0] < 1e-20 < objective[1]
+    assert np.exp(thetas[0, :3]) == pytest.approx([1.7, 400.0, 1200.0], rel=1e-6)
+
+
+def test_a_term_the_data_does_not_want_is_switched_off_by_the_profile_and_revived_for_refinement():
+    """Losses that do not depend on D: the best linear part at any beta has B = 0."""
+    n = np.geomspace(1e7, 1e10, 12)
+    d = np.tile([1e9, 1e11], 6)
+    loss = 1.7 + 400.0 / n**0.34
+    logs, log_l = np.log([n, d]), np.log(loss)
+    _, thetas = parametric.profile(np.array([[0.34, 0.3]]), logs, log_l, 1e-3)
+    assert thetas[0, 2] == parametric.TINY
+    revived = parametric.revive(thetas, logs, log_l)
+    assert np.exp(revived[0, 2] - 0.3 * logs[1].mean()) == pytest.approx(1e-4 * loss.min())
