@@ -78,15 +78,14 @@ def draw(runs: pd.DataFrame, n: int, seed: int = 0, by: str | None = None, seed_
     MAX_RESAMPLE rows is resampled MAX_RESAMPLE rows at a time."""
     rng = np.random.default_rng(seed)
     keys = np.zeros(len(runs)) if by is None else runs[by].to_numpy()
-    groups = [np.flatnonzero(keys == key) for key in np.unique(keys)]
+    order = np.argsort(keys, kind="stable")  # each group's rows, groups in sorted order
+    _, group_start, group_size = np.unique(keys[order], return_index=True, return_counts=True)
     fraction = min(1.0, MAX_RESAMPLE / max(len(runs), 1))
-    sizes = [max(1, round(len(group) * fraction)) for group in groups]
-    rows = np.empty((n, sum(sizes)), dtype=np.intp)
-    factor = np.empty(rows.shape) if seed_noise > 0 else None
-    for i in range(n):
-        rows[i] = np.concatenate([g[rng.integers(0, len(g), k)] for g, k in zip(groups, sizes, strict=True)])
-        if factor is not None:
-            factor[i] = np.exp(rng.normal(0.0, seed_noise, rows.shape[1]))
+    sizes = np.maximum(1, np.round(group_size * fraction)).astype(int)
+    column_group = np.repeat(np.arange(len(sizes)), sizes)  # the group each drawn column belongs to
+    picks = np.floor(rng.random((n, sizes.sum())) * group_size[column_group]).astype(np.intp)
+    rows = order[group_start[column_group] + picks]
+    factor = np.exp(rng.normal(0.0, seed_noise, rows.shape)) if seed_noise > 0 else None
     return Resamples(rows, factor, np.r_[0, np.cumsum(sizes)])
 
 

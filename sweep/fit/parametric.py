@@ -55,17 +55,19 @@ def huber(r: np.ndarray, delta: float) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-def residuals(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def residuals(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """r = LSE(e, a_j - alpha_j log x_j) - log L for a batch: thetas (b, 1 + 2k), logs (k, b or 1, n),
-    log_l (b or 1, n) -> r (b, n) and the softmax weight of each term (e's first), each (b, n)."""
+    log_l (b or 1, n) -> r (b, n) and the softmax weight of each term, (1 + k, b, n), e's first."""
     k = len(logs)
     shape = np.broadcast_shapes((len(thetas), 1), logs.shape[1:], log_l.shape)
-    floor = np.broadcast_to(thetas[:, :1], shape)
-    terms = [thetas[:, 1 + j, None] - thetas[:, 1 + k + j, None] * logs[j] for j in range(k)]
-    peak = np.maximum.reduce([floor, *terms])
-    weights = [np.exp(floor - peak), *(np.exp(t - peak) for t in terms)]
-    total = sum(weights)
-    return peak + np.log(total) - log_l, [w / total for w in weights]
+    terms = np.empty((1 + k, *shape))
+    terms[0] = thetas[:, :1]
+    terms[1:] = thetas[:, 1 : 1 + k].T[:, :, None] - thetas[:, 1 + k :].T[:, :, None] * logs
+    peak = terms.max(axis=0)
+    weights = np.exp(terms - peak)
+    total = weights.sum(axis=0)
+    weights /= total
+    return peak + np.log(total) - log_l, weights
 
 
 def objective_and_gradient(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float):
@@ -160,44 +162,49 @@ def refine(
     log_l (b or 1, n)), each from its own theta. The step solves the Gauss-Newton system of the IRLS
     majoriser of Huber (weights min(1, delta / |r|)); a step is kept only if it lowers the objective,
     so each problem's objective falls monotonically. A problem stops when a kept step gains less
-    than 1e-10 of its objective. Returns the thetas and their objectives."""
+    than 1e-8 of its objective, and leaves the working arrays. Returns the thetas and objectives."""
     theta = np.array(thetas, dtype=float)
-    b, p = theta.shape
-    k = len(logs)
+    p = theta.shape[1]
     r, weights = residuals(theta, logs, log_l)
     objective = huber(r, delta).sum(axis=1)
-    damping = np.full(b, 1e-3)
-    active = np.flatnonzero(np.isfinite(objective))
+    left = np.flatnonzero(np.isfinite(objective))  # the problems still being refined
+    own = lambda x, rows: x if x.shape[-2] == 1 else x[..., rows, :]  # noqa: E731 - shared points stay shared
+    lg, ll, r, weights = own(logs, left), own(log_l, left), r[left], weights[:, left]
+    th, f, damping = theta[left], objective[left], np.full(len(left), 1e-3)
     for _ in range(max_iterations):
-        if not len(active):
+        if not len(left):
             break
-        lg, ll = logs if logs.shape[1] == 1 else logs[:, active], log_l if len(log_l) == 1 else log_l[active]
-        w = [x[active] for x in weights]
-        jacobian = np.stack([*w, *(-w[1 + j] * lg[j] for j in range(k))], axis=-1)  # (a, n, p)
-        irls = np.minimum(1.0, delta / np.maximum(np.abs(r[active]), 1e-300))
-        weighted = (jacobian * irls[..., None]).transpose(0, 2, 1)
-        gradient = np.einsum("apn,an->ap", weighted, r[active])
-        hessian = weighted @ jacobian
+        jacobian = np.concatenate([weights, -weights[1:] * lg]).transpose(1, 0, 2)  # (a, p, n)
+        weighted = jacobian * np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300))[:, None, :]
+        gradient = (weighted @ r[..., None])[..., 0]
+        hessian = weighted @ jacobian.transpose(0, 2, 1)
         solvable = np.isfinite(hessian).all(axis=(1, 2)) & np.isfinite(gradient).all(axis=1)
-        active, hessian, gradient = active[solvable], hessian[solvable], gradient[solvable]
-        lg, ll = (x if x.shape[-2] == 1 else x[..., solvable, :] for x in (lg, ll))
+        hessian[~solvable], gradient[~solvable] = np.eye(p), 0.0
         diagonal = np.einsum("app->ap", hessian)
         floor = 1e-12 * np.maximum(diagonal.max(axis=1, keepdims=True), 1.0)
-        ridge = damping[active, None] * (diagonal + floor) + floor
-        step = np.linalg.solve(hessian + ridge[:, :, None] * np.eye(p), -gradient[..., None])[..., 0]
-        trial = theta[active] + step
+        ridge = damping[:, None] * (diagonal + floor) + floor
+        trial = th + np.linalg.solve(hessian + ridge[:, :, None] * np.eye(p), -gradient[..., None])[..., 0]
         with np.errstate(over="ignore", invalid="ignore"):
             r_trial, weights_trial = residuals(trial, lg, ll)
-            trial_objective = huber(r_trial, delta).sum(axis=1)
-        kept = trial_objective < objective[active]
-        gain = objective[active] - trial_objective
-        moved = active[kept]
-        theta[moved], r[moved], objective[moved] = trial[kept], r_trial[kept], trial_objective[kept]
-        for x, x_trial in zip(weights, weights_trial, strict=True):
-            x[moved] = x_trial[kept]
-        damping[active] = np.where(kept, damping[active] / 3, damping[active] * 3)
-        converged = (kept & (gain <= 1e-10 * objective[active])) | (damping[active] > 1e12)
-        active = active[~converged]
+            f_trial = huber(r_trial, delta).sum(axis=1)
+        kept = f_trial < f
+        gain = f - f_trial
+        th[kept], r[kept], weights[:, kept], f[kept] = trial[kept], r_trial[kept], weights_trial[:, kept], f_trial[kept]
+        damping = np.where(kept, damping / 3, damping * 3)
+        done = (kept & (gain <= 1e-8 * f)) | (damping > 1e12) | ~solvable
+        if done.any():
+            theta[left[done]], objective[left[done]] = th[done], f[done]
+            going = ~done
+            left, th, f, damping, r, weights = (
+                left[going],
+                th[going],
+                f[going],
+                damping[going],
+                r[going],
+                weights[:, going],
+            )
+            lg, ll = own(lg, going), own(ll, going)
+    theta[left], objective[left] = th, f
     return theta, objective
 
 
@@ -247,6 +254,23 @@ def refit_terms(
             thetas, objective = refine(starts, points, np.log(loss[chunk]), delta)
         out[chunk] = np.where(np.isfinite(objective)[:, None], thetas, np.nan)
     return out
+
+
+def searched_edges(name: str, floor: float, exponents: dict[str, float], lowest_loss: float) -> list[str]:
+    """Notes for a fitted E or exponent at the edge of what the search covered: an exponent beyond
+    the profile's grid (the polish may go there, but no start did), or E collapsed to 0 (no floor)."""
+    low, high = EXPONENTS.min(), EXPONENTS.max()
+    notes = [
+        f"{name}: {key} = {value:.3g} lies beyond the exponents searched ({low:g} to {high:g}); "
+        "the runs do not pin it down"
+        for key, value in exponents.items()
+        if not low <= value <= high
+    ]
+    if floor < 1e-4 * lowest_loss:
+        notes.append(
+            f"{name}: E = {floor:.3g} is at the edge of what was searched (0): the runs do not identify a floor"
+        )
+    return notes
 
 
 def chinchilla(theta: np.ndarray) -> Chinchilla:

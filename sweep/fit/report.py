@@ -25,6 +25,7 @@ from sweep.fit.parametric import (
     fit_parametric,
     floor_power_law,
     refit_terms,
+    searched_edges,
 )
 
 CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
@@ -50,6 +51,7 @@ class FitReport:
     hparams: HparamFit | None = None  # the optimal LR and batch, from the runs of an LR x batch grid
     grid_left_out: int = 0  # runs of an LR x batch grid, left out of Approaches 1-3
     aspects: list[AspectFit] = field(default_factory=list)  # width/depth groups, smallest size first
+    edges: list[str] = field(default_factory=list)  # fitted values at the edge of the search (searched_edges)
 
     def preferred_aspect(self) -> AspectFit | None:
         """The width/depth fit at the largest size (the nearest to a target), identified or not."""
@@ -68,6 +70,7 @@ class FitReport:
     def notes(self) -> list[str]:
         """What a reader of the numbers must know: unidentified fits, dropped refits, left-out targets."""
         notes = [f"{name} unidentified: {why}" for name, why in self.unidentified().items()]
+        notes += self.edges
         refits = {"approach3": self.parametric_samples, "approach2": self.isoflop_samples,
                   "approach1": self.envelope_samples, **self.form_samples}  # fmt: skip
         notes += [note for name, samples in refits.items() if (note := samples.note(name))]
@@ -349,4 +352,12 @@ def fit_all(
     identified = parametric.law if parametric and not parametric.law.unidentified() else None
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
                      envelope, envelope_samples, forms, form_samples, other_counting(runs, config),
-                     targets_left_out, hparams, int(in_grid.sum()), fit_aspects(table, identified, config))  # fmt: skip
+                     targets_left_out, hparams, int(in_grid.sum()), fit_aspects(table, identified, config),
+                     edges(parametric, forms, table["loss"].min()))  # fmt: skip
+
+
+def edges(parametric: ParametricFit | None, forms: dict[str, FloorPowerLaw], lowest_loss: float) -> list[str]:
+    laws = {name: (law.E, {"alpha": law.alpha}) for name, law in forms.items()}
+    if parametric is not None:
+        laws = {"approach3": (parametric.law.E, {"alpha": parametric.law.alpha, "beta": parametric.law.beta}), **laws}
+    return [note for name, (E, exponents) in laws.items() for note in searched_edges(name, E, exponents, lowest_loss)]
