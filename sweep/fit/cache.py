@@ -226,7 +226,7 @@ def inputs_digest(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | 
         "curves": None if curves is None else table_digest(curves, CURVE_COLUMNS),
         "config": dataclasses.asdict(config),
     }
-    text = json.dumps(parts, sort_keys=True, default=lambda v: v.value if isinstance(v, Enum) else str(v))
+    text = json.dumps(parts, sort_keys=True)  # config choices are str enums: JSON writes their values
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -284,7 +284,7 @@ class FitCache:
         """Remove the oldest entries beyond max_entries, never `keep` (the one just written: file
         times are coarse, so it may look no newer than the others)."""
         others = [p for p in self.directory.glob("*.json") if p != keep]
-        others.sort(key=lambda p: modified(p), reverse=True)
+        others.sort(key=modified, reverse=True)
         for old in others[self.max_entries - 1 :]:
             old.unlink(missing_ok=True)
 
