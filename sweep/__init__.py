@@ -5,3 +5,10 @@ import os
 # shared cores, a 20,000-run refit 0.9 s instead of 0.08 s). Set before numpy loads; a user's own
 # setting wins. torch's CPU kernels do not use OpenBLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("scaling-sweep")
+except PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"

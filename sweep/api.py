@@ -20,6 +20,7 @@ from sweep.csvinput import CsvColumns, read_runs
 from sweep.errors import UserError
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
+from sweep.fit.cache import FitCache, cached_fit_all
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, fit_all, prepare, proxies
 from sweep.launch import executors, localqueue, monitor
@@ -229,7 +230,7 @@ def stored_curves(sweep: SweepDir) -> pd.DataFrame:
 def _fit(
     sweep: SweepDir, config: Config, runs: pd.DataFrame, curves: pd.DataFrame, allow_unfitted: bool = False
 ) -> FitReport:
-    report = fit_all(runs, config.fit, curves, allow_unfitted)
+    report = cached_fit_all(runs, config.fit, curves, allow_unfitted, fit_cache(sweep))
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
     with Store(sweep.db_file) as store:
@@ -237,6 +238,11 @@ def _fit(
             if approach in payload:
                 store.record_fit(approach, report.counting, report.n_runs, payload[approach])
     return report
+
+
+def fit_cache(sweep: SweepDir) -> FitCache:
+    """The sweep's saved fits: a fit of unchanged runs with an unchanged fit config is read, not redone."""
+    return FitCache(sweep.fits_dir / "cache")
 
 
 def read_csv_runs(csv: Path, columns: CsvColumns = CsvColumns()) -> pd.DataFrame:
@@ -299,9 +305,16 @@ def fit_table(runs: pd.DataFrame, fit_config: FitConfig) -> FitReport:
     return fit_all(runs, fit_config)
 
 
-def backtest(runs: pd.DataFrame, fit_config: FitConfig, holdout_top: int) -> Backtest:
+def backtest(runs: pd.DataFrame, fit_config: FitConfig, holdout_top: int, cache: FitCache | None = None) -> Backtest:
     """Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
-    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top)
+    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache)
+
+
+def backtest_source(source: Path, columns: CsvColumns, overrides: list[str] | None, holdout_top: int) -> Backtest:
+    """A sweep directory's backtest (its fits saved in the sweep, see fit_cache) or a CSV file's (written nowhere)."""
+    runs, fit_config = source_runs(source, columns, overrides)
+    cache = None if is_csv(source) else fit_cache(SweepDir.open(source))
+    return backtest(runs, fit_config, holdout_top, cache)
 
 
 def propose_target(

@@ -276,7 +276,7 @@ def backtest(
     Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest runs.csv --holdout-top 2
     """
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
-    result = api.backtest(*api.source_runs(source, columns, overrides), holdout_top)
+    result = api.backtest_source(source, columns, overrides, holdout_top)
     targets = [] if api.is_csv(source) else api.trained_targets(source)
     if as_json:
         emit_json({**result.to_dict(), "trained_targets": [t.to_dict() for t in targets]})

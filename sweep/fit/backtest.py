@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from sweep.config import FitConfig
+from sweep.fit.cache import FitCache, cached_fit_all
 from sweep.fit.errors import FitError
 from sweep.fit.isoflop import fit_budget
-from sweep.fit.report import FitReport, fit_all, prepare
+from sweep.fit.report import FitReport, prepare
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class Backtest:
         }
 
 
-def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int) -> Backtest:
+def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int, cache: FitCache | None = None) -> Backtest:
+    """cache: where the fit on the kept budgets is saved and reused (sweep/fit/cache.py); None fits anew."""
     table = prepare(runs, config.counting)
     budgets = sorted(table["budget"].unique())
     if len(budgets) < 3:
@@ -82,7 +84,7 @@ def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int) -> Backtes
     held_budgets = budgets[-holdout_top:]
     held = table[table["budget"].isin(held_budgets)]
     kept = table[~table["budget"].isin(held_budgets)]
-    report = fit_all(kept, config)
+    report = cached_fit_all(kept, config, cache=cache)
 
     ape = None
     if report.parametric is not None:

@@ -4,7 +4,9 @@ proposal (fake run directories: no model is trained)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from sweep import api
 from sweep.config import compose
 from sweep.errors import UserError
+from sweep.fit.cache import MAX_ENTRIES, FitCache
 from sweep.fit.forms import Chinchilla
 from sweep.plan.flops import spec_counts
 from sweep.plan.grids import shape_rules, single_run_spec
@@ -22,6 +25,7 @@ from sweep.spec import RunSpec
 from sweep.store import Store
 from sweep.sweepdir import SweepDir
 from tests.conftest import sweep_cli
+from tests.unit.fit.test_cache import counting_fit_all, same
 from tests.unit.fit.test_isoflop import isoflop_runs
 
 # N_opt(C) = sqrt(C / 300): the smoke grid's centre (50 tokens per parameter) is the true optimum.
@@ -213,3 +217,74 @@ def test_a_proposal_is_known_by_its_record_or_else_by_the_latest_proposal_at_its
     (sweep.proposals_dir / f"{proposal.proposal_id}.json").unlink()
     with pytest.raises(UserError, match=f"it proposed no run {proposal.run_id}"):
         api.proposed_target(sweep, yaml_path)
+
+
+def cache_files(sweep_path: Path) -> list[Path]:
+    return sorted((sweep_path / "fits" / "cache").glob("*.json"))
+
+
+def test_a_fit_of_an_unchanged_sweep_is_read_from_its_cache_and_still_recorded(trained, monkeypatch):
+    path, _ = trained
+    calls = counting_fit_all(monkeypatch)
+    first = api.fit(path)
+    fit_json = path / "fits" / "fit.json"
+    fit_json.unlink()
+    with Store(SweepDir.open(path).db_file) as store:
+        recorded = len(store.fits())
+    again = api.fit(path)
+    assert calls["n"] == 1 and same(again.to_dict(), first.to_dict())
+    assert json.loads(fit_json.read_text()) == json.loads(json.dumps(first.to_dict()))
+    with Store(SweepDir.open(path).db_file) as store:
+        assert len(store.fits()) == 2 * recorded
+    api.propose_target(path)  # the proposal's fit (allow_unfitted) is the same fit
+    assert calls["n"] == 1 and len(cache_files(path)) == 1
+
+    api.fit(path, ["fit.seed=1"])
+    assert calls["n"] == 2
+    sweep = SweepDir.open(path)
+    spec = next(RunDir(p) for p in sorted(sweep.runs_dir.iterdir())).read_spec()
+    fake_train(path, spec, loss=3.0)  # one run's loss changes
+    api.collect(path)
+    api.fit(path)
+    assert calls["n"] == 3
+    fake_train(path, replace(spec, seed=spec.seed + 1))  # a new run
+    api.collect(path)
+    api.fit(path)
+    assert calls["n"] == 4
+    api.fit(path)
+    assert calls["n"] == 4
+
+
+def test_a_torn_or_unwritable_cache_never_fails_a_fit(trained, monkeypatch):
+    path, _ = trained
+    api.fit(path, ["fit.bootstrap=0"])
+    (entry,) = cache_files(path)
+    entry.write_text('{"format": 1, "key": "')
+    calls = counting_fit_all(monkeypatch)
+    report = api.fit(path, ["fit.bootstrap=0"])
+    assert calls["n"] == 1 and FitCache(entry.parent).get(entry.stem) is not None  # refitted and written again
+    for seed in range(MAX_ENTRIES + 2):
+        api.fit(path, ["fit.bootstrap=0", f"fit.seed={seed}"])
+        assert len(cache_files(path)) <= MAX_ENTRIES
+    shutil.rmtree(entry.parent)
+    entry.parent.write_text("a file where the cache directory would be: every write fails")
+    (path / "fits" / "fit.json").unlink()
+    assert same(api.fit(path, ["fit.bootstrap=0"]).to_dict(), report.to_dict())
+    assert (path / "fits" / "fit.json").is_file()
+
+
+def test_a_sweep_backtest_reuses_its_fit_and_a_csv_backtest_writes_nothing(trained, tmp_path, monkeypatch):
+    path, _ = trained
+    calls = counting_fit_all(monkeypatch)
+    first = api.backtest_source(path, api.CsvColumns(), None, holdout_top=1)
+    again = api.backtest_source(path, api.CsvColumns(), None, holdout_top=1)
+    assert calls["n"] == 1 and same(again.to_dict(), first.to_dict()) and len(cache_files(path)) == 1
+    api.backtest_source(path, api.CsvColumns(), None, holdout_top=2)
+    assert calls["n"] == 2
+
+    (tmp_path / "csv").mkdir()
+    csv, _ = imported_csv(tmp_path / "csv")
+    before = sorted(csv.parent.rglob("*"))
+    api.backtest_source(csv, api.CsvColumns(), ["fit.bootstrap=4"], holdout_top=1)
+    api.backtest_source(csv, api.CsvColumns(), ["fit.bootstrap=4"], holdout_top=1)
+    assert calls["n"] == 4 and sorted(csv.parent.rglob("*")) == before
