@@ -22,6 +22,7 @@ point. The grid only has to find the basin, not the optimum.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,11 +240,17 @@ def fit_terms(logs: np.ndarray, loss, delta: float = 1e-3) -> tuple[np.ndarray, 
 
 
 def refit_terms(
-    theta: np.ndarray, logs: np.ndarray, loss: np.ndarray, delta: float, rows: np.ndarray | None = None
+    theta: np.ndarray,
+    logs: np.ndarray,
+    loss: np.ndarray,
+    delta: float,
+    rows: np.ndarray | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Bootstrap refits, all at once, each refined from the full fit's theta: resample i has the
     points logs[:, rows[i]] (every point in order when rows is None) and the losses loss[i]. Chunks
-    of resamples keep memory bounded. Returns one theta per resample, NaN where a refit failed."""
+    of resamples keep memory bounded; on_chunk(done, total) is called after each. Returns one theta
+    per resample, NaN where a refit failed."""
     step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * len(logs) + 1)))
     out = np.empty((len(loss), len(theta)))
     for i in range(0, len(loss), step):
@@ -253,6 +260,8 @@ def refit_terms(
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             thetas, objective = refine(starts, points, np.log(loss[chunk]), delta)
         out[chunk] = np.where(np.isfinite(objective)[:, None], thetas, np.nan)
+        if on_chunk:
+            on_chunk(min(i + step, len(loss)), len(loss))
     return out
 
 

@@ -3,6 +3,7 @@ JSON-able report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
@@ -29,6 +30,7 @@ from sweep.fit.parametric import (
 )
 
 CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
+Progress = Callable[[str, int, int], None]  # (stage, done, total): what a progress bar is told
 # What the fitting modules raise when the points cannot be fitted (UserError: from before FitError).
 UNFITTABLE = (FitError, UserError)
 
@@ -255,7 +257,7 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     return forms, samples
 
 
-def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
+def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str], progress: Progress | None = None):
     try:
         fit = fit_parametric(table["N"], table["D"], table["loss"], config.huber_delta)
     except UNFITTABLE as exc:
@@ -265,8 +267,9 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
         return overflowed("approach3", errors)
     resamples = draw(table, config.bootstrap, config.seed, seed_noise=config.seed_noise)
     logs = np.log(table[["N", "D"]].to_numpy(dtype=float).T)
+    on_chunk = (lambda done, total: progress("Approach 3 bootstrap", done, total)) if progress else None
     thetas = refit_terms(fit.theta, logs, resamples.loss(table["loss"].to_numpy()), config.huber_delta,
-                         rows=resamples.rows)  # fmt: skip
+                         rows=resamples.rows, on_chunk=on_chunk)  # fmt: skip
     return fit, collect((chinchilla(t) for t in thetas), config.bootstrap, law_finite)
 
 
@@ -324,13 +327,20 @@ def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:
 
 
 def fit_all(
-    runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None, allow_unfitted: bool = False
+    runs: pd.DataFrame,
+    config: FitConfig,
+    curves: pd.DataFrame | None = None,
+    allow_unfitted: bool = False,
+    progress: Progress | None = None,
 ) -> FitReport:
     """runs: a store or CSV table; curves (the store's curves table) enables Approach 1. Target runs
     are left out unless config.include_targets. The runs of an LR x batch grid (sweep=lrbatch) are
     fitted on their own (sweep/fit/hparams.py) and left out of Approaches 1-3: one size at one budget
     is no IsoFLOP valley. When neither Approach 2 nor 3 nor the LR/batch optima can be fitted this
-    raises, unless allow_unfitted (a proposal still shows the best run it has, saying why)."""
+    raises, unless allow_unfitted (a proposal still shows the best run it has, saying why).
+    progress(stage, done, total), when given, hears of each stage as it starts and of the bootstrap's
+    chunks as they finish."""
+    step = progress or (lambda stage, done, total: None)
     runs, targets_left_out = proxies(runs, config.include_targets)
     in_grid = grid_runs(runs)
     hparams = fit_hparams(runs[in_grid], config) if in_grid.any() else None
@@ -343,12 +353,17 @@ def fit_all(
     table = prepare(runs, config.counting)
     if len(table) == 0:
         raise FitError("no finished runs to fit; wait for runs to finish and `sweep collect`")
-    parametric, parametric_samples = approach3(table, config, errors)
+    step("Approach 3", 0, 1)
+    parametric, parametric_samples = approach3(table, config, errors, progress)
+    step("Approach 2", 0, 1)
     isoflop, isoflop_samples = approach2(table, config, errors)
     if parametric is None and isoflop is None and hparams is None and not allow_unfitted:
         raise FitError(f"too few points to fit: {errors['approach3']}")
+    step("Approach 1", 0, 1)
     envelope, envelope_samples = approach1(table, curves, config, errors)
+    step("L(C) and other forms", 0, 1)
     forms, form_samples = fit_forms(table, config, errors)
+    step("the other counting, aspect ratios", 0, 1)
     identified = parametric.law if parametric and not parametric.law.unidentified() else None
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
                      envelope, envelope_samples, forms, form_samples, other_counting(runs, config),
