@@ -97,9 +97,9 @@ def fit_budgets(budget: float, N: np.ndarray, D: np.ndarray, loss: np.ndarray) -
     N, D, loss = (np.take_along_axis(values, order, axis=1) for values in (N, D, loss))
     fitted = (np.diff(N, axis=1) > 0).sum(axis=1) >= 2  # 3+ distinct sizes
     n, x, log_d, y = N[fitted], np.log(N[fitted]), np.log(D[fitted]), loss[fitted]
-    argmin = y.argmin(axis=1)
-    lowest = np.take_along_axis(n, argmin[:, None], axis=1)[:, 0]  # the size of the lowest loss
-    edge = np.select([argmin == 0, argmin == n.shape[1] - 1], ["below", "above"], "")
+    # the size of the lowest loss; a smallest (largest) size drawn twice is an edge whichever copy is lowest
+    lowest = np.take_along_axis(n, y.argmin(axis=1)[:, None], axis=1)[:, 0]
+    edge = np.select([lowest == n[:, 0], lowest == n[:, -1]], ["below", "above"], "")
     c2, c1, c0 = robust_parabolas(x, y).T
     with np.errstate(divide="ignore", invalid="ignore"):
         vertex = np.where(c2 > 0, -c1 / (2 * c2), np.log(lowest))

@@ -7,7 +7,7 @@ import pytest
 from sweep.fit.bootstrap import draw, samples
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
-from sweep.fit.isoflop import fit_isoflop, isoflop_refits
+from sweep.fit.isoflop import budget_fits, fit_isoflop, isoflop_refits
 
 
 def isoflop_runs(truth: Chinchilla, budgets, centre_shift=1.0, sizes=7, span=30.0):
@@ -41,6 +41,15 @@ def test_budgets_with_the_minimum_at_an_edge_are_flagged_and_left_out():
     assert [b.budget for b in off] == [1e20] and off[0].edge == "below"
     with pytest.raises(FitError, match="interior minimum"):
         fit_isoflop(isoflop_runs(TRUTH, budgets, centre_shift=40.0))
+
+
+@pytest.mark.parametrize("shift, edge, copy_factor", [(1 / 8, "above", 1.0), (8.0, "below", 0.999)])
+def test_a_drawn_twice_edge_size_with_the_lowest_loss_is_an_edge(shift, edge, copy_factor):
+    """Whichever copy of the smallest (largest) size has the lowest loss, the minimum is at the edge."""
+    runs = isoflop_runs(TRUTH, [1e19], sizes=5, centre_shift=shift)
+    lowest = runs.iloc[[int(np.argmin(runs["loss"]))]]
+    [fit] = budget_fits(pd.concat([runs, lowest.assign(loss=lowest["loss"] * copy_factor)]))
+    assert fit.edge == edge and not fit.centred
 
 
 def noisy_sweep() -> pd.DataFrame:
