@@ -74,3 +74,25 @@ class PowerLaw:
         exponent, log_coefficient = np.polyfit(np.log(x), np.log(y), 1)
         with np.errstate(over="ignore"):  # a degenerate bootstrap refit: an infinite coefficient, left out of intervals
             return cls(float(np.exp(log_coefficient)), float(exponent))
+
+    @classmethod
+    def fit_each(cls, x, y, used) -> list[PowerLaw]:
+        """`fit` of each row of y (rows, k) against x (k,) over that row's `used` points, all rows at
+        once (bootstrap refits). A row with fewer than 2 used points, or a used y <= 0, gets NaN."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exponent, log_coefficient = fit_lines(np.log(x), np.log(y), used)
+        with np.errstate(over="ignore"):
+            coefficient = np.exp(log_coefficient)
+        return [cls(float(c), float(e)) for c, e in zip(coefficient, exponent, strict=True)]
+
+
+def fit_lines(x, y, used=None) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope and intercept of each row of y (rows, k) against x (k,) or (rows, k), over
+    the row's `used` points (all when None): np.polyfit(x, y, 1) row by row, in closed form."""
+    used = np.ones(np.shape(y), dtype=bool) if used is None else used
+    count = used.sum(axis=-1, keepdims=True)
+    x_mean = np.where(used, x, 0.0).sum(axis=-1, keepdims=True) / count
+    y_mean = np.where(used, y, 0.0).sum(axis=-1, keepdims=True) / count
+    dx, dy = np.where(used, x - x_mean, 0.0), np.where(used, y - y_mean, 0.0)
+    slope = (dx * dy).sum(axis=-1) / (dx * dx).sum(axis=-1)
+    return slope, y_mean[..., 0] - slope * x_mean[..., 0]

@@ -13,12 +13,12 @@ import pandas as pd
 from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.aspect import AspectFit, fit_aspects, without_widthdepth, without_widthdepth_budgets
-from sweep.fit.bootstrap import Refits, bootstrap, collect, draw, finite, interval
-from sweep.fit.envelope import EnvelopeFit, fit_envelope
+from sweep.fit.bootstrap import Refits, collect, draw, finite, interval
+from sweep.fit.envelope import EnvelopeFit, envelope_fit, envelope_refits, on_grid
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
-from sweep.fit.isoflop import IsoflopFit, fit_isoflop
+from sweep.fit.isoflop import IsoflopFit, fit_isoflop, isoflop_refits
 from sweep.fit.parametric import (
     ParametricFit,
     chinchilla,
@@ -220,10 +220,6 @@ FORM_POINTS = {  # form -> the variable, and whether its points are each budget'
 }
 
 
-def refits(table: pd.DataFrame, refit, config: FitConfig, valid, by: str | None = None) -> Refits:
-    return bootstrap(table, refit, config.bootstrap, config.seed, by=by, seed_noise=config.seed_noise, valid=valid)
-
-
 def overflowed(name: str, errors: dict[str, str]) -> tuple[None, Refits]:
     errors[name] = "the fit overflowed (a parameter is infinite or NaN): these runs do not identify it"
     return None, Refits()
@@ -283,28 +279,26 @@ def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     if not power_laws_finite(fit):
         return overflowed("approach2", errors)
 
-    def refit(sample: pd.DataFrame) -> IsoflopFit:
-        return fit_isoflop(sample, config.exclude_edge_budgets)
-
-    return fit, refits(valleys, refit, config, power_laws_finite, by="budget")
+    resamples = draw(valleys, config.bootstrap, config.seed, by="budget", seed_noise=config.seed_noise)
+    fits = isoflop_refits(valleys, resamples, config.exclude_edge_budgets)
+    return fit, collect(fits, len(resamples), power_laws_finite)
 
 
 def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig, errors: dict[str, str]):
     if curves is None or "run_id" not in table:
         return None, Refits()
-    evaluations = curve_table(table, curves)
     try:
-        fit = fit_envelope(evaluations)
+        grid = on_grid(curve_table(table, curves))
+        fit = envelope_fit(grid)
     except UNFITTABLE as exc:
         errors["approach1"] = str(exc)
         return None, Refits()
     if not power_laws_finite(fit):
         return overflowed("approach1", errors)
 
-    def refit(sample: pd.DataFrame) -> EnvelopeFit:
-        return fit_envelope(evaluations[evaluations["run_id"].isin(sample["run_id"])])
-
-    return fit, refits(table, refit, config, power_laws_finite)
+    resamples = draw(table, config.bootstrap, config.seed)  # no seed noise: the envelope reads curves, not final losses
+    fits = envelope_refits(grid, table["run_id"].to_numpy()[resamples.rows])
+    return fit, collect(fits, len(resamples), power_laws_finite)
 
 
 def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:

@@ -6,6 +6,7 @@ Chinchilla's grid starts (cached in tests/data/fit_cases.npz: an hour to recompu
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from sweep.fit import parametric
 from tests.conftest import REPO
 
 spec = importlib.util.spec_from_file_location("fit_cases", REPO / "bench" / "fit_cases.py")
-fit_cases = importlib.util.module_from_spec(spec)
+fit_cases = sys.modules.setdefault("fit_cases", importlib.util.module_from_spec(spec))  # dataclasses look it up
 spec.loader.exec_module(fit_cases)
 
 
