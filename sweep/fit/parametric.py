@@ -37,6 +37,7 @@ from sweep.fit.forms import Chinchilla, FloorPowerLaw
 # data can still prefer: the search must find it to report it as unidentified).
 EXPONENTS = np.unique(np.r_[np.arange(-1.5, 0, 0.1), np.geomspace(0.01, 0.5, 24), np.arange(0.5, 3.0 + 1e-9, 0.05)])
 TOP_BASINS = 8
+LINE_ROUNDS = 3  # searches along the exponent lines through the best optimum so far
 IRLS_STEPS = 5  # reweightings of the profile's least squares: enough to rank the basins
 CHUNK_ELEMENTS = 2**21  # grid points (or resamples) x points per pass: bounded memory, cache-friendly
 SCORED_ROWS = 4096
@@ -103,6 +104,7 @@ def nonnegative_least_squares(gram: np.ndarray, b: np.ndarray) -> np.ndarray:
             value = -(b[:, subset] * c).sum(axis=1)  # c'Gc - 2b'c at the subset's optimum
             take = np.all(c > 0, axis=1) & (value < best_value)
             best_value[take] = value[take]
+            best[take] = 0.0
             best[np.ix_(take, subset)] = c[take]
     return best / scale
 
@@ -126,22 +128,44 @@ def profile(exponents: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: f
 
 
 def basin_starts(logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarray:
-    """Thetas at the TOP_BASINS lowest local minima of the profile over the exponent grid."""
+    """Starts at the TOP_BASINS lowest local minima of the profile over the exponent grid, and at its
+    TOP_BASINS lowest points (a narrow valley between grid points shows as a low point, not always
+    as a minimum)."""
     k = len(logs)
     grid = np.array(list(itertools.product(EXPONENTS, repeat=k)))
-    step = max(1, CHUNK_ELEMENTS // (len(log_l) * (k + 1)))
-    parts = [profile(grid[i : i + step], logs, log_l, delta) for i in range(0, len(grid), step)]
-    objective = np.concatenate([p[0] for p in parts])
-    thetas = np.concatenate([p[1] for p in parts])
+    objective, thetas = profile_in_chunks(grid, logs, log_l, delta)
     surface = objective.reshape((len(EXPONENTS),) * k)
     is_minimum = ndimage.minimum_filter(surface, size=3, mode="constant", cval=np.inf) == surface
-    minima = np.flatnonzero(is_minimum.ravel())
-    lowest = np.argsort(objective, kind="stable")[:TOP_BASINS]
-    # a plateau (a term the profile switched off, so its exponent does not matter) is one basin
-    _, first = np.unique(objective[minima].round(12), return_index=True)
-    _, first_lowest = np.unique(objective[lowest].round(12), return_index=True)
-    chosen = np.unique(np.r_[minima[first][:TOP_BASINS], lowest[first_lowest]])  # np.unique sorts: the lowest first
-    return revive(thetas[chosen], logs, log_l)
+    chosen = np.r_[distinct(objective, np.flatnonzero(is_minimum.ravel())), distinct(objective, np.arange(len(grid)))]
+    return revive(thetas[np.unique(chosen)], logs, log_l)
+
+
+def line_starts(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarray:
+    """Starts at the local minima of the profile along each exponent's grid line through theta's
+    exponents. The profile changes shape with an exponent the data pins tightly, so the grid's
+    nearest row can miss a basin that the line through the refined optimum shows."""
+    k = len(logs)
+    lines = np.tile(theta[1 + k :], (k, len(EXPONENTS), 1))
+    for j in range(k):
+        lines[j, :, j] = EXPONENTS
+    objective, thetas = profile_in_chunks(lines.reshape(-1, k), logs, log_l, delta)
+    along = objective.reshape(k, len(EXPONENTS))
+    padded = np.pad(along, ((0, 0), (1, 1)), constant_values=np.inf)
+    is_minimum = (along <= padded[:, :-2]) & (along <= padded[:, 2:])
+    return revive(thetas[distinct(objective, np.flatnonzero(is_minimum.ravel()))], logs, log_l)
+
+
+def profile_in_chunks(exponents: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float):
+    step = max(1, CHUNK_ELEMENTS // (len(log_l) * (len(logs) + 1)))
+    parts = [profile(exponents[i : i + step], logs, log_l, delta) for i in range(0, len(exponents), step)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def distinct(objective: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The TOP_BASINS candidates of lowest objective, one per value: a plateau (a term the profile
+    switched off, so that its exponent does not matter) is one basin."""
+    _, first = np.unique(objective[candidates].round(12), return_index=True)  # sorted: the lowest first
+    return candidates[first][:TOP_BASINS]
 
 
 def revive(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarray:
@@ -219,24 +243,46 @@ def polish(start: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float,
 
 
 def fit_terms(logs: np.ndarray, loss, delta: float = 1e-3) -> tuple[np.ndarray, float]:
-    """The best theta and its objective for log L ~ LSE(a_j - alpha_j logs_j, e)."""
+    """The best theta and its objective for log L ~ LSE(a_j - alpha_j logs_j, e). The work is done
+    with each log x centred on its mean (a_j then is the term's log size at the centre of the data),
+    which decouples a_j from alpha_j: the same objective, far better conditioned."""
     log_l = np.log(np.asarray(loss, dtype=float))
     parameters = 1 + 2 * len(logs)
     if len(log_l) <= parameters:
         raise FitError(f"this form has {parameters} parameters but only {len(log_l)} points; it needs at least "
                        f"{parameters + 1}")  # fmt: skip
+    centre = logs.mean(axis=1)
+    logs = logs - centre[:, None]
     scored = slice(None)
     if len(log_l) > SCORED_ROWS:
         scored = np.argsort(log_l, kind="stable")[np.linspace(0, len(log_l) - 1, SCORED_ROWS).round().astype(int)]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        starts = basin_starts(logs[:, scored], log_l[scored], delta)
-        thetas, objectives = refine(starts, logs[:, None, scored], log_l[None, scored], delta)
+        sample_logs, sample_log_l = logs[:, scored], log_l[scored]
+        thetas, objectives = refine(basin_starts(sample_logs, sample_log_l, delta), sample_logs[:, None],
+                                    sample_log_l[None], delta)  # fmt: skip
+        for _ in range(LINE_ROUNDS):  # until the lines through the best optimum show nothing better
+            if not np.isfinite(objectives).any():
+                break
+            best = np.nanargmin(objectives)
+            more, more_objectives = refine(line_starts(thetas[best], sample_logs, sample_log_l, delta),
+                                           sample_logs[:, None], sample_log_l[None], delta)  # fmt: skip
+            thetas, objectives = np.r_[thetas, more], np.r_[objectives, more_objectives]
+            if not np.nanmin(more_objectives) < objectives[best] * (1 - 1e-9):
+                break
     if not np.isfinite(objectives).any():
         raise FitError("the objective is not finite at any start (losses or sizes beyond floating point?)")
     theta, objective = polish(thetas[np.nanargmin(objectives)], logs, log_l, delta)
     if not np.isfinite(objective):
         raise FitError("the objective is not finite at the optimum (losses or sizes beyond floating point?)")
-    return theta, objective
+    return shift_sizes(theta, centre), objective
+
+
+def shift_sizes(thetas: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Theta for log x + shift from theta for log x: a_j + alpha_j shift_j (one theta or a batch)."""
+    k = len(shift)
+    out = np.array(thetas, dtype=float)
+    out[..., 1 : 1 + k] += out[..., 1 + k :] * shift
+    return out
 
 
 def refit_terms(
@@ -250,16 +296,17 @@ def refit_terms(
     """Bootstrap refits, all at once, each refined from the full fit's theta: resample i has the
     points logs[:, rows[i]] (every point in order when rows is None) and the losses loss[i]. Chunks
     of resamples keep memory bounded; on_chunk(done, total) is called after each. Returns one theta
-    per resample, NaN where a refit failed."""
+    per resample, NaN where a refit failed. Centred as in fit_terms."""
+    centre = logs.mean(axis=1)
+    logs, start = logs - centre[:, None], shift_sizes(theta, -centre)
     step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * len(logs) + 1)))
     out = np.empty((len(loss), len(theta)))
     for i in range(0, len(loss), step):
         chunk = slice(i, i + step)
         points = logs[:, None, :] if rows is None else logs[:, rows[chunk]]
-        starts = np.tile(theta, (len(loss[chunk]), 1))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            thetas, objective = refine(starts, points, np.log(loss[chunk]), delta)
-        out[chunk] = np.where(np.isfinite(objective)[:, None], thetas, np.nan)
+            thetas, objective = refine(np.tile(start, (len(loss[chunk]), 1)), points, np.log(loss[chunk]), delta)
+        out[chunk] = np.where(np.isfinite(objective)[:, None], shift_sizes(thetas, centre), np.nan)
         if on_chunk:
             on_chunk(min(i + step, len(loss)), len(loss))
     return out
