@@ -16,6 +16,10 @@ points and the reference optimum; tests/unit/fit/test_optimum.py checks the fitt
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI runs (sweep/__init__.py): before numpy loads
+
 import argparse
 import itertools
 import sys

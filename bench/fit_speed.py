@@ -21,9 +21,12 @@ times against the load). Writes bench/results/fit_speed.{json,md}. Not a test.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI runs (sweep/__init__.py): before numpy loads
+
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys

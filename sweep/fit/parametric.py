@@ -169,15 +169,18 @@ def distinct(objective: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 
 
 def revive(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarray:
-    """A coefficient the profile set to 0 would have no gradient; start it at 1e-4 of the smallest
-    loss instead (at the data's mean log x), so the refinement can bring it back."""
+    """Starts from the profile's thetas. A coefficient the profile set to 0 has no gradient, so such
+    a theta is kept as it is (the optimum may be that term's absence, e.g. E = 0) and also started
+    with the coefficient at 1e-4 of the smallest loss (at the data's mean log x), so the refinement
+    can bring the term back."""
     k = len(logs)
-    out = thetas.copy()
+    revived = thetas.copy()
     floor = np.log(1e-4) + log_l.min()
-    out[:, 0] = np.maximum(out[:, 0], floor)
+    revived[:, 0] = np.maximum(revived[:, 0], floor)
     for j in range(k):
-        out[:, 1 + j] = np.maximum(out[:, 1 + j], floor + out[:, 1 + k + j] * logs[j].mean())
-    return out
+        revived[:, 1 + j] = np.maximum(revived[:, 1 + j], floor + revived[:, 1 + k + j] * logs[j].mean())
+    switched_off = (thetas[:, : 1 + k] == TINY).any(axis=1)
+    return np.r_[revived, thetas[switched_off]]
 
 
 def refine(

@@ -141,3 +141,17 @@ def test_a_term_the_data_does_not_want_is_switched_off_by_the_profile_and_revive
     assert thetas[0, 2] == parametric.TINY
     revived = parametric.revive(thetas, logs, log_l)
     assert np.exp(revived[0, 2] - 0.3 * logs[1].mean()) == pytest.approx(1e-4 * loss.min())
+
+
+def test_the_batched_non_negative_least_squares_agrees_with_scipys_nnls():
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(0)
+    columns = rng.uniform(0.1, 1.0, (200, 30, 3)) ** rng.uniform(0.1, 4.0, (200, 1, 3))
+    target = columns @ rng.normal(0.5, 1.0, (200, 3, 1))[..., 0][..., None] + rng.normal(0, 0.05, (200, 30, 1))
+    gram = columns.transpose(0, 2, 1) @ columns
+    b = (columns.transpose(0, 2, 1) @ target)[..., 0]
+    ours = parametric.nonnegative_least_squares(gram, b)
+    theirs = np.array([nnls(x, y[:, 0])[0] for x, y in zip(columns, target, strict=True)])
+    assert (theirs == 0).any() and (theirs > 0).all(axis=1).any()  # both kinds of answer occur
+    assert ours == pytest.approx(theirs, abs=1e-6)
