@@ -195,3 +195,24 @@ def test_the_frontier_leaves_out_a_budget_of_widthdepth_runs_alone():
     wd_apart, wd_inside = widthdepth_runs(budget=6e12), widthdepth_runs(budget=1e12, n=1e5)
     budgets, _ = frontier(pd.concat([isoflop, wd_apart, wd_inside], ignore_index=True))
     assert list(budgets) == [1e10, 1e11, 1e12]  # 1e12 has IsoFLOP runs too: kept
+
+
+def test_a_fitted_value_at_the_edge_of_the_search_is_named_in_the_notes():
+    """Losses with no floor (E = 0) and a steep cut-off in D: the fit reports both edges."""
+    rng = np.random.default_rng(1)
+    n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e9), 60)), np.exp(rng.uniform(np.log(1e9), np.log(1e11), 60))
+    loss = 400.0 / n**0.34 + 1e60 / d**6.0
+    runs = pd.DataFrame({"N": n, "D": d, "C": 6 * n * d, "loss": loss})
+    report = fit_all(runs, FitConfig(bootstrap=0, forms=["chinchilla"]))
+    law = report.parametric.law
+    floor = law.E
+    assert floor < 1e-4 * loss.min() and law.beta > 3
+    notes = "\n".join(report.notes())
+    assert "approach3: E = " in notes and "the runs do not identify a floor" in notes
+    assert f"approach3: beta = {law.beta:.3g} lies beyond the exponents searched" in notes
+    assert "alpha" not in notes  # alpha = 0.34 is well inside
+
+
+def test_a_law_well_inside_the_search_has_no_edge_notes():
+    report = fit_all(chinchilla_runs(TRUTH), FitConfig(bootstrap=0))
+    assert not any("edge" in note or "beyond" in note for note in report.notes())
