@@ -195,3 +195,17 @@ def test_the_frontier_leaves_out_a_budget_of_widthdepth_runs_alone():
     wd_apart, wd_inside = widthdepth_runs(budget=6e12), widthdepth_runs(budget=1e12, n=1e5)
     budgets, _ = frontier(pd.concat([isoflop, wd_apart, wd_inside], ignore_index=True))
     assert list(budgets) == [1e10, 1e11, 1e12]  # 1e12 has IsoFLOP runs too: kept
+
+
+def test_progress_hears_the_stages_and_the_bootstrap_chunk_by_chunk(monkeypatch):
+    import sweep.fit.parametric as parametric
+
+    runs = chinchilla_runs(TRUTH)
+    monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", len(runs) * 5 * 8)  # 8 resamples a chunk (5 = 2 x 2 + 1)
+    reports = []
+    fit_all(runs, FitConfig(bootstrap=20), progress=lambda *report: reports.append(report))
+    stages = [stage for stage, _, _ in reports]
+    assert stages[0] == "Approach 3" and "Approach 2" in stages
+    bootstrap = [(done, total) for stage, done, total in reports if stage == "Approach 3 bootstrap"]
+    dones = [done for done, _ in bootstrap]
+    assert len(bootstrap) == 3 and dones == sorted(set(dones)) and bootstrap[-1] == (20, 20)
