@@ -25,15 +25,17 @@ from sweep.fit.cache import FitCache, cached_fit_all
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies
 from sweep.plan.flops import spec_counts
-from sweep.propose import Proposal, TargetCheck, check_target, propose, target_yaml, wave_specs
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
 from sweep.sweepdir import SweepDir
 
-if TYPE_CHECKING:  # imported where used: submitit and rich.progress would slow every command's start
+# sweep.launch (submitit, rich.progress) and sweep.propose are imported in the functions that use
+# them: commands that need neither, such as `sweep fit`, start faster without them.
+if TYPE_CHECKING:
     from sweep.launch.executors import LaunchReport
     from sweep.launch.monitor import RunState
+    from sweep.propose import Proposal, TargetCheck
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,8 @@ def propose_target(
     choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
     batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
     sweep, where it identifies their laws; else from the rules."""
+    from sweep.propose import propose, target_yaml
+
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
     hparams = lrbatch_fit(hparams_from, config) if hparams_from else None  # refused before anything is written
@@ -439,6 +443,8 @@ def recorded_proposal_file(sweep: SweepDir, run_id: str) -> Path:
 
 def trained_targets(path: Path) -> list[TargetCheck]:
     """Each trained target run (role=target) beside the loss its proposal predicted."""
+    from sweep.propose import check_target
+
     sweep = SweepDir.open(path)
     runs = finished_runs(path)
     checks = []
@@ -456,6 +462,8 @@ def proposal_file(sweep: SweepDir, proposal: Proposal) -> Path:
 
 
 def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
+    from sweep.propose import wave_specs
+
     sweep = SweepDir.open(path)
     return sweep.add_runs(wave_specs(proposal, sweep.config()), wave=wave)
 

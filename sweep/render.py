@@ -17,12 +17,12 @@ from rich.table import Table
 
 from sweep.api import PlannedRun, TargetLaunch
 from sweep.fit.report import FitReport
-from sweep.propose import Proposal, TargetCheck
 
 if TYPE_CHECKING:  # not imported at run time: they would slow every command's start
     from rich.progress import Progress, TaskID
 
     from sweep.launch.executors import LaunchReport
+    from sweep.propose import Proposal, TargetCheck
 
 # Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
 WIDTH = shutil.get_terminal_size((140, 40)).columns

@@ -110,8 +110,8 @@ def test_refits_that_overflow_are_dropped_and_the_report_says_how_many(monkeypat
 
     real = report_module.refit_terms
 
-    def every_other_refit_overflows(theta, logs, loss, delta, rows=None):
-        thetas = real(theta, logs, loss, delta, rows)
+    def every_other_refit_overflows(theta, logs, loss, delta, rows=None, on_chunk=None):
+        thetas = real(theta, logs, loss, delta, rows, on_chunk)
         if len(theta) == 5:  # Approach 3's refits: exp of a huge log-coefficient is inf
             thetas[::2, 1] = 1e6
         return thetas
