@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,15 +23,19 @@ from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
 from sweep.fit.cache import FitCache, cached_fit_all
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
-from sweep.fit.report import FitReport, fit_all, prepare, proxies
-from sweep.launch import executors, localqueue, monitor
-from sweep.launch.executors import LaunchReport
+from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies
 from sweep.plan.flops import spec_counts
-from sweep.propose import Proposal, TargetCheck, check_target, propose, target_yaml, wave_specs
 from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
 from sweep.sweepdir import SweepDir
+
+# sweep.launch (submitit, rich.progress) and sweep.propose are imported in the functions that use
+# them: commands that need neither, such as `sweep fit`, start faster without them.
+if TYPE_CHECKING:
+    from sweep.launch.executors import LaunchReport
+    from sweep.launch.monitor import RunState
+    from sweep.propose import Proposal, TargetCheck
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ def plan(overrides: list[str], out: Path) -> tuple[SweepDir, list[PlannedRun]]:
 
 
 def launch(path: Path, executor: str | None = None, retry_failed: bool = False) -> LaunchReport:
+    from sweep.launch import executors
+
     _check_executor(executor)
     return executors.launch(SweepDir.open(path), executor, retry_failed)
 
@@ -102,6 +109,8 @@ def launch_proposal(
     """Add a proposal's target run to the sweep's plan, once per seed (default: the proposal's own),
     and submit those runs, and only those, like any launch. Each seed's run is checked against the
     same prediction: the proposal's record is copied to every seed's run id that is not yet trained."""
+    from sweep.launch import executors
+
     check_launch_options(seeds, executor)
     sweep = SweepDir.open(path)
     target, record = proposed_target(sweep, Path(proposal))
@@ -138,11 +147,15 @@ def proposed_target(sweep: SweepDir, proposal: Path) -> tuple[RunSpec, dict]:
 
 
 def cancel(path: Path) -> list[str]:
+    from sweep.launch import executors
+
     return executors.cancel(SweepDir.open(path))
 
 
-def status(path: Path) -> list[monitor.RunState]:
+def status(path: Path) -> list[RunState]:
     """The planned runs' states, then the runs only the store holds (imported runs, trained targets)."""
+    from sweep.launch import monitor
+
     sweep = SweepDir.open(path)
     states = _targets_named(sweep, monitor.run_states(sweep))
     planned = {s.run_id for s in states}
@@ -157,7 +170,7 @@ def status(path: Path) -> list[monitor.RunState]:
     ]
 
 
-def _targets_named(sweep: SweepDir, states: list[monitor.RunState]) -> list[monitor.RunState]:
+def _targets_named(sweep: SweepDir, states: list[RunState]) -> list[RunState]:
     """The states with "target" as the reason of each target run that has no other."""
     targets = {entry["run_id"] for entry in sweep.planned() if entry.get("role") == "target"}
     return [replace(s, reason=s.reason or "target") if s.run_id in targets else s for s in states]
@@ -165,10 +178,14 @@ def _targets_named(sweep: SweepDir, states: list[monitor.RunState]) -> list[moni
 
 def local_workers(path: Path) -> list[int]:
     """Pids of the workers of the sweep's local queue that are alive."""
+    from sweep.launch import localqueue
+
     return localqueue.live_workers(SweepDir.open(path))
 
 
-def wait(path: Path, show_progress: bool = True) -> list[monitor.RunState]:
+def wait(path: Path, show_progress: bool = True) -> list[RunState]:
+    from sweep.launch import monitor
+
     sweep = SweepDir.open(path)
     return _targets_named(sweep, monitor.wait(sweep, show_progress=show_progress))
 
@@ -216,10 +233,12 @@ def finished_runs(path: Path) -> pd.DataFrame:
         return store.runs(state="done")
 
 
-def fit(path: Path, overrides: list[str] | None = None) -> FitReport:
-    """Fit the sweep's collected runs; the report goes to fits/fit.json and the store's fits table."""
+def fit(path: Path, overrides: list[str] | None = None, progress: Progress | None = None) -> FitReport:
+    """Fit the sweep's collected runs; the report goes to fits/fit.json and the store's fits table.
+    progress(stage, done, total) hears how the fit goes (sweep/fit/report.py fit_all), unless it is
+    read from the sweep's saved fits."""
     sweep = SweepDir.open(path)
-    return _fit(sweep, _sweep_config(sweep, overrides), finished_runs(path), stored_curves(sweep))
+    return _fit(sweep, _sweep_config(sweep, overrides), finished_runs(path), stored_curves(sweep), progress=progress)
 
 
 def stored_curves(sweep: SweepDir) -> pd.DataFrame:
@@ -228,9 +247,14 @@ def stored_curves(sweep: SweepDir) -> pd.DataFrame:
 
 
 def _fit(
-    sweep: SweepDir, config: Config, runs: pd.DataFrame, curves: pd.DataFrame, allow_unfitted: bool = False
+    sweep: SweepDir,
+    config: Config,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    allow_unfitted: bool = False,
+    progress: Progress | None = None,
 ) -> FitReport:
-    report = cached_fit_all(runs, config.fit, curves, allow_unfitted, fit_cache(sweep))
+    report = cached_fit_all(runs, config.fit, curves, allow_unfitted, fit_cache(sweep), progress)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
     with Store(sweep.db_file) as store:
@@ -264,12 +288,14 @@ def source_runs(source: Path, columns: CsvColumns, overrides: list[str] | None) 
     return finished_runs(source), sweep_config(source, overrides).fit
 
 
-def fit_source(source: Path, columns: CsvColumns, overrides: list[str] | None) -> FitReport:
+def fit_source(
+    source: Path, columns: CsvColumns, overrides: list[str] | None, progress: Progress | None = None
+) -> FitReport:
     """A sweep directory's fit (recorded in it, see `fit`) or a CSV file's (written nowhere)."""
     if is_csv(source):
-        return fit_table(*source_runs(source, columns, overrides))
+        return fit_table(*source_runs(source, columns, overrides), progress)
     _no_csv_options(source, columns)
-    return fit(source, overrides)
+    return fit(source, overrides, progress)
 
 
 def _no_csv_options(source: Path, columns: CsvColumns) -> None:
@@ -300,36 +326,50 @@ def import_csv(csv: Path, into: Path, columns: CsvColumns = CsvColumns()) -> Imp
     return ImportReport(sweep.path, len(table), new, budgets)
 
 
-def fit_table(runs: pd.DataFrame, fit_config: FitConfig) -> FitReport:
+def fit_table(runs: pd.DataFrame, fit_config: FitConfig, progress: Progress | None = None) -> FitReport:
     """Fit a table of runs from elsewhere (see read_csv_runs); nothing is written."""
-    return fit_all(runs, fit_config)
+    return fit_all(runs, fit_config, progress=progress)
 
 
-def backtest(runs: pd.DataFrame, fit_config: FitConfig, holdout_top: int, cache: FitCache | None = None) -> Backtest:
+def backtest(
+    runs: pd.DataFrame,
+    fit_config: FitConfig,
+    holdout_top: int,
+    cache: FitCache | None = None,
+    progress: Progress | None = None,
+) -> Backtest:
     """Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
-    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache)
+    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache, progress)
 
 
-def backtest_source(source: Path, columns: CsvColumns, overrides: list[str] | None, holdout_top: int) -> Backtest:
+def backtest_source(
+    source: Path, columns: CsvColumns, overrides: list[str] | None, holdout_top: int, progress: Progress | None = None
+) -> Backtest:
     """A sweep directory's backtest (its fits saved in the sweep, see fit_cache) or a CSV file's (written nowhere)."""
     runs, fit_config = source_runs(source, columns, overrides)
     cache = None if is_csv(source) else fit_cache(SweepDir.open(source))
-    return backtest(runs, fit_config, holdout_top, cache)
+    return backtest(runs, fit_config, holdout_top, cache, progress)
 
 
 def propose_target(
-    path: Path, compute: float | None = None, overrides: list[str] | None = None, hparams_from: Path | None = None
+    path: Path,
+    compute: float | None = None,
+    overrides: list[str] | None = None,
+    hparams_from: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[FitReport, Proposal]:
     """Fit, then propose the run at `compute` (default: target_multiplier x the largest budget, of
     the config or of the runs: an imported sweep's budgets are not in its config). A fit that cannot
     choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
     batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
     sweep, where it identifies their laws; else from the rules."""
+    from sweep.propose import propose, target_yaml
+
     sweep = SweepDir.open(path)
     config = _sweep_config(sweep, overrides)
     hparams = lrbatch_fit(hparams_from, config) if hparams_from else None  # refused before anything is written
     runs, curves = finished_runs(path), stored_curves(sweep)
-    report = _fit(sweep, config, runs, curves, allow_unfitted=True)
+    report = _fit(sweep, config, runs, curves, allow_unfitted=True, progress=progress)
     fitted = proxies(runs, config.fit.include_targets)[0]
     compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
     trained_here = not fitted["run_id"].str.startswith("import-").all() if "run_id" in fitted else False
@@ -403,6 +443,8 @@ def recorded_proposal_file(sweep: SweepDir, run_id: str) -> Path:
 
 def trained_targets(path: Path) -> list[TargetCheck]:
     """Each trained target run (role=target) beside the loss its proposal predicted."""
+    from sweep.propose import check_target
+
     sweep = SweepDir.open(path)
     runs = finished_runs(path)
     checks = []
@@ -420,6 +462,8 @@ def proposal_file(sweep: SweepDir, proposal: Proposal) -> Path:
 
 
 def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
+    from sweep.propose import wave_specs
+
     sweep = SweepDir.open(path)
     return sweep.add_runs(wave_specs(proposal, sweep.config()), wave=wave)
 
@@ -458,10 +502,12 @@ def run(
     executor: str | None = None,
     show_progress: bool = True,
     on_wave: Callable[[int, list[PlannedRun]], None] | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     """Plan, launch, wait, collect, fit and propose; while a budget's minimum is at an edge of its
     sizes, add the proposed shapes beyond it as a new wave (at most sweep.max_extensions) and go again.
-    `on_wave(wave, runs)` is called with the plan (wave 0) and as each later wave is added."""
+    `on_wave(wave, runs)` is called with the plan (wave 0) and as each later wave is added (after
+    that wave's fit); `progress` hears how each fit goes (see `fit`)."""
     sweep, planned = plan(overrides, out)
     if on_wave:
         on_wave(0, planned)
@@ -471,7 +517,7 @@ def run(
         launch(out, executor)
         wait(out, show_progress=show_progress)
         collect(out)
-        report, proposal = propose_target(out)
+        report, proposal = propose_target(out, progress=progress)
         if not proposal.next_wave or wave == config.sweep.max_extensions:
             break
         added = [describe(s) for s in add_next_wave(out, proposal, wave + 1)]

@@ -20,6 +20,7 @@ from sweep.fit.errors import FitError
 from sweep.render import (
     console,
     emit_json,
+    fit_progress,
     print_backtest,
     print_fit,
     print_import,
@@ -249,7 +250,8 @@ def fit(
     Examples: sweep fit sweeps/smoke  |  sweep fit runs.csv --c-col flops fit.bootstrap=500
     """
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
-    report = api.fit_source(source, columns, overrides)
+    with fit_progress(show=not as_json) as progress:
+        report = api.fit_source(source, columns, overrides, progress)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -276,7 +278,8 @@ def backtest(
     Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest runs.csv --holdout-top 2
     """
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
-    result = api.backtest_source(source, columns, overrides, holdout_top)
+    with fit_progress(show=not as_json) as progress:
+        result = api.backtest_source(source, columns, overrides, holdout_top, progress)
     targets = [] if api.is_csv(source) else api.trained_targets(source)
     if as_json:
         emit_json({**result.to_dict(), "trained_targets": [t.to_dict() for t in targets]})
@@ -345,7 +348,8 @@ def propose(
         raise UserError("--seeds and --executor apply to the target's launch: give --launch too")
     chosen_seeds = seed_list(seeds)
     api.check_launch_options(chosen_seeds, executor)
-    _, proposal = api.propose_target(sweep_dir, compute, overrides, hparams_from)
+    with fit_progress(show=not as_json) as progress:
+        _, proposal = api.propose_target(sweep_dir, compute, overrides, hparams_from, progress)
     yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
     launched = api.launch_proposal(sweep_dir, yaml_path, chosen_seeds, executor) if and_launch else None
     targets = api.trained_targets(sweep_dir)
@@ -402,6 +406,8 @@ def run(
     """
 
     def show_wave(wave: int, added: list[api.PlannedRun]) -> None:
+        if progress is not None:
+            progress.stop()  # the last wave's fit is over; its bar would share the terminal with training's
         if as_json:
             return
         if wave == 0:
@@ -410,7 +416,10 @@ def run(
         console.print(f"wave {wave}: {len(added)} more runs where a budget's minimum was at an edge")
         print_plan(added, f"wave {wave}")
 
-    result = api.run(overrides or [], out, executor, show_progress=not as_json, on_wave=show_wave)
+    with fit_progress(show=not as_json) as progress:
+        result = api.run(
+            overrides or [], out, executor, show_progress=not as_json, on_wave=show_wave, progress=progress
+        )
     if as_json:
         payload = {**result.proposal.to_dict(), "config": str(result.proposal_file)}
         emit_json({"fit": result.report.to_dict(), "proposal": payload})

@@ -8,6 +8,7 @@ any value that type-checks but makes no sense.
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -16,11 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -358,9 +354,6 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
-ConfigStore.instance().store(name="config_schema", node=Config)
-
-
 def compose(overrides: list[str] | None = None, config_file: Path | None = None) -> Config:
     """Compose `conf/config.yaml` (or exactly the config file given) with Hydra overrides; validate it."""
     overrides = list(overrides or [])
@@ -368,27 +361,59 @@ def compose(overrides: list[str] | None = None, config_file: Path | None = None)
         config = _compose_in(CONF_DIR, overrides)
     else:
         text = read_config_file(config_file)
-        # Hydra finds a config by its name in a directory: give it a copy of this one file alone.
-        with tempfile.TemporaryDirectory(prefix="sweep-config-") as tmp:
-            (Path(tmp) / "config.yaml").write_text(text, encoding="utf-8")
-            config = _compose_in(Path(tmp), overrides)
+        config = None if overrides else _read_saved(text)
+        if config is None:
+            # Hydra finds a config by its name in a directory: give it a copy of this one file alone.
+            with tempfile.TemporaryDirectory(prefix="sweep-config-") as tmp:
+                (Path(tmp) / "config.yaml").write_text(text, encoding="utf-8")
+                config = _compose_in(Path(tmp), overrides)
     validate(config)
     return config
 
 
+def _read_saved(text: str) -> Config | None:
+    """The config of a file exactly as `to_yaml` writes one (a sweep's config.yaml, a proposal), read
+    without Hydra, which would compose the same config from it, only slower. None for any other file
+    (comments, a defaults list, a bad value): Hydra composes it, or says what is wrong."""
+    try:
+        config = _typed(OmegaConf.create(text))
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError, TypeError):
+        return None
+    return config if to_yaml(config) == text else None
+
+
 def _compose_in(config_dir: Path, overrides: list[str]) -> Config:
+    # Hydra takes a tenth of a second to import: only composing conf/ or applying overrides needs it.
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    _register_schema()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=overrides)
         # Through a plain (resolved) container, so that keys added with +key or ++key meet the schema too.
-        merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=True))
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        return _typed(OmegaConf.to_container(cfg, resolve=True))
     # Hydra raises ValueError or TypeError for some malformed overrides (model=null, model=[0]).
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         raise UserError(f"bad config: {_describe(exc)} (see conf/ for the valid keys and groups)") from None
     finally:
         GlobalHydra.instance().clear()
+
+
+@functools.cache
+def _register_schema() -> None:
+    """Register Config in Hydra's ConfigStore, where conf/config.yaml's defaults list finds it."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+def _typed(container: Any) -> Config:
+    """A config's values, checked against the schema, as a Config."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), container))  # type: ignore[return-value]
 
 
 def _describe(exc: BaseException) -> str:

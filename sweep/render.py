@@ -6,15 +6,23 @@ import json
 import math
 import shutil
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from sweep.api import PlannedRun, TargetLaunch
 from sweep.fit.report import FitReport
-from sweep.launch.executors import LaunchReport
-from sweep.propose import Proposal, TargetCheck
+
+if TYPE_CHECKING:  # not imported at run time: they would slow every command's start
+    from rich.progress import Progress, TaskID
+
+    from sweep.launch.executors import LaunchReport
+    from sweep.propose import Proposal, TargetCheck
 
 # Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
 WIDTH = shutil.get_terminal_size((140, 40)).columns
@@ -305,3 +313,66 @@ def print_import(report) -> None:
         f"imported {report.new} new runs into {report.sweep_dir} ({report.rows - report.new} were already there); "
         f"next: sweep fit {report.sweep_dir}"
     )
+
+
+# --- progress --------------------------------------------------------------------------------------
+
+PROGRESS_DELAY_S = 1.0  # a fit that ends sooner shows no bar
+
+
+class FitProgress:
+    """A fit's progress (sweep/fit/report.py fit_all's reports: stage, done, total) as a bar on
+    stderr: the stage, the bar, done/total and the time the stage has left. The bar appears once a
+    fit has run for PROGRESS_DELAY_S (counted from its first report) and is erased by `stop`; a
+    report after that starts the next fit's."""
+
+    def __init__(self, terminal: Console | None = None) -> None:
+        self.terminal = terminal or Console(stderr=True)
+        self.bar: Progress | None = None  # from the first report
+        self.task: TaskID | None = None
+        self.stage = ""
+        self.timer: threading.Timer | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None:  # a fit's first report: its bar appears if the fit still runs after the delay
+            self.bar = self._new_bar()
+            self.task = self.bar.add_task(stage)
+            self.timer = threading.Timer(PROGRESS_DELAY_S, self.bar.start)
+            self.timer.daemon = True
+            self.timer.start()
+        if stage != self.stage:
+            self.bar.reset(self.task, description=stage, total=total, completed=done)  # time left: the stage's
+            self.stage = stage
+        else:
+            self.bar.update(self.task, total=total, completed=done)
+
+    def _new_bar(self) -> Progress:
+        # Imported here: a fit read from the cache reports nothing, and rich.progress takes a while to import.
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        return Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=self.terminal, transient=True,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()  # a bar the timer is starting now is started before it is stopped
+        if self.bar is not None:
+            self.bar.stop()
+        self.bar, self.task, self.timer, self.stage = None, None, None, ""
+
+
+@contextmanager
+def fit_progress(show: bool) -> Iterator[FitProgress | None]:
+    """A FitProgress for the fits in the block, stopped at its end; None (nothing is shown) unless
+    `show` and stderr is a terminal, so that pipes, logs and captured output never hold a bar."""
+    if not (show and sys.stderr.isatty()):
+        yield None
+        return
+    progress = FitProgress()
+    try:
+        yield progress
+    finally:
+        progress.stop()

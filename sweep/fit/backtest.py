@@ -17,7 +17,7 @@ from sweep.config import FitConfig
 from sweep.fit.cache import FitCache, cached_fit_all
 from sweep.fit.errors import FitError
 from sweep.fit.isoflop import fit_budget
-from sweep.fit.report import FitReport, prepare
+from sweep.fit.report import FitReport, Progress, prepare
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,15 @@ class Backtest:
         }
 
 
-def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int, cache: FitCache | None = None) -> Backtest:
-    """cache: where the fit on the kept budgets is saved and reused (sweep/fit/cache.py); None fits anew."""
+def backtest(
+    runs: pd.DataFrame,
+    config: FitConfig,
+    holdout_top: int,
+    cache: FitCache | None = None,
+    progress: Progress | None = None,
+) -> Backtest:
+    """cache: where the fit on the kept budgets is saved and reused (sweep/fit/cache.py); None fits
+    anew. progress: fit_all's, for that fit."""
     table = prepare(runs, config.counting)
     budgets = sorted(table["budget"].unique())
     if len(budgets) < 3:
@@ -84,7 +91,7 @@ def backtest(runs: pd.DataFrame, config: FitConfig, holdout_top: int, cache: Fit
     held_budgets = budgets[-holdout_top:]
     held = table[table["budget"].isin(held_budgets)]
     kept = table[~table["budget"].isin(held_budgets)]
-    report = cached_fit_all(kept, config, cache=cache)
+    report = cached_fit_all(kept, config, cache=cache, progress=progress)
 
     ape = None
     if report.parametric is not None:

@@ -35,7 +35,7 @@ from sweep.fit.forms import Chinchilla, FloorPowerLaw, PowerLaw
 from sweep.fit.hparams import GroupOptimum, HparamFit, LrLaw, Refit
 from sweep.fit.isoflop import BudgetFit, IsoflopFit
 from sweep.fit.parametric import ParametricFit
-from sweep.fit.report import FitReport, fit_all
+from sweep.fit.report import FitReport, Progress, fit_all
 from sweep.rundir import atomic_write_text
 
 FORMAT = 1  # of the cache files; a file of another format is a miss
@@ -302,16 +302,18 @@ def cached_fit_all(
     curves: pd.DataFrame | None = None,
     allow_unfitted: bool = False,
     cache: FitCache | None = None,
+    progress: Progress | None = None,
 ) -> FitReport:
     """fit_all, or the report a cache holds for the same inputs. A FitError propagates (not cached).
-    With allow_unfitted, a report fitted without it is reused too: fit_all only differs by raising."""
+    With allow_unfitted, a report fitted without it is reused too: fit_all only differs by raising.
+    progress: fit_all's (a report read from the cache reports nothing)."""
     if cache is None:
-        return fit_all(runs, config, curves, allow_unfitted)
+        return fit_all(runs, config, curves, allow_unfitted, progress)
     digest = inputs_digest(runs, config, curves)
     key = flagged(digest, allow_unfitted)
     for candidate in dict.fromkeys([key, flagged(digest, False)]):
         if (report := cache.get(candidate)) is not None:
             return report
-    report = fit_all(runs, config, curves, allow_unfitted)
+    report = fit_all(runs, config, curves, allow_unfitted, progress)
     cache.put(key, report)
     return report

@@ -1,7 +1,7 @@
 import json
 import math
 import time
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from typing import get_type_hints
 
 import pytest
@@ -186,3 +186,40 @@ def test_a_config_file_that_cannot_be_read(tmp_path, path, words):
     with pytest.raises(UserError) as info:
         compose(config_file=tmp_path / path)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def hydra_calls(monkeypatch) -> list:
+    import sweep.config as config_module
+
+    calls, real = [], config_module._compose_in
+    monkeypatch.setattr(config_module, "_compose_in", lambda *args: calls.append(args) or real(*args))
+    return calls
+
+
+def test_a_saved_config_reads_back_without_hydra_as_hydra_composes_it(tmp_path, monkeypatch):
+    import sweep.config as config_module
+
+    config = compose(["sweep=smoke", "data=synthetic", "fit.bootstrap=7", "fit.forms=[chinchilla]"])
+    (tmp_path / "config.yaml").write_text(to_yaml(config))
+    calls = hydra_calls(monkeypatch)
+    assert compose(config_file=tmp_path / "config.yaml") == config
+    assert calls == []
+    assert config_module._compose_in(tmp_path, []) == config
+
+
+@pytest.mark.parametrize(
+    "edit, bootstrap",
+    [
+        (lambda text: "# @package _global_\n" + text, 7),  # Hydra reads a header from the comments
+        (lambda text: "defaults:\n- _self_\n" + text, 7),
+        (lambda text: text.replace("bootstrap: 7", "bootstrap: ${fit.seed}"), 3),
+    ],
+)
+def test_any_other_config_file_is_composed_by_hydra(tmp_path, monkeypatch, edit, bootstrap):
+    config = compose(["sweep=smoke", "fit.bootstrap=7", "fit.seed=3"])
+    (tmp_path / "config.yaml").write_text(edit(to_yaml(config)))
+    calls = hydra_calls(monkeypatch)
+    assert compose(config_file=tmp_path / "config.yaml") == replace(
+        config, fit=replace(config.fit, bootstrap=bootstrap)
+    )
+    assert len(calls) == 1

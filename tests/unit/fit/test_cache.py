@@ -214,3 +214,13 @@ def test_the_oldest_entries_are_removed_beyond_the_limit(tmp_path):
     assert cache.get(keys[2]) is not None  # reading keeps an entry: the next oldest goes instead
     cache.put("f" * 64, report)
     assert cache.get(keys[2]) is not None and cache.get(keys[3]) is None
+
+
+def test_a_fit_reports_its_progress_and_a_cached_one_nothing(tmp_path):
+    cache = FitCache(tmp_path / "cache")
+    reports = []
+    cached_fit_all(RUNS, CONFIG, cache=cache, progress=lambda *report: reports.append(report))
+    assert ("Approach 3 bootstrap", CONFIG.bootstrap, CONFIG.bootstrap) in reports
+    reports.clear()
+    cached_fit_all(RUNS, CONFIG, cache=cache, progress=lambda *report: reports.append(report))
+    assert reports == []

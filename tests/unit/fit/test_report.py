@@ -216,3 +216,17 @@ def test_a_fitted_value_at_the_edge_of_the_search_is_named_in_the_notes():
 def test_a_law_well_inside_the_search_has_no_edge_notes():
     report = fit_all(chinchilla_runs(TRUTH), FitConfig(bootstrap=0))
     assert not any("edge" in note or "beyond" in note for note in report.notes())
+
+
+def test_progress_hears_the_stages_and_the_bootstrap_chunk_by_chunk(monkeypatch):
+    import sweep.fit.parametric as parametric
+
+    runs = chinchilla_runs(TRUTH)
+    monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", len(runs) * 5 * 8)  # 8 resamples a chunk (5 = 2 x 2 + 1)
+    reports = []
+    fit_all(runs, FitConfig(bootstrap=20), progress=lambda *report: reports.append(report))
+    stages = [stage for stage, _, _ in reports]
+    assert stages[0] == "Approach 3" and "Approach 2" in stages
+    bootstrap = [(done, total) for stage, done, total in reports if stage == "Approach 3 bootstrap"]
+    dones = [done for done, _ in bootstrap]
+    assert len(bootstrap) == 3 and dones == sorted(set(dones)) and bootstrap[-1] == (20, 20)
