@@ -26,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from scipy.optimize import minimize
 
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
@@ -131,6 +129,8 @@ def basin_starts(logs: np.ndarray, log_l: np.ndarray, delta: float) -> np.ndarra
     """Starts at the TOP_BASINS lowest local minima of the profile over the exponent grid, and at its
     TOP_BASINS lowest points (a narrow valley between grid points shows as a low point, not always
     as a minimum)."""
+    from scipy import ndimage  # here, not at the top: scipy takes 0.3 s to load, and a cached fit never needs it
+
     k = len(logs)
     grid = np.array(list(itertools.product(EXPONENTS, repeat=k)))
     objective, thetas = profile_in_chunks(grid, logs, log_l, delta)
@@ -238,6 +238,8 @@ def refine(
 
 def polish(start: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int = 2000):
     """L-BFGS-B from one start to tight tolerances; returns (theta, objective)."""
+    from scipy.optimize import minimize  # see basin_starts
+
     result = minimize(
         objective_and_gradient, start, args=(logs, log_l, delta), jac=True, method="L-BFGS-B",
         options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
