@@ -34,6 +34,9 @@ from sweep.fit.forms import Chinchilla, FloorPowerLaw
 # term a lot, 0.05 apart up to 3, and coarse below 0 (a loss that grows with N or D is a fit the
 # data can still prefer: the search must find it to report it as unidentified).
 EXPONENTS = np.unique(np.r_[np.arange(-1.5, 0, 0.1), np.geomspace(0.01, 0.5, 24), np.arange(0.5, 3.0 + 1e-9, 0.05)])
+# The lines through the best optimum reach further: a term the data leave loose can fit a few
+# extreme runs as a near-step (an exponent of 10 or -10), and such a basin can be the optimum.
+LINE_EXPONENTS = np.unique(np.r_[-20, -10, -5, -3, -2, EXPONENTS, 4, 6, 10, 20])
 TOP_BASINS = 8
 LINE_ROUNDS = 3  # searches along the exponent lines through the best optimum so far
 IRLS_STEPS = 5  # reweightings of the profile's least squares: enough to rank the basins
@@ -145,11 +148,11 @@ def line_starts(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: f
     exponents. The profile changes shape with an exponent the data pins tightly, so the grid's
     nearest row can miss a basin that the line through the refined optimum shows."""
     k = len(logs)
-    lines = np.tile(theta[1 + k :], (k, len(EXPONENTS), 1))
+    lines = np.tile(theta[1 + k :], (k, len(LINE_EXPONENTS), 1))
     for j in range(k):
-        lines[j, :, j] = EXPONENTS
+        lines[j, :, j] = LINE_EXPONENTS
     objective, thetas = profile_in_chunks(lines.reshape(-1, k), logs, log_l, delta)
-    along = objective.reshape(k, len(EXPONENTS))
+    along = objective.reshape(k, len(LINE_EXPONENTS))
     padded = np.pad(along, ((0, 0), (1, 1)), constant_values=np.inf)
     is_minimum = (along <= padded[:, :-2]) & (along <= padded[:, 2:])
     return revive(thetas[distinct(objective, np.flatnonzero(is_minimum.ravel()))], logs, log_l)
@@ -174,13 +177,12 @@ def revive(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarra
     with the coefficient at 1e-4 of the smallest loss (at the data's mean log x), so the refinement
     can bring the term back."""
     k = len(logs)
-    revived = thetas.copy()
     floor = np.log(1e-4) + log_l.min()
-    revived[:, 0] = np.maximum(revived[:, 0], floor)
-    for j in range(k):
-        revived[:, 1 + j] = np.maximum(revived[:, 1 + j], floor + revived[:, 1 + k + j] * logs[j].mean())
-    switched_off = (thetas[:, : 1 + k] == TINY).any(axis=1)
-    return np.r_[revived, thetas[switched_off]]
+    small = np.c_[np.full(len(thetas), floor), floor + thetas[:, 1 + k :] * logs.mean(axis=1)]
+    off = thetas[:, : 1 + k] == TINY
+    revived = thetas.copy()
+    revived[:, : 1 + k] = np.where(off, small, thetas[:, : 1 + k])
+    return np.r_[revived, thetas[off.any(axis=1)]]
 
 
 def refine(
