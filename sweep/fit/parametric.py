@@ -306,6 +306,10 @@ def refit_terms(
     per resample, NaN where a refit failed. Centred as in fit_terms."""
     centre = logs.mean(axis=1)
     logs, start = logs - centre[:, None], shift_sizes(theta, -centre)
+    k = len(logs)
+    # a term the full fit switched off starts small but alive (as in revive; log x is centred here),
+    # so that a resample may bring it back
+    start[: 1 + k] = np.where(start[: 1 + k] <= TINY / 2, np.log(1e-4 * loss.min()), start[: 1 + k])
     step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * len(logs) + 1)))
     out = np.empty((len(loss), len(theta)))
     for i in range(0, len(loss), step):
@@ -336,17 +340,21 @@ def searched_edges(name: str, floor: float, exponents: dict[str, float], lowest_
     return notes
 
 
-def chinchilla(theta: np.ndarray) -> Chinchilla:
-    e, a, b, alpha, beta = theta
+def coefficients(logs_of: np.ndarray) -> list[float]:
+    """E, A_j from their logs; a term the fit switched off (log at TINY: no start could revive it
+    with a gain) is exactly 0, not the smallest float."""
     with np.errstate(over="ignore"):  # an overflowed parameter is reported as unidentified, not warned about
-        E, A, B = (float(x) for x in np.exp([e, a, b]))
-    return Chinchilla(E=E, A=A, B=B, alpha=float(alpha), beta=float(beta))
+        return [0.0 if x <= TINY / 2 else float(np.exp(x)) for x in logs_of]
+
+
+def chinchilla(theta: np.ndarray) -> Chinchilla:
+    E, A, B = coefficients(theta[:3])
+    return Chinchilla(E=E, A=A, B=B, alpha=float(theta[3]), beta=float(theta[4]))
 
 
 def floor_power_law(variable: str, theta: np.ndarray) -> FloorPowerLaw:
-    e, a, alpha = theta
-    with np.errstate(over="ignore"):
-        return FloorPowerLaw(variable, float(np.exp(e)), float(np.exp(a)), float(alpha))
+    E, A = coefficients(theta[:2])
+    return FloorPowerLaw(variable, E, A, float(theta[2]))
 
 
 def fit_parametric(N, D, loss, delta: float = 1e-3) -> ParametricFit:
