@@ -304,6 +304,8 @@ def refit_terms(
     points logs[:, rows[i]] (every point in order when rows is None) and the losses loss[i]. Chunks
     of resamples keep memory bounded; on_chunk(done, total) is called after each. Returns one theta
     per resample, NaN where a refit failed. Centred as in fit_terms."""
+    if not loss.size:  # no resamples (fit.bootstrap=0)
+        return np.empty((len(loss), len(theta)))
     centre = logs.mean(axis=1)
     logs, start = logs - centre[:, None], shift_sizes(theta, -centre)
     k = len(logs)

@@ -155,3 +155,12 @@ def test_the_batched_non_negative_least_squares_agrees_with_scipys_nnls():
     theirs = np.array([nnls(x, y[:, 0])[0] for x, y in zip(columns, target, strict=True)])
     assert (theirs == 0).any() and (theirs > 0).all(axis=1).any()  # both kinds of answer occur
     assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_no_resamples_give_no_refits():
+    logs, loss = synthetic_points(30)
+    theta, _ = parametric.fit_terms(logs, loss)
+    assert parametric.refit_terms(theta, logs, np.empty((0, 30)), 1e-3, rows=np.empty((0, 30), dtype=int)).shape == (
+        0,
+        5,
+    )
