@@ -190,7 +190,7 @@ def code_version() -> str:
 def table_digest(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
     """sha256 of the table's values in these columns (those it has), whatever its row order."""
     present = [c for c in columns if c in table]
-    rows = canonical_order(table[present])
+    rows = canonical_order(table, columns)[present]
     digest = hashlib.sha256(json.dumps([present, len(rows)]).encode())
     for column in present:
         data = column_bytes(rows[column])
@@ -198,11 +198,16 @@ def table_digest(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def canonical_order(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows sorted by every column in turn (run_id first where present): the order the store
-    returned them in does not change the key. Text columns sort as text (a column may mix types)."""
+def canonical_order(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The table's rows sorted by each of these columns in turn (those it has; run_id first where
+    present), so that the order the store returned them in changes neither the key nor the fit
+    (the bootstrap draws rows by position). Text sorts as text (a column may mix types)."""
+    present = [c for c in columns if c in table]
     keys = pd.DataFrame(
-        {i: (c if pd.api.types.is_numeric_dtype(c) else c.astype(str)) for i, (_, c) in enumerate(table.items())}
+        {
+            i: (c if pd.api.types.is_numeric_dtype(c) else c.astype(str))
+            for i, (_, c) in enumerate(table[present].items())
+        }
     )
     order = keys.reset_index(drop=True).sort_values(list(keys.columns), kind="mergesort").index
     return table.iloc[order]
@@ -254,7 +259,9 @@ class FitCache:
         return self.directory / f"{key}.json"
 
     def get(self, key: str) -> FitReport | None:
-        """The report stored under key, or None: missing, unreadable, torn, edited, or another format."""
+        """The report stored under key, or None: missing, unreadable, torn, edited, or another format.
+        The checksum catches accidents; a file edited on purpose, checksum and all, is read only if
+        its report renders, so at worst it gives a wrong number, as an edited fits/fit.json would."""
         path = self.file(key)
         try:
             stored = json.loads(path.read_text())
@@ -262,9 +269,10 @@ class FitCache:
             if stored["format"] != FORMAT or stored["key"] != key or stored["checksum"] != checksum(payload):
                 return None
             report = decode(payload)
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
-            return None
-        if not isinstance(report, FitReport):
+            if not isinstance(report, FitReport):
+                return None
+            json.dumps(report.to_dict())  # a file edited with a matching checksum: wrong types show here
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError):
             return None
         with suppress(OSError):
             os.utime(path)  # read: kept over entries not read since
@@ -309,9 +317,9 @@ def cached_fit_all(
     progress: fit_all's (a report read from the cache reports nothing)."""
     if cache is None:
         return fit_all(runs, config, curves, allow_unfitted, progress)
-    digest = inputs_digest(runs, config, curves)
-    key = flagged(digest, allow_unfitted)
-    for candidate in dict.fromkeys([key, flagged(digest, False)]):
+    runs = canonical_order(runs, RUN_COLUMNS)
+    key = fit_key(runs, config, curves, allow_unfitted)
+    for candidate in dict.fromkeys([key, fit_key(runs, config, curves)]):
         if (report := cache.get(candidate)) is not None:
             return report
     report = fit_all(runs, config, curves, allow_unfitted, progress)

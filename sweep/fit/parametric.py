@@ -22,7 +22,6 @@ point. The grid only has to find the basin, not the optimum.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,7 @@ EXPONENTS = np.unique(np.r_[np.arange(-1.5, 0, 0.1), np.geomspace(0.01, 0.5, 24)
 LINE_EXPONENTS = np.unique(np.r_[-20, -10, -5, -3, -2, EXPONENTS, 4, 6, 10, 20])
 TOP_BASINS = 8
 LINE_ROUNDS = 3  # searches along the exponent lines through the best optimum so far
+REFINE_ITERATIONS = 200  # Levenberg-Marquardt steps at most; a well-posed refit needs tens
 IRLS_STEPS = 3  # reweightings of the profile's least squares: enough to rank the basins (with 2, 2 of 287 cases missed)
 CHUNK_ELEMENTS = 2**21  # grid points (or resamples) x points per pass: bounded memory, cache-friendly
 SCORED_ROWS = 4096
@@ -167,7 +167,8 @@ def profile_in_chunks(exponents: np.ndarray, logs: np.ndarray, log_l: np.ndarray
 def distinct(objective: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """The TOP_BASINS candidates of lowest objective, one per value: a plateau (a term the profile
     switched off, so that its exponent does not matter) is one basin."""
-    _, first = np.unique(objective[candidates].round(12), return_index=True)  # sorted: the lowest first
+    # sorted, the lowest first; equal in float32: equal to about 1e-7 relative, at any scale
+    _, first = np.unique(objective[candidates].astype(np.float32), return_index=True)
     return candidates[first][:TOP_BASINS]
 
 
@@ -185,9 +186,7 @@ def revive(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarra
     return np.r_[revived, thetas[off.any(axis=1)]]
 
 
-def refine(
-    thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int = 200
-) -> tuple[np.ndarray, np.ndarray]:
+def refine(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Levenberg-Marquardt on the Huber objective for a batch of problems at once (logs (k, b or 1, n),
     log_l (b or 1, n)), each from its own theta. The step solves the Gauss-Newton system of the IRLS
     majoriser of Huber (weights min(1, delta / |r|)); a step is kept only if it lowers the objective,
@@ -198,10 +197,9 @@ def refine(
     r, weights = residuals(theta, logs, log_l)
     objective = huber(r, delta).sum(axis=1)
     left = np.flatnonzero(np.isfinite(objective))  # the problems still being refined
-    own = lambda x, rows: x if x.shape[-2] == 1 else x[..., rows, :]  # noqa: E731 - shared points stay shared
-    lg, ll, r, weights = own(logs, left), own(log_l, left), r[left], weights[:, left]
+    lg, ll, r, weights = problems(logs, left), problems(log_l, left), r[left], weights[:, left]
     th, f, damping = theta[left], objective[left], np.full(len(left), 1e-3)
-    for _ in range(max_iterations):
+    for _ in range(REFINE_ITERATIONS):
         if not len(left):
             break
         jacobian = np.concatenate([weights, -weights[1:] * lg]).transpose(1, 0, 2)  # (a, p, n)
@@ -233,18 +231,23 @@ def refine(
                 r[going],
                 weights[:, going],
             )
-            lg, ll = own(lg, going), own(ll, going)
+            lg, ll = problems(lg, going), problems(ll, going)
     theta[left], objective[left] = th, f
     return theta, objective
 
 
-def polish(start: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float, max_iterations: int = 2000):
+def problems(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The rows of a per-problem array (problems on axis -2); points shared by all stay shared."""
+    return x if x.shape[-2] == 1 else x[..., rows, :]
+
+
+def polish(start: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float):
     """L-BFGS-B from one start to tight tolerances; returns (theta, objective)."""
     from scipy.optimize import minimize  # see basin_starts
 
     result = minimize(
         objective_and_gradient, start, args=(logs, log_l, delta), jac=True, method="L-BFGS-B",
-        options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10},
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10},
     )  # fmt: skip
     return result.x, float(result.fun)
 
@@ -281,7 +284,7 @@ def fit_terms(logs: np.ndarray, loss, delta: float = 1e-3) -> tuple[np.ndarray, 
     theta, objective = polish(thetas[np.nanargmin(objectives)], logs, log_l, delta)
     if not np.isfinite(objective):
         raise FitError("the objective is not finite at the optimum (losses or sizes beyond floating point?)")
-    return shift_sizes(theta, centre), objective
+    return shift_sizes(switched_off(theta, len(logs)), centre), objective
 
 
 def shift_sizes(thetas: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -298,42 +301,57 @@ def refit_terms(
     loss: np.ndarray,
     delta: float,
     rows: np.ndarray | None = None,
-    on_chunk: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Bootstrap refits, all at once, each refined from the full fit's theta: resample i has the
     points logs[:, rows[i]] (every point in order when rows is None) and the losses loss[i]. Chunks
-    of resamples keep memory bounded; on_chunk(done, total) is called after each. Returns one theta
-    per resample, NaN where a refit failed. Centred as in fit_terms."""
+    of resamples keep memory bounded. Returns one theta per resample, NaN where a refit failed.
+    Centred as in fit_terms."""
     if not loss.size:  # no resamples (fit.bootstrap=0)
         return np.empty((len(loss), len(theta)))
     centre = logs.mean(axis=1)
     logs, start = logs - centre[:, None], shift_sizes(theta, -centre)
     k = len(logs)
-    # a term the full fit switched off starts small but alive (as in revive; log x is centred here),
-    # so that a resample may bring it back
-    start[: 1 + k] = np.where(start[: 1 + k] <= TINY / 2, np.log(1e-4 * loss.min()), start[: 1 + k])
-    step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * len(logs) + 1)))
+    # A term the full fit switched off is refitted both ways, kept off and started small but alive
+    # (as revive does; log x is centred here), and each resample keeps the better.
+    off = ~np.isfinite(start[: 1 + k])
+    starts = [np.where(off, TINY, start[: 1 + k])]
+    if off.any():
+        starts.append(np.where(off, np.log(1e-4 * loss.min()), start[: 1 + k]))
+    starts = [np.r_[s, start[1 + k :]] for s in starts]
+    step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * k + 1) * len(starts)))
     out = np.empty((len(loss), len(theta)))
     for i in range(0, len(loss), step):
         chunk = slice(i, i + step)
-        points = logs[:, None, :] if rows is None else logs[:, rows[chunk]]
+        size = len(loss[chunk])
+        points = logs[:, None, :] if rows is None else np.tile(logs[:, rows[chunk]], (1, len(starts), 1))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            thetas, objective = refine(np.tile(start, (len(loss[chunk]), 1)), points, np.log(loss[chunk]), delta)
-        out[chunk] = np.where(np.isfinite(objective)[:, None], shift_sizes(thetas, centre), np.nan)
-        if on_chunk:
-            on_chunk(min(i + step, len(loss)), len(loss))
+            thetas, objective = refine(np.repeat(starts, size, axis=0), points,
+                                       np.tile(np.log(loss[chunk]), (len(starts), 1)), delta)  # fmt: skip
+        objective = np.where(np.isfinite(objective), objective, np.inf).reshape(len(starts), size)
+        best = objective.argmin(axis=0)
+        thetas = thetas.reshape(len(starts), size, -1)[best, np.arange(size)]
+        out[chunk] = np.where(np.isfinite(objective.min(axis=0))[:, None], shift_sizes(switched_off(thetas, k), centre),
+                              np.nan)  # fmt: skip
+    return out
+
+
+def switched_off(thetas: np.ndarray, k: int) -> np.ndarray:
+    """Centred thetas with each coefficient left at TINY (a term no refinement revived) set to -inf,
+    so that it stays exactly 0 whatever the centre: E or A_j = e^-inf."""
+    out = np.array(thetas, dtype=float)
+    out[..., : 1 + k] = np.where(out[..., : 1 + k] <= TINY / 2, -np.inf, out[..., : 1 + k])
     return out
 
 
 def searched_edges(name: str, floor: float, exponents: dict[str, float], lowest_loss: float) -> list[str]:
-    """Notes for a fitted E or exponent at the edge of what the search covered: an exponent beyond
-    the profile's grid (the polish may go there, but no start did), or E collapsed to 0 (no floor)."""
+    """Notes for a fitted value at or beyond the edge of the two-dimensional search: an exponent
+    outside the profile's grid (reached by the line searches or the polish alone), or E at 0."""
     low, high = EXPONENTS.min(), EXPONENTS.max()
     notes = [
-        f"{name}: {key} = {value:.3g} lies beyond the exponents searched ({low:g} to {high:g}); "
-        "the runs do not pin it down"
+        f"{name}: {key} = {value:.3g} is at or beyond the edge of the exponent grid ({low:g} to {high:g}), "
+        "found by one-dimensional searches only; read it with its interval"
         for key, value in exponents.items()
-        if not low <= value <= high
+        if not low < value < high
     ]
     if floor < 1e-4 * lowest_loss:
         notes.append(
@@ -343,10 +361,9 @@ def searched_edges(name: str, floor: float, exponents: dict[str, float], lowest_
 
 
 def coefficients(logs_of: np.ndarray) -> list[float]:
-    """E, A_j from their logs; a term the fit switched off (log at TINY: no start could revive it
-    with a gain) is exactly 0, not the smallest float."""
+    """E, A_j from their logs (-inf: a term the fit switched off, exactly 0)."""
     with np.errstate(over="ignore"):  # an overflowed parameter is reported as unidentified, not warned about
-        return [0.0 if x <= TINY / 2 else float(np.exp(x)) for x in logs_of]
+        return [float(x) for x in np.exp(logs_of)]
 
 
 def chinchilla(theta: np.ndarray) -> Chinchilla:

@@ -13,7 +13,7 @@ import pandas as pd
 from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.aspect import AspectFit, fit_aspects, without_widthdepth, without_widthdepth_budgets
-from sweep.fit.bootstrap import Refits, collect, draw, finite, interval
+from sweep.fit.bootstrap import Refits, Resamples, draw, finite, interval, refit_batches
 from sweep.fit.envelope import EnvelopeFit, envelope_fit, envelope_refits, on_grid
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
@@ -243,14 +243,27 @@ def fit_forms(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
         if not law_finite(law):
             overflowed(name, errors)
             continue
-        resamples = draw(points, config.bootstrap, config.seed, "budget" if per_budget else None, config.seed_noise)
-        logs = np.log(np.array([x if per_budget else points[variable].to_numpy(dtype=float)]))
-        drawn = resamples.loss(points["loss"].to_numpy())
-        thetas = refit_terms(theta, logs, resamples.lowest_per_group(drawn) if per_budget else drawn,
-                             config.huber_delta, rows=None if per_budget else resamples.rows)  # fmt: skip
-        laws = (floor_power_law(variable, t) for t in thetas)
-        forms[name], samples[name] = law, collect(laws, config.bootstrap, law_finite)
+        forms[name], samples[name] = law, form_refits(theta, variable, points, x if per_budget else None, config)
     return forms, samples
+
+
+def form_refits(
+    theta: np.ndarray, variable: str, points: pd.DataFrame, budgets: np.ndarray | None, config: FitConfig
+) -> Refits[FloorPowerLaw]:
+    """Bootstrap refits of L(x) = E + A / x^alpha from theta. With budgets (the frontier's, sorted),
+    runs are resampled within budgets and each resample's points are its lowest loss per budget."""
+    per_budget = budgets is not None
+    draws = draw(points, config.bootstrap, config.seed, "budget" if per_budget else None, config.seed_noise)
+    logs = np.log(np.array([budgets if per_budget else points[variable].to_numpy(dtype=float)]))
+    loss = points["loss"].to_numpy()
+
+    def refit(batch: Resamples) -> list[FloorPowerLaw]:
+        drawn = batch.loss(loss)
+        thetas = refit_terms(theta, logs, batch.lowest_per_group(drawn) if per_budget else drawn, config.huber_delta,
+                             rows=None if per_budget else batch.rows)  # fmt: skip
+        return [floor_power_law(variable, t) for t in thetas]
+
+    return refit_batches(draws, refit, law_finite)
 
 
 def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str], progress: Progress | None = None):
@@ -261,12 +274,14 @@ def approach3(table: pd.DataFrame, config: FitConfig, errors: dict[str, str], pr
         return None, Refits()
     if not law_finite(fit.law):
         return overflowed("approach3", errors)
-    resamples = draw(table, config.bootstrap, config.seed, seed_noise=config.seed_noise)
-    logs = np.log(table[["N", "D"]].to_numpy(dtype=float).T)
-    on_chunk = (lambda done, total: progress("Approach 3 bootstrap", done, total)) if progress else None
-    thetas = refit_terms(fit.theta, logs, resamples.loss(table["loss"].to_numpy()), config.huber_delta,
-                         rows=resamples.rows, on_chunk=on_chunk)  # fmt: skip
-    return fit, collect((chinchilla(t) for t in thetas), config.bootstrap, law_finite)
+    draws = draw(table, config.bootstrap, config.seed, seed_noise=config.seed_noise)
+    logs, loss = np.log(table[["N", "D"]].to_numpy(dtype=float).T), table["loss"].to_numpy()
+
+    def refit(batch: Resamples) -> list[Chinchilla]:
+        return [chinchilla(t) for t in refit_terms(fit.theta, logs, batch.loss(loss), config.huber_delta, batch.rows)]
+
+    tell = (lambda done, total: progress("Approach 3 bootstrap", done, total)) if progress else None
+    return fit, refit_batches(draws, refit, law_finite, tell)
 
 
 def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
@@ -279,9 +294,10 @@ def approach2(table: pd.DataFrame, config: FitConfig, errors: dict[str, str]):
     if not power_laws_finite(fit):
         return overflowed("approach2", errors)
 
-    resamples = draw(valleys, config.bootstrap, config.seed, by="budget", seed_noise=config.seed_noise)
-    fits = isoflop_refits(valleys, resamples, config.exclude_edge_budgets)
-    return fit, collect(fits, len(resamples), power_laws_finite)
+    draws = draw(valleys, config.bootstrap, config.seed, by="budget", seed_noise=config.seed_noise)
+    return fit, refit_batches(
+        draws, lambda b: isoflop_refits(valleys, b, config.exclude_edge_budgets), power_laws_finite
+    )
 
 
 def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig, errors: dict[str, str]):
@@ -296,9 +312,9 @@ def approach1(table: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfi
     if not power_laws_finite(fit):
         return overflowed("approach1", errors)
 
-    resamples = draw(table, config.bootstrap, config.seed)  # no seed noise: the envelope reads curves, not final losses
-    fits = envelope_refits(grid, table["run_id"].to_numpy()[resamples.rows])
-    return fit, collect(fits, len(resamples), power_laws_finite)
+    draws = draw(table, config.bootstrap, config.seed)  # no seed noise: the envelope reads curves, not final losses
+    run_ids = table["run_id"].to_numpy()
+    return fit, refit_batches(draws, lambda batch: envelope_refits(grid, run_ids[batch.rows]), power_laws_finite)
 
 
 def other_counting(runs: pd.DataFrame, config: FitConfig) -> dict:

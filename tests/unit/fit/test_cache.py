@@ -2,6 +2,7 @@ import errno
 import json
 import math
 import os
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -169,7 +170,11 @@ def test_a_torn_edited_or_foreign_file_is_a_miss_and_is_overwritten(tmp_path, mo
     foreign = {"dataclass": "Popen", "fields": {"args": ["true"]}}
     edited = json.loads(good)
     edited["report"]["fields"]["n_runs"] += 1  # the checksum no longer matches
+    retyped = json.loads(re.sub(r'"E": [^,]+', '"E": "abc"', json.dumps(stored["report"]), count=1))
     tampered = {
+        "a wrong type under a matching checksum": json.dumps(
+            {**stored, "report": retyped, "checksum": checksum(retyped)}
+        ),  # fmt: skip
         "garbage": "\x00\x01 not json",
         "truncated": good[: len(good) // 2],
         "unregistered type": json.dumps({**stored, "report": foreign, "checksum": checksum(foreign)}),

@@ -88,7 +88,8 @@ def test_the_point_fit_is_the_envelope_on_the_grid_of_its_runs():
 def test_the_batched_refits_are_one_at_a_time_refits_on_the_full_grid():
     runs, curves = noisy_curves()
     grid = np.logspace(np.log10(curves["flops"].min()), np.log10(curves["flops"].max()), GRID_POINTS)
-    run_ids = runs["run_id"].to_numpy()[draw(runs, 200, seed=1).rows]
+    (resamples,) = draw(runs, 200, seed=1).batches(elements=10**9)
+    run_ids = runs["run_id"].to_numpy()[resamples.rows]
     batch = envelope_refits(on_grid(curves), run_ids)
     one_at_a_time = [envelope_on(curves, ids, grid) for ids in run_ids]
 

@@ -90,9 +90,10 @@ def fit_or_none(sample: pd.DataFrame, exclude_off_centre: bool):
 @pytest.mark.parametrize("exclude_off_centre", [True, False])
 def test_the_batched_refits_are_the_one_at_a_time_refits(exclude_off_centre, seed_noise):
     runs = noisy_sweep()
-    resamples = draw(runs, 200, seed=3, by="budget", seed_noise=seed_noise)
+    draws = draw(runs, 200, seed=3, by="budget", seed_noise=seed_noise)
+    (resamples,) = draws.batches(elements=10**9)
     batch = isoflop_refits(runs, resamples, exclude_off_centre)
-    one_at_a_time = [fit_or_none(sample, exclude_off_centre) for sample in samples(runs, resamples)]
+    one_at_a_time = [fit_or_none(sample, exclude_off_centre) for sample in samples(runs, draws)]
 
     assert [fit is None for fit in batch] == [fit is None for fit in one_at_a_time]
     for fit, reference in zip(batch, one_at_a_time, strict=True):
@@ -108,4 +109,4 @@ def test_the_batched_refits_are_the_one_at_a_time_refits(exclude_off_centre, see
 def test_the_batched_refits_need_resamples_drawn_within_budgets():
     runs = noisy_sweep()
     with pytest.raises(ValueError, match="within budgets"):
-        isoflop_refits(runs, draw(runs, 5))
+        isoflop_refits(runs, next(draw(runs, 5).batches()))

@@ -98,21 +98,21 @@ def test_batched_refits_reach_what_one_l_bfgs_b_polish_per_resample_reaches(seed
     logs, loss = synthetic_points(80, seed=1)
     theta, _ = parametric.fit_terms(logs, loss)
     table = pd.DataFrame({"loss": loss})
-    resamples = draw(table, 40, seed=3, seed_noise=seed_noise)
+    (resamples,) = draw(table, 40, seed=3, seed_noise=seed_noise).batches()
     drawn = resamples.loss(loss)
     batched = parametric.refit_terms(theta, logs, drawn, 1e-3, rows=resamples.rows)
     for i, rows in enumerate(resamples.rows):
         log_l = np.log(drawn[i])
         ours = parametric.objective_and_gradient(batched[i], logs[:, rows], log_l, 1e-3)[0]
-        polished = parametric.polish(theta, logs[:, rows], log_l, 1e-3)[1]
+        polished_theta, polished = parametric.polish(theta, logs[:, rows], log_l, 1e-3)
         assert ours <= polished * (1 + 1e-6)
-        assert batched[i][3:] == pytest.approx(parametric.polish(theta, logs[:, rows], log_l, 1e-3)[0][3:], abs=2e-3)
+        assert batched[i][3:] == pytest.approx(polished_theta[3:], abs=2e-3)
 
 
 def test_refits_in_chunks_equal_refits_in_one_pass(monkeypatch):
     logs, loss = synthetic_points(50, seed=2)
     theta, _ = parametric.fit_terms(logs, loss)
-    resamples = draw(pd.DataFrame({"loss": loss}), 9, seed=0)
+    (resamples,) = draw(pd.DataFrame({"loss": loss}), 9, seed=0).batches()
     whole = parametric.refit_terms(theta, logs, resamples.loss(loss), 1e-3, rows=resamples.rows)
     monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", 50 * 5 * 2)  # 2 resamples a pass, the last one alone
     chunked = parametric.refit_terms(theta, logs, resamples.loss(loss), 1e-3, rows=resamples.rows)
@@ -164,3 +164,27 @@ def test_no_resamples_give_no_refits():
         0,
         5,
     )
+
+
+def test_the_reported_law_is_the_fitted_one_when_a_term_is_switched_off_or_tiny():
+    """Losses with no floor, and losses that do not depend on N: the law's own objective is the fit's."""
+    rng = np.random.default_rng(2)
+    n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 40)), np.exp(rng.uniform(np.log(1e9), np.log(1e12), 40))
+    for loss in (400.0 / n**0.34 + 1200.0 / d**0.3, (1.7 + 1200.0 / d**0.3) * np.exp(rng.normal(0, 0.003, 40))):
+        fit = fit_parametric(n, d, loss)
+        law = fit.law
+        theta = np.log([law.E, law.A, law.B, np.exp(law.alpha), np.exp(law.beta)])
+        theta[3:] = law.alpha, law.beta
+        with np.errstate(divide="ignore"):
+            reported = parametric.objective_and_gradient(theta, np.log([n, d]), np.log(loss), 1e-3)[0]
+        assert reported == pytest.approx(fit.objective, rel=1e-9, abs=1e-20)
+
+
+def test_refits_of_a_law_whose_floor_is_switched_off_keep_it_off_where_that_fits_better():
+    rng = np.random.default_rng(3)
+    n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 40)), np.exp(rng.uniform(np.log(1e9), np.log(1e12), 40))
+    loss = 400.0 / n**0.34 + 1200.0 / d**0.3  # no floor
+    theta = np.array([-np.inf, np.log(400.0), np.log(1200.0), 0.34, 0.3])  # E switched off
+    (resamples,) = draw(pd.DataFrame({"loss": loss}), 20, seed=0).batches()
+    refits = parametric.refit_terms(theta, np.log([n, d]), resamples.loss(loss), 1e-3, rows=resamples.rows)
+    assert (np.exp(refits[:, 0]) < 1e-8 * loss.min()).all()  # started alive at 1e-4 of it, a refit would stay near

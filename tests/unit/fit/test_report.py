@@ -209,20 +209,20 @@ def test_a_fitted_value_at_the_edge_of_the_search_is_named_in_the_notes():
     assert floor < 1e-4 * loss.min() and law.beta > 3
     notes = "\n".join(report.notes())
     assert "approach3: E = " in notes and "the runs do not identify a floor" in notes
-    assert f"approach3: beta = {law.beta:.3g} lies beyond the exponents searched" in notes
+    assert f"approach3: beta = {law.beta:.3g} is at or beyond the edge of the exponent grid" in notes
     assert "alpha" not in notes  # alpha = 0.34 is well inside
 
 
 def test_a_law_well_inside_the_search_has_no_edge_notes():
     report = fit_all(chinchilla_runs(TRUTH), FitConfig(bootstrap=0))
-    assert not any("edge" in note or "beyond" in note for note in report.notes())
+    assert not any("edge" in note for note in report.notes())
 
 
 def test_progress_hears_the_stages_and_the_bootstrap_chunk_by_chunk(monkeypatch):
-    import sweep.fit.parametric as parametric
+    import sweep.fit.bootstrap as bootstrap
 
     runs = chinchilla_runs(TRUTH)
-    monkeypatch.setattr(parametric, "CHUNK_ELEMENTS", len(runs) * 5 * 8)  # 8 resamples a chunk (5 = 2 x 2 + 1)
+    monkeypatch.setattr(bootstrap, "BATCH_ELEMENTS", len(runs) * 8)  # 8 resamples a batch
     reports = []
     fit_all(runs, FitConfig(bootstrap=20), progress=lambda *report: reports.append(report))
     stages = [stage for stage, _, _ in reports]
