@@ -225,7 +225,9 @@ METHODS = {"grid16": grid16, "current": current}
 
 
 def check(methods: list[str]) -> None:
+    """How many problems each method misses; printed and written to bench/results/fit_cases.md."""
     cases = load()
+    lines = []
     for method in methods:
         started = time.perf_counter()
         misses = []
@@ -234,10 +236,13 @@ def check(methods: list[str]) -> None:
             if missed(objective, reference):
                 misses.append(f"{problem.name}: {objective:.6g} vs {reference:.6g} ({objective / reference:.3g}x)")
         epoch = sum(m.startswith("epoch") for m in misses)
-        print(f"{method}: misses {len(misses)} of {len(cases)} problems ({epoch} of them Epoch's), "
-              f"{time.perf_counter() - started:.1f} s")  # fmt: skip
-        for line in misses:
-            print("  " + line)
+        lines.append(f"{method}: misses {len(misses)} of {len(cases)} problems ({epoch} of them Epoch's), "
+                     f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        lines += ["  " + line for line in misses]
+    print("\n".join(lines))
+    results = REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "fit_cases.md").write_text("```\n" + "\n".join(lines) + "\n```\n")
 
 
 def main() -> None:
