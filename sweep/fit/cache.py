@@ -20,6 +20,7 @@ import json
 import os
 from contextlib import suppress
 from enum import Enum
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +180,10 @@ def checksum(payload: Any) -> str:
 
 @functools.cache
 def code_version() -> str:
-    """sweep's version and a hash of the sources of sweep/fit/: any change to the fitting code is a
-    new version, so no fit made by other code is reused."""
-    digest = hashlib.sha256(sweep.__version__.encode())
+    """sweep's version, numpy's and scipy's, and a hash of the sources of sweep/fit/: any change to
+    the fitting code or the numerics under it is a new version, so no fit made by other code is reused."""
+    versions = [sweep.__version__, *(metadata.version(package) for package in ("numpy", "scipy"))]
+    digest = hashlib.sha256(" ".join(versions).encode())
     for source in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.hexdigest()
