@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from models.config import DataError
 
@@ -47,6 +46,8 @@ class TokenData:
 
     @staticmethod
     def _windows(stream: np.ndarray, rows: np.ndarray, starts: np.ndarray, seq_len: int):
+        import torch  # here: counting a corpus's tokens (sweep propose) must not pay torch's 1 s import
+
         offsets = starts[:, None] + np.arange(seq_len + 1)
         chunk = torch.from_numpy(np.asarray(stream[rows[:, None], offsets], dtype=np.int64))
         return chunk[:, :-1], chunk[:, 1:]
@@ -83,7 +84,7 @@ def train_tokens(source: str, path: str, val_fraction: float, synthetic_tokens: 
         return SYNTHETIC_ROWS * max(1024, synthetic_tokens // SYNTHETIC_ROWS)
     if source == "tokens":
         return (Path(path).expanduser() / "train.bin").stat().st_size // 2
-    return int(text_data(path, val_fraction).train.size)
+    return text_train_tokens(path, val_fraction)
 
 
 # --- synthetic -------------------------------------------------------------------------------
@@ -165,8 +166,9 @@ def corpus_files(root: Path) -> list[Path]:
     return sorted(f for f in root.rglob(pattern) if f.is_file() and "site-packages" not in f.parts)
 
 
-@functools.lru_cache(maxsize=2)
-def text_data(path: str, val_fraction: float) -> TokenData:
+def text_split(path: str, val_fraction: float) -> tuple[Path, list[Path], list[Path]]:
+    """The corpus root and its files for training and for held-out evaluation: by a hash of each
+    file's path, so that a file never straddles the split (a single file is cut instead)."""
     root = Path(path).expanduser() if path else default_corpus()
     if not root.exists():
         raise DataError(f"text data path {root} does not exist")
@@ -174,19 +176,35 @@ def text_data(path: str, val_fraction: float) -> TokenData:
     if not files:
         raise DataError(f"no files under {root}")
     if len(files) == 1:
-        blob = np.frombuffer(files[0].read_bytes(), dtype=np.uint8)
-        cut = int(len(blob) * (1 - val_fraction))
-        return TokenData(blob[None, :cut], blob[None, cut:], 256, None, f"{files[0]} ({len(blob)} bytes)")
+        return root, files, []
     train, val = [], []
     for f in files:
         rel = f.relative_to(root).as_posix().encode()
-        (val if zlib.crc32(rel) % 10_000 < val_fraction * 10_000 else train).append(f.read_bytes())
+        (val if zlib.crc32(rel) % 10_000 < val_fraction * 10_000 else train).append(f)
     if not train or not val:
         raise DataError(f"{root} has too few files ({len(files)}) to split train/held-out by file")
-    train_blob = np.frombuffer(b"".join(train), dtype=np.uint8)
-    val_blob = np.frombuffer(b"".join(val), dtype=np.uint8)
-    description = f"{root} ({len(files)} files, {train_blob.size + val_blob.size} bytes)"
+    return root, train, val
+
+
+@functools.lru_cache(maxsize=2)
+def text_data(path: str, val_fraction: float) -> TokenData:
+    root, train, val = text_split(path, val_fraction)
+    if not val:
+        blob = np.frombuffer(train[0].read_bytes(), dtype=np.uint8)
+        cut = int(len(blob) * (1 - val_fraction))
+        return TokenData(blob[None, :cut], blob[None, cut:], 256, None, f"{train[0]} ({len(blob)} bytes)")
+    train_blob = np.frombuffer(b"".join(f.read_bytes() for f in train), dtype=np.uint8)
+    val_blob = np.frombuffer(b"".join(f.read_bytes() for f in val), dtype=np.uint8)
+    description = f"{root} ({len(train) + len(val)} files, {train_blob.size + val_blob.size} bytes)"
     return TokenData(train_blob[None, :], val_blob[None, :], 256, None, description)
+
+
+def text_train_tokens(path: str, val_fraction: float) -> int:
+    """text_data's training tokens (one per byte) from the files' sizes, without reading them."""
+    _, train, val = text_split(path, val_fraction)
+    if not val:
+        return int(train[0].stat().st_size * (1 - val_fraction))
+    return sum(f.stat().st_size for f in train)
 
 
 # --- tokens ----------------------------------------------------------------------------------

@@ -73,3 +73,11 @@ def test_train_tokens_counts_the_training_split_without_loading_it(tmp_path):
     np.arange(3000, dtype=np.uint16).tofile(tmp_path / "train.bin")
     np.arange(500, dtype=np.uint16).tofile(tmp_path / "val.bin")
     assert train_tokens("tokens", str(tmp_path), 0.0) == 3000
+
+
+def test_a_corpus_of_files_is_counted_from_their_sizes_as_its_training_split(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        (tmp_path / f"dir{i % 3}").mkdir(exist_ok=True)
+        (tmp_path / f"dir{i % 3}" / f"f{i}.txt").write_bytes(bytes(rng.integers(32, 127, int(rng.integers(10, 500)))))
+    assert train_tokens("text", str(tmp_path), 0.2) == load("text", str(tmp_path), 256, 0.2, 4).train.size
