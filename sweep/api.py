@@ -331,24 +331,14 @@ def fit_table(runs: pd.DataFrame, fit_config: FitConfig, progress: Progress | No
     return fit_all(runs, fit_config, progress=progress)
 
 
-def backtest(
-    runs: pd.DataFrame,
-    fit_config: FitConfig,
-    holdout_top: int,
-    cache: FitCache | None = None,
-    progress: Progress | None = None,
-) -> Backtest:
-    """Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
-    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache, progress)
-
-
 def backtest_source(
     source: Path, columns: CsvColumns, overrides: list[str] | None, holdout_top: int, progress: Progress | None = None
 ) -> Backtest:
-    """A sweep directory's backtest (its fits saved in the sweep, see fit_cache) or a CSV file's (written nowhere)."""
+    """A sweep directory's backtest (its fits saved in the sweep, see fit_cache) or a CSV file's (written
+    nowhere). Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
     runs, fit_config = source_runs(source, columns, overrides)
     cache = None if is_csv(source) else fit_cache(SweepDir.open(source))
-    return backtest(runs, fit_config, holdout_top, cache, progress)
+    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache, progress)
 
 
 def propose_target(

@@ -320,8 +320,9 @@ def cached_fit_all(
     if cache is None:
         return fit_all(runs, config, curves, allow_unfitted, progress)
     runs = canonical_order(runs, RUN_COLUMNS)
-    key = fit_key(runs, config, curves, allow_unfitted)
-    for candidate in dict.fromkeys([key, fit_key(runs, config, curves)]):
+    digest = inputs_digest(runs, config, curves)
+    key = flagged(digest, allow_unfitted)
+    for candidate in dict.fromkeys([key, flagged(digest, False)]):
         if (report := cache.get(candidate)) is not None:
             return report
     report = fit_all(runs, config, curves, allow_unfitted, progress)

@@ -6,13 +6,15 @@ D or C (Kaplan et al. 2020's forms, with a constant). The objective is Epoch's (
 theta = (e, a_1..a_k, alpha_1..alpha_k).
 
 Finding the global optimum (tests/unit/fit/test_optimum.py checks it against a full polish of
-Chinchilla's 4,500 starts on 287 problems): variable projection. For fixed exponents the loss is
-linear in (E, A_j) >= 0, so on a grid of exponents (EXPONENTS per term) the linear part is solved
-by iteratively reweighted non-negative least squares, which gives the profile of the objective over
-the exponents. Every local minimum of that profile is a basin; the TOP_BASINS best are refined
-together (a batched Levenberg-Marquardt on the Huber objective, `refine`) and the best of them is
-polished by L-BFGS-B to tight tolerances. Bootstrap refits start from the fit and are refined all
-at once (`refit_terms`).
+Chinchilla's 4,500 starts on 287 problems): variable projection. Log x is centred on its mean
+throughout (a_j is then a term's log size at the centre of the data), which decouples a_j from
+alpha_j. For fixed exponents the loss is linear in (E, A_j) >= 0, so on a grid of exponents
+(EXPONENTS per term) the linear part is solved by iteratively reweighted non-negative least
+squares, which gives the profile of the objective over the exponents. Its TOP_BASINS lowest local
+minima and lowest points are refined together (a batched Levenberg-Marquardt on the Huber
+objective, `refine`), then the profiles along each exponent's line through the best optimum
+(`line_starts`, up to LINE_ROUNDS times), and the best is polished by L-BFGS-B to tight
+tolerances. Bootstrap refits start from the fit and are refined all at once (`refit_terms`).
 
 Large tables (more than SCORED_ROWS points): the profile is computed and its basins refined on
 SCORED_ROWS points spread evenly over the range of losses; the best is then polished on every
@@ -43,6 +45,7 @@ IRLS_STEPS = 3  # reweightings of the profile's least squares: enough to rank th
 CHUNK_ELEMENTS = 2**21  # grid points (or resamples) x points per pass: bounded memory, cache-friendly
 SCORED_ROWS = 4096
 TINY = np.log(np.finfo(float).tiny)  # log of a coefficient that the profile set to 0
+REVIVED = 1e-4  # a switched-off coefficient restarts at this fraction of the smallest loss
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ def residuals(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> tuple[
     total = weights.sum(axis=0)
     weights /= total
     return peak + np.log(total) - log_l, weights
+
+
+def huber_weights(r: np.ndarray, delta: float) -> np.ndarray:
+    """IRLS weights of Huber's loss, min(1, delta / |r|): its quadratic majoriser at r."""
+    return np.minimum(1.0, delta / np.maximum(np.abs(r), np.finfo(float).tiny))
 
 
 def objective_and_gradient(theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float):
@@ -122,7 +130,7 @@ def profile(exponents: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: f
         weighted = columns * weights[:, None, :]
         coefficients = nonnegative_least_squares(weighted @ columns.transpose(0, 2, 1), weighted.sum(axis=2))
         r = np.log(np.maximum(np.einsum("gm,gmn->gn", coefficients, columns), np.finfo(float).tiny))
-        weights = np.minimum(1.0, delta / np.maximum(np.abs(r), np.finfo(float).tiny))
+        weights = huber_weights(r, delta)
     with np.errstate(divide="ignore"):
         log_coefficients = np.maximum(np.log(coefficients), TINY)
     return huber(r, delta).sum(axis=1), np.concatenate([log_coefficients, exponents], axis=1)
@@ -175,10 +183,10 @@ def distinct(objective: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 def revive(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray) -> np.ndarray:
     """Starts from the profile's thetas. A coefficient the profile set to 0 has no gradient, so such
     a theta is kept as it is (the optimum may be that term's absence, e.g. E = 0) and also started
-    with the coefficient at 1e-4 of the smallest loss (at the data's mean log x), so the refinement
+    with the coefficient at REVIVED of the smallest loss (at the data's mean log x), so the refinement
     can bring the term back."""
     k = len(logs)
-    floor = np.log(1e-4) + log_l.min()
+    floor = np.log(REVIVED) + log_l.min()
     small = np.c_[np.full(len(thetas), floor), floor + thetas[:, 1 + k :] * logs.mean(axis=1)]
     off = thetas[:, : 1 + k] == TINY
     revived = thetas.copy()
@@ -203,7 +211,7 @@ def refine(thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray, delta: float
         if not len(left):
             break
         jacobian = np.concatenate([weights, -weights[1:] * lg]).transpose(1, 0, 2)  # (a, p, n)
-        weighted = jacobian * np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300))[:, None, :]
+        weighted = jacobian * huber_weights(r, delta)[:, None, :]
         gradient = (weighted @ r[..., None])[..., 0]
         hessian = weighted @ jacobian.transpose(0, 2, 1)
         solvable = np.isfinite(hessian).all(axis=(1, 2)) & np.isfinite(gradient).all(axis=1)
@@ -316,7 +324,7 @@ def refit_terms(
     off = ~np.isfinite(start[: 1 + k])
     starts = [np.where(off, TINY, start[: 1 + k])]
     if off.any():
-        starts.append(np.where(off, np.log(1e-4 * loss.min()), start[: 1 + k]))
+        starts.append(np.where(off, np.log(REVIVED * loss.min()), start[: 1 + k]))
     starts = [np.r_[s, start[1 + k :]] for s in starts]
     step = max(1, CHUNK_ELEMENTS // (loss.shape[1] * (2 * k + 1) * len(starts)))
     out = np.empty((len(loss), len(theta)))

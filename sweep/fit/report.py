@@ -348,8 +348,8 @@ def fit_all(
     fitted on their own (sweep/fit/hparams.py) and left out of Approaches 1-3: one size at one budget
     is no IsoFLOP valley. When neither Approach 2 nor 3 nor the LR/batch optima can be fitted this
     raises, unless allow_unfitted (a proposal still shows the best run it has, saying why).
-    progress(stage, done, total), when given, hears of each stage as it starts and of the bootstrap's
-    chunks as they finish."""
+    progress(stage, done, total), when given, hears of each stage as it starts and of Approach 3's
+    bootstrap batch by batch."""
     step = progress or (lambda stage, done, total: None)
     runs, targets_left_out = proxies(runs, config.include_targets)
     in_grid = grid_runs(runs)
