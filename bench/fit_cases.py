@@ -117,22 +117,23 @@ def one_term_problem(index: int) -> Problem:
     return Problem(f"oneterm{index:03d}-{len(x)}pts", np.log(x)[None], loss)
 
 
-def epoch_problems() -> list[Problem]:
-    """Epoch's conventions (D = C / 6N, drop the 5 highest losses), whole and with budgets held out."""
+def epoch_table() -> pd.DataFrame:
+    """Epoch's 240 runs by their conventions: D = C / 6N, the 5 highest losses dropped."""
     frame = pd.read_csv(EPOCH_CSV).sort_values("loss").iloc[:-5]
     n, c = frame["Model Size"].to_numpy(), frame["Training FLOP"].to_numpy()
-    budget = np.array([float(f"{v:.1g}") for v in c])
+    return pd.DataFrame({"N": n, "D": c / (6 * n), "C": c, "loss": frame["loss"].to_numpy()})
+
+
+def epoch_problems() -> list[Problem]:
+    """Epoch's runs (epoch_table), whole and with budgets held out at either end."""
+    frame = epoch_table()
+    logs, loss = np.log(frame[["N", "D"]].to_numpy().T), frame["loss"].to_numpy()
+    budget = np.array([float(f"{v:.1g}") for v in frame["C"]])
     levels = np.unique(budget)
-    out = [Problem("epoch-all", np.log(np.array([n, c / (6 * n)])), frame["loss"].to_numpy())]
-    for top in (1, 2, 3, 4):
-        kept = budget < levels[-top]
-        out.append(Problem(f"epoch-top{top}-held-out", np.log(np.array([n[kept], c[kept] / (6 * n[kept])])),
-                           frame["loss"].to_numpy()[kept]))  # fmt: skip
-    for bottom in (2, 4):
-        kept = budget > levels[bottom - 1]
-        out.append(Problem(f"epoch-bottom{bottom}-held-out", np.log(np.array([n[kept], c[kept] / (6 * n[kept])])),
-                           frame["loss"].to_numpy()[kept]))  # fmt: skip
-    return out
+    kept = {"epoch-all": np.ones(len(budget), dtype=bool)}
+    kept |= {f"epoch-top{top}-held-out": budget < levels[-top] for top in (1, 2, 3, 4)}
+    kept |= {f"epoch-bottom{bottom}-held-out": budget > levels[bottom - 1] for bottom in (2, 4)}
+    return [Problem(name, logs[:, rows], loss[rows]) for name, rows in kept.items()]
 
 
 def problems() -> list[Problem]:
@@ -143,17 +144,19 @@ def problems() -> list[Problem]:
     )
 
 
+def grid_ends(problem: Problem) -> list[tuple[float, np.ndarray]]:
+    """(objective, theta) where L-BFGS-B ends from each start of the grid (scipy's default
+    tolerances, as a straightforward reimplementation of Epoch's fit does), the finite ones."""
+    args = (problem.x, np.log(problem.loss), DELTA)
+    ends = [minimize(objective_and_gradient, start, args=args, jac=True, method="L-BFGS-B")
+            for start in start_grid(len(problem.x))]  # fmt: skip
+    return [(float(end.fun), end.x) for end in ends if np.isfinite(end.fun)]
+
+
 def exhaustive(problem: Problem) -> tuple[float, np.ndarray]:
-    """L-BFGS-B from every start of the grid (scipy's default tolerances, as a straightforward
-    reimplementation of Epoch's fit does); the 10 best end points then polished to tight tolerances."""
-    log_l = np.log(problem.loss)
-    args = (problem.x, log_l, DELTA)
-    ends = []
-    for start in start_grid(len(problem.x)):
-        result = minimize(objective_and_gradient, start, args=args, jac=True, method="L-BFGS-B")
-        if np.isfinite(result.fun):
-            ends.append((result.fun, result.x))
-    ends.sort(key=lambda end: end[0])
+    """grid_ends, the 10 best of them then polished to tight tolerances."""
+    args = (problem.x, np.log(problem.loss), DELTA)
+    ends = sorted(grid_ends(problem), key=lambda end: end[0])
     best = (np.inf, None)
     for _, x in ends[:10]:
         result = minimize(objective_and_gradient, x, args=args, jac=True, method="L-BFGS-B",

@@ -36,34 +36,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from fit_cases import EPOCH_CSV, start_grid  # noqa: E402
+from fit_cases import Problem, epoch_table, grid_ends  # noqa: E402
 
 from sweep.config import FitConfig  # noqa: E402
 from sweep.fit import report  # noqa: E402
-from sweep.fit.parametric import fit_parametric, objective_and_gradient  # noqa: E402
-
-GOAL_POINT_SPEEDUP, GOAL_BOOTSTRAP_FRACTION, GOAL_DEMO_S = 50.0, 0.1, 2.0
+from sweep.fit.parametric import fit_parametric  # noqa: E402
 
 
 def epoch_runs() -> pd.DataFrame:
-    frame = pd.read_csv(EPOCH_CSV).sort_values("loss").iloc[:-5]
-    n, c = frame["Model Size"].to_numpy(), frame["Training FLOP"].to_numpy()
-    runs = pd.DataFrame({"N": n, "D": c / (6 * n), "C": c, "loss": frame["loss"].to_numpy()})
-    return report.prepare(runs)
+    return report.prepare(epoch_table())
 
 
-def reference_fit(runs: pd.DataFrame, delta: float = 1e-3) -> float:
-    args = (np.log(runs[["N", "D"]].to_numpy().T), np.log(runs["loss"].to_numpy()), delta)
-    ends = [
-        minimize(objective_and_gradient, start, args=args, jac=True, method="L-BFGS-B").fun for start in start_grid(2)
-    ]
-    return float(np.nanmin(ends))
+def reference_fit(runs: pd.DataFrame) -> float:
+    problem = Problem("epoch", np.log(runs[["N", "D"]].to_numpy().T), runs["loss"].to_numpy())
+    return min(objective for objective, _ in grid_ends(problem))
 
 
 def timed(call) -> tuple[object, float, float]:
