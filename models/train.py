@@ -29,7 +29,7 @@ from models.config import (
 )
 from models.data import TokenData, load
 from models.gpt import GPT
-from models.schedules import warmup_cosine
+from models.schedules import Schedule, spec_schedule
 
 if TYPE_CHECKING:  # handed in by the caller: models never imports sweep at run time
     from sweep.rundir import RunDir
@@ -79,9 +79,41 @@ def build_optimizer(model: GPT, spec: RunSpec) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, betas=(spec.beta1, spec.beta2), eps=1e-8)
 
 
+DECAY_EVALS = 4  # extra evaluations spread over a wsd decay: the curve law needs its shape
+
+
 def eval_steps(total_steps: int, points: int) -> set[int]:
     """Steps after which to evaluate: evenly spaced in steps, always including the last."""
     return {max(1, round(total_steps * (i + 1) / points)) for i in range(points)}
+
+
+def run_eval_steps(spec: RunSpec, schedule: Schedule) -> set[int]:
+    """A run's evaluations: evenly spaced, plus a trunk's branch points and a few within a decay."""
+    steps = eval_steps(schedule.total_steps, spec.eval_points) | set(spec.branch_steps)
+    if schedule.decay_steps:
+        start, length = schedule.decay_start, schedule.decay_steps
+        steps |= {start + max(1, round(length * (i + 1) / DECAY_EVALS)) for i in range(DECAY_EVALS)}
+    return {s for s in steps if 0 < s <= schedule.total_steps}
+
+
+def stable_checkpoint(trunk_dir: Path, step: int) -> Path:
+    """Where a trunk keeps its stable-phase state at `step` for the branches that start there."""
+    return trunk_dir / "stable" / f"step-{step}.pt"
+
+
+def branch_start(spec: RunSpec, run_dir: RunDir, device: torch.device) -> dict:
+    """The state a decay branch (or a trunk's continuation) starts from: its parent's stable
+    checkpoint at spec.branch_step, with the parent's curve up to there."""
+    trunk_dir = run_dir.path.parent / spec.parent
+    path = stable_checkpoint(trunk_dir, spec.branch_step)
+    if not path.exists():
+        raise CheckpointError(
+            f"trunk {spec.parent} has no stable checkpoint at step {spec.branch_step} ({path}); "
+            "train the trunk first (sweep launch trains it before its branches)"
+        )
+    state = load_checkpoint(path, device)
+    state["curve"] = [row for row in state["curve"] if row["step"] <= spec.branch_step]
+    return state
 
 
 @torch.no_grad()
@@ -115,6 +147,7 @@ def save_checkpoint(
     path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, curve: list, train_loss: tuple[float, int]
 ) -> None:
     """`train_loss` is the running (sum, count) since the last eval, so a resumed curve is unchanged."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "curve": curve,
              "train_loss": train_loss}  # fmt: skip
@@ -139,15 +172,20 @@ def train(
     n, n_total, fpt = shape_counts(config)
     model = GPT(config).to(device)
     optimizer = build_optimizer(model, spec)
-    total_steps = spec.steps
+    schedule = spec_schedule(spec)
+    total_steps = schedule.total_steps
     tokens_per_step = spec.batch_size * spec.seq_len
-    warmup = max(1, round(spec.warmup_frac * total_steps))
-    evals = eval_steps(total_steps, spec.eval_points)
+    evals = run_eval_steps(spec, schedule)
+    keep = {*spec.branch_steps, total_steps} if spec.role == "trunk" else set()  # stable checkpoints
     eval_windows = data.eval_windows(spec.eval_sequences, spec.seq_len)
 
     step, curve, (train_loss_sum, train_loss_count) = 0, [], (0.0, 0)
+    state = None
     if options.checkpoint and run_dir.checkpoint_file.exists():
         state = load_checkpoint(run_dir.checkpoint_file, device)
+    elif spec.parent:
+        state = branch_start(spec, run_dir, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, curve, (train_loss_sum, train_loss_count) = state["step"], state["curve"], state["train_loss"]
@@ -156,7 +194,7 @@ def train(
     started = time.time()
     start_step = step
     while step < total_steps:
-        multiplier = warmup_cosine(step, total_steps, warmup, spec.min_lr_ratio)
+        multiplier = schedule.multiplier(step)
         for group in optimizer.param_groups:
             group["lr"] = group["peak_lr"] * multiplier
         x, y = data.batch("train", spec.batch_size, spec.seq_len, np.random.default_rng([spec.seed, step]))
@@ -187,6 +225,8 @@ def train(
             run_dir.write_curve(curve)
             if logger:
                 logger.log(row, step=step)
+            if step in keep:
+                save_checkpoint(stable_checkpoint(run_dir.path, step), model, optimizer, step, curve, (0.0, 0))
             if options.checkpoint and step < total_steps:
                 save_checkpoint(run_dir.checkpoint_file, model, optimizer, step, curve, (0.0, 0))
         if stop is not None and step < total_steps and stop():

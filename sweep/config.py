@@ -83,6 +83,16 @@ class Role(Choice):
     target = "target"
 
 
+class LrSchedule(Choice):
+    cosine = "cosine"
+    wsd = "wsd"  # warmup, stable, decay (models/schedules.py); with sweep.share_trunks, decay branches
+
+
+class DecayShape(Choice):
+    linear = "linear"
+    one_minus_sqrt = "1-sqrt"
+
+
 class Trainer(Choice):
     real = "real"
     noop = "noop"  # no training: for orchestration tests and benchmarks
@@ -161,6 +171,9 @@ class SweepConfig:
     seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
     target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+    # train.schedule=wsd only: one stable trunk per shape, each token count a decay branch from its checkpoint;
+    # the sizes of every budget are then taken from one ladder, so that budgets share shapes (sweep/plan/trunks.py)
+    share_trunks: bool = False
     # lrbatch only: each size is trained at these multiples of the rules' LR and batch (sweep/plan/hparams.py)
     lr_multipliers: list[float] = bounded_list([0.25, 0.5, 1.0, 2.0, 4.0], hi=1e4, items=(1, 100), **POSITIVE)
     batch_multipliers: list[float] = bounded_list([0.5, 1.0, 2.0], hi=1e4, items=(1, 100), **POSITIVE)
@@ -238,6 +251,9 @@ class TrainConfig:
     lr_ref_width: int = bounded(64, 1, 4096)  # muP's base width: hidden-matrix LR scales as lr_ref_width / d_model
     parameterization: Parameterization = Parameterization.mup
     warmup_frac: float = bounded(0.05, 0, 1)
+    schedule: LrSchedule = LrSchedule.cosine
+    decay_frac: float = bounded(0.2, 0, 1, lo_open=True)  # wsd: the final decay's share of a run's steps
+    decay_shape: DecayShape = DecayShape.linear  # wsd: linear | 1-sqrt
     min_lr_ratio: float = bounded(0.1, 0, 1)
     weight_decay: float = bounded(0.1, 0, 10)
     beta1: float = bounded(0.9, 0, 1, hi_open=True)

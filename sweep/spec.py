@@ -7,7 +7,11 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 
-NON_IDENTITY = ("budget", "role")
+NON_IDENTITY = ("budget", "role", "branch_steps")
+# Fields added after run ids were first published: left out of a run's identity at their defaults, so
+# the ids of runs planned before them do not change.
+LATER_DEFAULTS = {"schedule": "cosine", "decay_frac": 0.0, "decay_shape": "linear", "warmup_steps": 0,
+                  "parent": "", "branch_step": 0}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,19 @@ class RunSpec:
     seed: int
     optimizer: str = "adamw"
     parameterization: str = "mup"  # mup | mup_lr | standard (models/gpt.py)
+    schedule: str = "cosine"  # cosine | wsd (models/schedules.py)
+    decay_frac: float = 0.0  # wsd: the final decay's share of the run's steps; 0 for a trunk
+    decay_shape: str = "linear"  # wsd: linear | 1-sqrt
+    warmup_steps: int = 0  # 0: warmup_frac of the steps; a trunk and its branches share one warmup
+    # A decay branch (or a trunk's continuation) starts from `parent`'s stable checkpoint at `branch_step`.
+    parent: str = ""
+    branch_step: int = 0
     # Not part of the run's identity: which budget of the plan asked for it, and whether it is a proxy
     # (fitted) or a target (a proposal's run, checked against its prediction and not fitted).
     budget: float = field(default=0.0, compare=False)
-    role: str = field(default="proxy", compare=False)
+    role: str = field(default="proxy", compare=False)  # proxy | target | trunk (a stable phase, never fitted)
+    # A trunk's steps at which to keep a stable checkpoint for its branches (its last step is always kept).
+    branch_steps: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def run_id(self) -> str:
@@ -69,6 +82,7 @@ class RunSpec:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in payload.items() if k in known}
         values["data"] = DataSpec(**payload["data"])
+        values["branch_steps"] = tuple(values.get("branch_steps", ()))
         return cls(**values)
 
 
@@ -77,6 +91,9 @@ def run_id(spec: RunSpec) -> str:
     identity = spec.to_dict()
     for tag in NON_IDENTITY:
         identity.pop(tag)
+    for name, default in LATER_DEFAULTS.items():
+        if identity[name] == default:
+            identity.pop(name)
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -64,8 +64,16 @@ def run_spec(
         final_eval_sequences=t.final_eval_sequences,
         data=DataSpec(d.source, d.path, d.vocab_size, d.val_fraction, d.markov_order, d.zipf_exponent,
                       d.synthetic_seed, d.synthetic_tokens),
-        seed=seed, parameterization=t.parameterization, budget=budget,
+        seed=seed, parameterization=t.parameterization, budget=budget, **schedule_fields(config),
     )  # fmt: skip
+
+
+def schedule_fields(config: Config) -> dict:
+    """A spec's schedule fields; a cosine run's are left at their defaults, so its id is as before they existed."""
+    t = config.train
+    if t.schedule != "wsd":
+        return {}
+    return {"schedule": "wsd", "decay_frac": t.decay_frac, "decay_shape": str(t.decay_shape)}
 
 
 def unique_shapes(shapes: list[Shape]) -> list[Shape]:

@@ -146,3 +146,33 @@ def test_models_never_import_sweep():
     code = "import sys, models.train, models.data; print(sorted(m for m in sys.modules if m.split('.')[0] == 'sweep'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_decay_branch_from_a_trunk_ends_where_the_same_wsd_run_trained_alone_ends(tmp_path):
+    alone = replace(tiny_spec("train.schedule=wsd", "train.decay_frac=0.25"), warmup_steps=5)
+    branch_step = alone.steps - round(0.25 * alone.steps)
+    tokens_per_step = alone.batch_size * alone.seq_len
+    trunk = replace(alone, decay_frac=0.0, tokens=branch_step * tokens_per_step, role="trunk",
+                    branch_steps=(branch_step // 2,))  # fmt: skip
+    branch = replace(alone, parent=trunk.run_id, branch_step=branch_step)
+    assert len({alone.run_id, trunk.run_id, branch.run_id}) == 3
+
+    expected = train(alone, RunDir(tmp_path / "alone" / alone.run_id), TrainOptions(threads=1))
+    runs = tmp_path / "runs"
+    train(trunk, RunDir(runs / trunk.run_id), TrainOptions(threads=1))
+    kept = sorted(p.name for p in (runs / trunk.run_id / "stable").iterdir())
+    assert kept == sorted([f"step-{branch_step // 2}.pt", f"step-{branch_step}.pt"])
+    got = train(branch, RunDir(runs / branch.run_id), TrainOptions(threads=1))
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    assert got["D"] == expected["D"] and got["steps"] == alone.steps
+    steps = [int(line.split(",")[0]) for line in (runs / branch.run_id / "curve.csv").read_text().splitlines()[1:]]
+    assert steps[0] < branch_step < steps[-1] == alone.steps  # the trunk's curve, then the decay's
+    assert sum(s > branch_step for s in steps) >= 4  # the decay is evaluated at several points
+
+
+def test_a_branch_whose_trunk_has_no_checkpoint_there_says_so(tmp_path):
+    from models.config import CheckpointError
+
+    spec = replace(tiny_spec("train.schedule=wsd"), parent="0123456789ab", branch_step=10)
+    with pytest.raises(CheckpointError, match="trunk 0123456789ab has no stable checkpoint at step 10"):
+        train(spec, RunDir(tmp_path / spec.run_id), TrainOptions(threads=1))
