@@ -49,13 +49,35 @@ class PlannedRun:
     def compute(self) -> float:
         return self.spec.tokens * self.flops_per_token
 
+    @property
+    def spent(self) -> float:
+        """FLOPs this run trains itself: a decay branch only its decay, its trunk paid the rest."""
+        return self.spec.trained_tokens * self.flops_per_token
+
     def row(self) -> dict:
         s = self.spec
         return {
             "run_id": s.run_id, "budget": s.budget, "N": self.N, "N_total": self.N_total, "D": s.tokens,
             "C": self.compute, "d_model": s.d_model, "n_layers": s.n_layers, "n_heads": s.n_heads,
             "batch_size": s.batch_size, "steps": s.steps, "lr": s.lr, "tokens_per_param": s.tokens / self.N,
+            "role": s.role, "parent": s.parent, "branch_step": s.branch_step, "flops_spent": self.spent,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    planned_flops: float  # what the plan spends: each trunk once, each branch its decay
+    independent_flops: float  # its fitted runs trained each on its own from scratch
+    trunks: int
+    branches: int
+
+    @classmethod
+    def of(cls, runs: list[PlannedRun]) -> PlanCost:
+        fitted = [r for r in runs if r.spec.role != "trunk"]
+        return cls(
+            sum(r.spent for r in runs), sum(r.compute for r in fitted), len(runs) - len(fitted),
+            sum(1 for r in fitted if r.spec.parent),
+        )  # fmt: skip
 
 
 def describe(spec: RunSpec) -> PlannedRun:

@@ -74,6 +74,11 @@ class RunSpec:
     def steps(self) -> int:
         return max(1, round(self.tokens / (self.batch_size * self.seq_len)))
 
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens this run trains itself: a branch starts at its parent's branch point."""
+        return self.tokens - self.branch_step * self.batch_size * self.seq_len
+
     def to_dict(self) -> dict:
         return asdict(self)
 
