@@ -8,7 +8,8 @@ Budgets share shapes only if their grids pick the same ones, so the sizes of eve
 consecutive rungs of one ladder (the grid's log spacing, anchored at the smallest model) instead of
 a spacing centred on each budget's own guess. Every branch of a trunk trains with the trunk's batch
 and warmup: a batch of the rule at the geometric mean of its branches' tokens (but small enough that
-its smallest branch keeps train.min_steps steps), a warmup of warmup_frac of its smallest branch.
+its smallest branch keeps train.min_steps steps), a warmup of warmup_frac of its smallest branch. A trunk does not depend on the decay's length or shape,
+so plans that differ only there share their trunks.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def trunk_and_branches(shape: Shape, budgets: list[float], seed: int, config: Co
     decay_starts = [b.steps - round(b.decay_frac * b.steps) for b in branches]
     trunk_steps = max(decay_starts)
     trunk = replace(
-        branches[0], tokens=trunk_steps * batch * seq_len, decay_frac=0.0, warmup_steps=warmup, role="trunk",
+        branches[0], tokens=trunk_steps * batch * seq_len, decay_frac=0.0, decay_shape="linear", warmup_steps=warmup,
+        role="trunk",
         budget=0.0, branch_steps=tuple(sorted(set(decay_starts) - {trunk_steps})),
     )  # fmt: skip
     return [trunk] + [

@@ -57,6 +57,14 @@ def test_the_preset_costs_at_least_2_5x_fewer_flops_than_its_runs_trained_apart(
     assert cost.branches == 60 and cost.trunks == len({(s.d_model, s.n_layers) for s in shared()})
 
 
+def test_plans_that_differ_only_in_their_decays_share_trunks():
+    linear, root, short = (shared(*o) for o in ([], ["train.decay_shape=one_minus_sqrt"], ["train.decay_frac=0.1"]))
+    trunk_ids = [{s.run_id for s in plan if s.role == "trunk"} for plan in (linear, root)]
+    assert trunk_ids[0] == trunk_ids[1]
+    branch_ids = [{s.run_id for s in plan if s.role != "trunk"} for plan in (linear, root, short)]
+    assert not branch_ids[0] & branch_ids[1] and not branch_ids[0] & branch_ids[2]
+
+
 def test_ladder_sizes_are_consecutive_rungs_around_each_budgets_centre():
     config = compose(["sweep=wsd"])
     rules = shape_rules(config)
