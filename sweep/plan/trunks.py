@@ -8,8 +8,8 @@ Budgets share shapes only if their grids pick the same ones, so the sizes of eve
 consecutive rungs of one ladder (the grid's log spacing, anchored at the smallest model) instead of
 a spacing centred on each budget's own guess. Every branch of a trunk trains with the trunk's batch
 and warmup: a batch of the rule at the geometric mean of its branches' tokens (but small enough that
-its smallest branch keeps train.min_steps steps), a warmup of warmup_frac of its smallest branch. A trunk does not depend on the decay's length or shape,
-so plans that differ only there share their trunks.
+its smallest branch keeps train.min_steps steps), a warmup of warmup_frac of its smallest branch.
+A trunk does not depend on the decay's length or shape, so plans that differ only there share it.
 """
 
 from __future__ import annotations
