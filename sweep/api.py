@@ -179,7 +179,7 @@ def status(path: Path) -> list[RunState]:
     from sweep.launch import monitor
 
     sweep = SweepDir.open(path)
-    states = _targets_named(sweep, monitor.run_states(sweep))
+    states = _roles_named(sweep, monitor.run_states(sweep))
     planned = {s.run_id for s in states}
     if not sweep.db_file.exists():
         return states
@@ -192,10 +192,10 @@ def status(path: Path) -> list[RunState]:
     ]
 
 
-def _targets_named(sweep: SweepDir, states: list[RunState]) -> list[RunState]:
-    """The states with "target" as the reason of each target run that has no other."""
-    targets = {entry["run_id"] for entry in sweep.planned() if entry.get("role") == "target"}
-    return [replace(s, reason=s.reason or "target") if s.run_id in targets else s for s in states]
+def _roles_named(sweep: SweepDir, states: list[RunState]) -> list[RunState]:
+    """The states with the role as the reason of each target or trunk run that has no other."""
+    roles = {entry["run_id"]: entry["role"] for entry in sweep.planned() if entry.get("role") in ("target", "trunk")}
+    return [replace(s, reason=s.reason or roles[s.run_id]) if s.run_id in roles else s for s in states]
 
 
 def local_workers(path: Path) -> list[int]:
@@ -209,7 +209,7 @@ def wait(path: Path, show_progress: bool = True) -> list[RunState]:
     from sweep.launch import monitor
 
     sweep = SweepDir.open(path)
-    return _targets_named(sweep, monitor.wait(sweep, show_progress=show_progress))
+    return _roles_named(sweep, monitor.wait(sweep, show_progress=show_progress))
 
 
 def collect(path: Path, rebuild: bool = False) -> CollectReport:
