@@ -89,3 +89,95 @@ def copy_sweep(source: Path, into: Path) -> Path:
     for name in ("config.yaml", "plan.json", "results.db"):
         shutil.copy2(source / name, into / name)
     return into
+
+
+VARIANTS = {  # name -> backtest_curves options: the chosen areas, then the alternatives measured
+    "S1 tokens, lambda fitted": {},
+    "S1 steps, lambda fitted": {"per": "steps"},
+    "S1 tokens, lambda 0.999": {"decay": 0.999},
+}
+
+
+def law_rows(name: str, sweep_dir: Path) -> list[dict]:
+    """The curve law's backtest of each variant on one sweep, and the time to fit every group once."""
+    from sweep import api
+    from sweep.fit.curvelaw import backtest_curves, fit_group, groups, run_curves
+    from sweep.fit.report import proxies
+    from sweep.sweepdir import SweepDir
+
+    curves = run_curves(proxies(api.finished_runs(sweep_dir))[0], api.stored_curves(SweepDir.open(sweep_dir)))
+    backtest_curves(curves)  # warm: scipy's import, the areas' cache
+    started = time.perf_counter()
+    for members in groups(curves).values():
+        fit_group(members)
+    fit_s = time.perf_counter() - started
+    rows = []
+    for variant, options in VARIANTS.items():
+        started = time.perf_counter()
+        result = backtest_curves(curves, **options)
+        (mean, top), (base_mean, base_top) = result.ape(), result.ape(baseline=True)
+        rows.append({"set": name, "variant": variant, "runs": len(result.checks), "mean_ape": mean, "max_ape": top,
+                     "baseline_mean_ape": base_mean, "baseline_max_ape": base_top, "fit_all_groups_s": fit_s,
+                     "backtest_s": time.perf_counter() - started, "unchecked": result.unchecked,
+                     "per_run": [c.to_dict() for c in result.checks]})  # fmt: skip
+    return rows
+
+
+def approach3_rows(sweep_dir: Path) -> list[dict]:
+    """`sweep backtest` (fit on all but the largest budgets) with and without fit.curve_law_points."""
+    from sweep import api
+
+    rows = []
+    for holdout in (1, 2):
+        for points in (False, True):
+            overrides = [f"++fit.curve_law_points={str(points).lower()}", "fit.bootstrap=0"]
+            result = api.backtest_source(sweep_dir, api.CsvColumns(), overrides, holdout)
+            rows.append({"holdout_top": holdout, "curve_law_points": points,
+                         "predicted_points": result.report.curve_law_points,
+                         "loss_mean_ape": result.loss_mean_ape, "loss_max_ape": result.loss_max_ape,
+                         "held_out": [{"budget": b.budget, **b.errors()} for b in result.held_out]})  # fmt: skip
+    return rows
+
+
+def percent(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}%"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo", type=Path, default=REPO / "sweeps" / "demo", help="a cosine sweep (only read)")
+    parser.add_argument("--wsd-out", type=Path, default=Path(tempfile.gettempdir()) / "curve_law_wsd")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        demo = copy_sweep(args.demo, Path(scratch) / "demo")
+        if not (args.wsd_out / "results.db").exists():
+            branches = [(total, 0.2, "linear") for total in WSD_TOTALS] + list(WSD_EXTRA)
+            train_set(args.wsd_out, WSD_OVERRIDES, WSD_SHAPES, branches, warmup_steps=40)
+        laws = law_rows("cosine (demo)", demo) + law_rows("wsd (trained here)", args.wsd_out)
+        approach3 = approach3_rows(demo)
+
+    print("| set | variant | runs | law mean / max APE | baseline mean / max APE | fit, all groups |")
+    print("|---|---|---|---|---|---|")
+    for r in laws:
+        law, baseline = (f"{percent(r[k + 'mean_ape'])} / {percent(r[k + 'max_ape'])}" for k in ("", "baseline_"))
+        print(f"| {r['set']} | {r['variant']} | {r['runs']} | {law} | {baseline} | {r['fit_all_groups_s']:.3f} s |")
+    print("\nApproach 3 on the demo sweep's held-out budgets, without and with fit.curve_law_points:")
+    print("| holdout | points | predicted points | held-out loss mean / max APE | N* error | L* error |")
+    print("|---|---|---|---|---|---|")
+    for r in approach3:
+        stars = [(b["approach3_N_star"], b["approach3_L_star"]) for b in r["held_out"]]
+        n_star = ", ".join(percent(100 * n) for n, _ in stars)
+        l_star = ", ".join(percent(100 * ell) for _, ell in stars)
+        print(f"| {r['holdout_top']} | {r['curve_law_points']} | {r['predicted_points']} | "
+              f"{percent(r['loss_mean_ape'])} / {percent(r['loss_max_ape'])} | {n_star} | {l_star} |")  # fmt: skip
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / "curve_law.json"
+    out.write_text(json.dumps({"curve_law": laws, "approach3": approach3}, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

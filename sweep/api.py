@@ -338,8 +338,11 @@ def backtest_source(
     """A sweep directory's backtest (its fits saved in the sweep, see fit_cache) or a CSV file's (written
     nowhere). Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
     runs, fit_config = source_runs(source, columns, overrides)
-    cache = None if is_csv(source) else fit_cache(SweepDir.open(source))
-    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache, progress)
+    if is_csv(source):
+        return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, None, progress)
+    sweep = SweepDir.open(source)
+    fitted = proxies(runs, fit_config.include_targets)[0]
+    return run_backtest(fitted, fit_config, holdout_top, fit_cache(sweep), progress, stored_curves(sweep))
 
 
 def curve_backtest(source: Path, overrides: list[str] | None = None) -> CurveBacktest:

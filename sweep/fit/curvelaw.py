@@ -30,7 +30,7 @@ is the law's last point times the group's median ratio of final loss to last eva
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -301,3 +301,48 @@ def backtest_curves(
             checks.append(RunCheck(run.run_id, d_model, n_layers, lr, run.spec.tokens, schedule_name(run.spec),
                                    run.final_loss, predicted, nearest.final_loss, why))  # fmt: skip
     return CurveBacktest(checks, unchecked, decay, per)
+
+
+REACH = 3.0  # predicted points lie within this factor of a group's own token counts
+
+
+def predicted_points(runs: pd.DataFrame, curves: pd.DataFrame, delta: float = 1e-3) -> pd.DataFrame:
+    """Points for Approach 3 that no run measured: per group of 2+ runs, the law's final loss at each
+    budget of the runs that the group was not trained at (D = C / its FLOPs per token), within REACH
+    of its own token counts. Each predicted run is its nearest run in tokens, with those tokens and the
+    batch the runs' batch-vs-tokens power law gives (a cosine sweep's batch grows with its tokens).
+    Columns of a store's runs (run_id predicted-..., N, N_total, D, C, loss, budget, d_model,
+    n_layers) and predicted=True; none when no group has 2 runs."""
+    trained = run_curves(runs, curves)
+    table = runs.set_index("run_id")
+    batch_law = np.polyfit(np.log([r.spec.tokens for r in trained]), np.log([r.spec.batch_size for r in trained]), 1) \
+        if len({r.spec.tokens for r in trained}) > 1 else None  # fmt: skip
+    budgets = sorted(runs["budget"].dropna().unique())
+    rows = []
+    for members in groups(trained).values():
+        fitted = [r for r in members if r.spec.role != "trunk"]
+        if len(members) < 2 or not fitted:
+            continue
+        law = fit_group(members, delta)
+        own = {table.at[r.run_id, "budget"] for r in fitted}
+        reach = [min(r.spec.tokens for r in fitted) / REACH, max(r.spec.tokens for r in fitted) * REACH]
+        per_token = float(table.at[fitted[0].run_id, "flops_per_token"])
+        for budget in [*budgets, 2 * max(r.spec.tokens for r in fitted) * per_token]:
+            tokens = int(budget / per_token)
+            if budget in own or not reach[0] <= tokens <= reach[1]:
+                continue
+            template = min(fitted, key=lambda r: abs(np.log(r.spec.tokens / tokens)))
+            batch = (
+                template.spec.batch_size
+                if batch_law is None
+                else max(1, round(np.exp(np.polyval(batch_law, np.log(tokens)))))
+            )
+            spec = replace(template.spec, tokens=tokens, batch_size=batch)
+            source = table.loc[template.run_id]
+            rows.append({"run_id": f"predicted-{spec.run_id}", "N": source["N"], "N_total": source["N_total"],
+                         "D": float(tokens), "C": tokens * per_token, "loss": law.final_loss(spec), "budget": budget,
+                         "d_model": spec.d_model, "n_layers": spec.n_layers, "predicted": True})  # fmt: skip
+    return pd.DataFrame(rows, columns=[*PREDICTED_COLUMNS, "predicted"])
+
+
+PREDICTED_COLUMNS = ("run_id", "N", "N_total", "D", "C", "loss", "budget", "d_model", "n_layers")
