@@ -1,0 +1,148 @@
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.curve_law import WSD_OVERRIDES, train_set, wsd_family
+from sweep import api
+from sweep.config import compose
+from sweep.errors import UserError
+from sweep.fit.curvelaw import (
+    CurveLaw,
+    RunCurve,
+    areas,
+    backtest_curves,
+    fit_curve_law,
+    fit_group,
+    fit_points,
+    predicted_points,
+)
+from sweep.plan.grids import single_run_spec
+
+TRUTH = CurveLaw(L0=1.6, A=40.0, alpha=0.35, C=4e-4, decay=0.99)
+EVALS = 12
+
+
+@pytest.fixture(scope="module")
+def base():
+    return single_run_spec(compose(["run.d_model=32", "run.n_layers=2", "run.tokens=100000", "run.batch_size=8"]))
+
+
+def curve_of(spec, trunk: RunCurve | None = None, law=TRUTH) -> RunCurve:
+    """A run whose evaluations lie on the law exactly: EVALS evenly spaced, or a branch's trunk's up
+    to its branch point and 4 within its decay."""
+    total = spec.steps
+    steps = np.linspace(total / EVALS, total, EVALS).round().astype(int)
+    if trunk is not None:
+        inherited = trunk.steps[trunk.steps <= spec.branch_step]
+        steps = np.r_[inherited, np.linspace(spec.branch_step, total, 5)[1:].round()].astype(int)
+    forward, annealing = areas(spec, law.decay, law.per)
+    losses = law.loss(forward[steps - 1], annealing[steps - 1])
+    return RunCurve(spec.run_id, spec, steps, losses, float(losses[-1]))
+
+
+def family_curves(family) -> list[RunCurve]:
+    trunk = curve_of(family[0])
+    return [trunk, *(curve_of(branch, trunk) for branch in family[1:])]
+
+
+def cosine(base, tokens, batch):
+    return replace(base, tokens=tokens, batch_size=batch)
+
+
+def test_the_fit_recovers_the_law_of_cosine_curves_at_different_batches(base):
+    curves = [curve_of(cosine(base, t, b)) for t, b in ((300_000, 4), (800_000, 7), (2_000_000, 11))]
+    law = fit_curve_law(curves)
+    assert law.decay == TRUTH.decay
+    for name in ("L0", "A", "alpha", "C"):
+        assert getattr(law, name) == pytest.approx(getattr(TRUTH, name), rel=1e-3), name
+
+
+def test_the_fit_recovers_the_law_of_a_wsd_trunk_and_its_branches(base):
+    family = wsd_family(base, [(400, 0.2, "linear"), (1000, 0.2, "linear"), (1000, 0.4, "1-sqrt")], warmup_steps=20)
+    law = fit_curve_law(family_curves(family))
+    assert law.decay == TRUTH.decay
+    for name in ("L0", "A", "alpha", "C"):
+        assert getattr(law, name) == pytest.approx(getattr(TRUTH, name), rel=1e-3), name
+
+
+def test_a_branch_copy_of_its_trunk_rows_is_fitted_once(base):
+    trunk_curve, branch_curve = family_curves(wsd_family(base, [(1000, 0.2, "linear")], warmup_steps=20))
+    inherited = branch_curve.steps <= branch_curve.spec.branch_step
+    own = fit_points([branch_curve], (0.99,), "tokens")
+    both = fit_points([trunk_curve, branch_curve], (0.99,), "tokens")
+    assert inherited.sum() > 5
+    assert (
+        len(both.loss) == len(own.loss) == len(fit_points([trunk_curve], (0.99,), "tokens").loss) + (~inherited).sum()
+    )
+
+
+def test_the_law_predicts_the_final_loss_of_schedules_not_run(base):
+    fitted = fit_group([curve_of(cosine(base, t, 8)) for t in (300_000, 800_000, 2_000_000)])
+    unseen = [
+        cosine(base, 5_000_000, 8),  # another token count, 2.5x past the longest run
+        replace(base, tokens=1_500_000, batch_size=8, schedule="wsd", decay_frac=0.3, decay_shape="1-sqrt"),
+        replace(base, tokens=1_500_000, batch_size=8, schedule="wsd", decay_frac=0.1),
+    ]
+    for spec in unseen:
+        assert fitted.final_loss(spec) == pytest.approx(TRUTH.final_loss(spec), rel=1e-4)
+    assert fitted.final_loss(unseen[1]) != pytest.approx(fitted.final_loss(unseen[2]), rel=1e-3)  # decays differ
+
+
+def test_a_group_of_one_run_is_reported_not_backtested(base):
+    curves = [curve_of(cosine(base, t, 8)) for t in (300_000, 800_000)]
+    alone = curve_of(replace(base, d_model=48, tokens=500_000))  # another shape
+    result = backtest_curves([*curves, alone])
+    assert [c.run_id for c in result.checks] == [c.run_id for c in curves]
+    assert result.unchecked == [f"48x2 (lr {base.lr:.3g}): 1 run, none other to fit its law from"]
+
+
+def test_too_few_points_are_a_reason_not_a_crash(base):
+    short = [replace(curve_of(cosine(base, t, 8)), steps=np.array([t // 1024]), losses=np.array([2.0]))
+             for t in (300_000, 800_000, 900_000)]  # fmt: skip
+    result = backtest_curves(short)
+    assert all(c.predicted is None and "curve law needs 5" in c.why for c in result.checks)
+    assert result.ape() == (None, None)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A real WSD set, trained here: per shape a trunk and 4 branches (~15 s on one thread)."""
+    out = tmp_path_factory.mktemp("wsd") / "sweep"
+    branches = [(60, 0.2, "linear"), (100, 0.2, "linear"), (160, 0.2, "linear"), (160, 0.4, "1-sqrt")]
+    overrides = [o for o in WSD_OVERRIDES if not o.startswith("data=")] + ["data=synthetic", "data.vocab_size=32",
+                 "data.synthetic_tokens=400000", "train.eval_points=6"]  # fmt: skip
+    return train_set(out, overrides, [(16, 1), (24, 1)], branches, warmup_steps=6)
+
+
+def test_the_backtest_on_real_curves_beats_the_nearest_run_baseline(trained):
+    result = api.curve_backtest(trained)
+    assert len(result.checks) == 8 and not result.unchecked
+    (mean, top), (baseline_mean, _) = result.ape(), result.ape(baseline=True)
+    assert mean < baseline_mean / 2, (mean, baseline_mean)
+    assert top < 3
+
+
+def test_predicted_points_are_other_token_counts_marked_predicted(trained):
+    runs = api.finished_runs(trained)
+    runs["budget"] = runs["C"].map(lambda c: float(f"{c:.2g}"))
+    points = predicted_points(runs, api.stored_curves(api.SweepDir.open(trained)))
+    assert len(points) and points["predicted"].all() and points["run_id"].str.startswith("predicted-").all()
+    merged = points.merge(runs[runs["role"] != "trunk"], on=["d_model", "n_layers", "D"])
+    assert merged.empty  # no point at a token count a run of its shape trained at
+
+
+def test_a_csv_or_a_sweep_without_curves_is_a_user_error(tmp_path):
+    csv = tmp_path / "runs.csv"
+    pd.DataFrame({"N": [1e6], "D": [1e7], "loss": [2.0]}).to_csv(csv, index=False)
+    with pytest.raises(UserError, match="--curves needs a sweep directory"):
+        api.curve_backtest(csv)
+    with pytest.raises(UserError, match="does not exist"):
+        api.curve_backtest(tmp_path / "nowhere")
+    empty, _ = api.plan(["sweep=smoke"], tmp_path / "planned")
+    with pytest.raises(UserError, match="no results store"):
+        api.curve_backtest(empty.path)
+    api.collect(empty.path)
+    with pytest.raises(UserError, match="no finished runs with training curves"):
+        api.curve_backtest(empty.path)
