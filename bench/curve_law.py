@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
+from sweep.fit.curvelaw import PAPER_DECAY  # noqa: E402
 from sweep.spec import RunSpec  # noqa: E402
 
 # A WSD set: per shape (d_model, n_layers), branches ending at these steps (batch 8 x 128 tokens).
@@ -94,7 +95,7 @@ def copy_sweep(source: Path, into: Path) -> Path:
 VARIANTS = {  # name -> backtest_curves options: the chosen areas, then the alternatives measured
     "S1 tokens, lambda fitted": {},
     "S1 steps, lambda fitted": {"per": "steps"},
-    "S1 tokens, lambda 0.999": {"decay": 0.999},
+    "S1 tokens, lambda 0.999 (the paper's)": {"decay": PAPER_DECAY},
 }
 
 

@@ -11,7 +11,7 @@ The runs of one shape may train at different batch sizes (a cosine sweep's batch
 tokens). S1 counts tokens (each step's multiplier weighted by its tokens: progress is data seen at
 an LR) and S2 counts steps (an LR drop pays off through the optimizer's steps); per="steps" counts
 S1 in steps too. On the demo sweep's cosine curves (batches 4 to 18 within a shape) the backtest's
-mean error is 1.6% so, 5.1% with S1 in steps and 5.1% with both areas in tokens (bench/curve_law.py).
+mean error is 1.6% so, 5.1% with S1 in steps, and 5.1% with S2 in tokens too (bench/curve_law.py).
 lambda is chosen per group from DECAYS (the paper's 0.999 was for runs of ~10^4-10^5 steps; these
 run 10^2-10^3), or fixed.
 
@@ -38,12 +38,13 @@ import pandas as pd
 
 from models.schedules import spec_schedule
 from sweep.fit.errors import FitError
+from sweep.fit.forms import PowerLaw
 from sweep.fit.parametric import huber, huber_weights, nonnegative_least_squares
 from sweep.spec import RunSpec
 
 ALPHAS = np.geomspace(0.02, 3.0, 60)
 DECAYS = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)  # lambda: a delay of 10 to 1000 steps
-PAPER_DECAY = 0.999
+PAPER_DECAY = 0.999  # lambda in Tissue et al.
 IRLS_STEPS = 4
 MIN_POINTS = 5  # four parameters and one to spare
 
@@ -64,9 +65,6 @@ class CurveLaw:
         """The loss at the end of the spec's schedule, on the curves' evaluation set."""
         forward, annealing = areas(spec, self.decay, self.per)
         return float(self.loss(forward[-1], annealing[-1]))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,6 @@ class GroupFit:
 
     law: CurveLaw
     eval_ratio: float  # final loss / last evaluation, the median over the group's runs
-    n_runs: int
 
     def final_loss(self, spec: RunSpec) -> float:
         return self.law.final_loss(spec) * self.eval_ratio
@@ -193,7 +190,7 @@ class GroupFit:
 def fit_group(curves: list[RunCurve], delta: float = 1e-3, decay: float | None = None, per: str = "tokens"):
     law = fit_curve_law(curves, delta, decay, per)
     ratio = float(np.median([run.final_loss / run.losses[-1] for run in curves]))
-    return GroupFit(law, ratio, len(curves))
+    return GroupFit(law, ratio)
 
 
 def run_curves(runs: pd.DataFrame, curves: pd.DataFrame) -> list[RunCurve]:
@@ -307,37 +304,33 @@ REACH = 3.0  # predicted points lie within this factor of a group's own token co
 
 
 def predicted_points(runs: pd.DataFrame, curves: pd.DataFrame, delta: float = 1e-3) -> pd.DataFrame:
-    """Points for Approach 3 that no run measured: per group of 2+ runs, the law's final loss at each
-    budget of the runs that the group was not trained at (D = C / its FLOPs per token), within REACH
-    of its own token counts. Each predicted run is its nearest run in tokens, with those tokens and the
-    batch the runs' batch-vs-tokens power law gives (a cosine sweep's batch grows with its tokens).
-    Columns of a store's runs (run_id predicted-..., N, N_total, D, C, loss, budget, d_model,
-    n_layers) and predicted=True; none when no group has 2 runs."""
+    """Final losses for Approach 3 that no run measured: per group of 2+ runs, the law's at each
+    budget of the runs that the group was not trained at, and at twice its longest run's tokens, within
+    REACH of its own token counts. A predicted run is the group's run nearest in tokens with those
+    tokens, and the batch that the runs' batch-vs-tokens power law gives (a cosine sweep's batch grows
+    with its tokens). Columns PREDICTED_COLUMNS of a store's runs (run ids predicted-<id>) and
+    predicted=True."""
     trained = run_curves(runs, curves)
     table = runs.set_index("run_id")
-    batch_law = np.polyfit(np.log([r.spec.tokens for r in trained]), np.log([r.spec.batch_size for r in trained]), 1) \
-        if len({r.spec.tokens for r in trained}) > 1 else None  # fmt: skip
-    budgets = sorted(runs["budget"].dropna().unique())
+    batch_at = batch_rule(trained)
     rows = []
     for members in groups(trained).values():
         fitted = [r for r in members if r.spec.role != "trunk"]
         if len(members) < 2 or not fitted:
             continue
-        law = fit_group(members, delta)
-        own = {table.at[r.run_id, "budget"] for r in fitted}
-        reach = [min(r.spec.tokens for r in fitted) / REACH, max(r.spec.tokens for r in fitted) * REACH]
+        try:
+            law = fit_group(members, delta)
+        except FitError:
+            continue  # too few evaluations: the group adds no points
         per_token = float(table.at[fitted[0].run_id, "flops_per_token"])
-        for budget in [*budgets, 2 * max(r.spec.tokens for r in fitted) * per_token]:
+        trained_at = {table.at[r.run_id, "budget"] for r in fitted}
+        longest = max(r.spec.tokens for r in fitted)
+        for budget in [b for b in runs["budget"].dropna().unique() if b not in trained_at] + [2 * longest * per_token]:
             tokens = int(budget / per_token)
-            if budget in own or not reach[0] <= tokens <= reach[1]:
+            if not min(r.spec.tokens for r in fitted) / REACH <= tokens <= longest * REACH:
                 continue
             template = min(fitted, key=lambda r: abs(np.log(r.spec.tokens / tokens)))
-            batch = (
-                template.spec.batch_size
-                if batch_law is None
-                else max(1, round(np.exp(np.polyval(batch_law, np.log(tokens)))))
-            )
-            spec = replace(template.spec, tokens=tokens, batch_size=batch)
+            spec = replace(template.spec, tokens=tokens, batch_size=batch_at(tokens, template.spec.batch_size))
             source = table.loc[template.run_id]
             rows.append({"run_id": f"predicted-{spec.run_id}", "N": source["N"], "N_total": source["N_total"],
                          "D": float(tokens), "C": tokens * per_token, "loss": law.final_loss(spec), "budget": budget,
@@ -346,3 +339,13 @@ def predicted_points(runs: pd.DataFrame, curves: pd.DataFrame, delta: float = 1e
 
 
 PREDICTED_COLUMNS = ("run_id", "N", "N_total", "D", "C", "loss", "budget", "d_model", "n_layers")
+
+
+def batch_rule(trained: list[RunCurve]):
+    """batch_at(tokens, fallback): the batch of a run of these tokens, by the power law of the runs'
+    batches in their tokens; the fallback where all runs have one token count."""
+    tokens = [r.spec.tokens for r in trained]
+    if len(set(tokens)) == 1:
+        return lambda _, fallback: fallback
+    law = PowerLaw.fit(tokens, [r.spec.batch_size for r in trained])
+    return lambda n, _: max(1, round(float(law(n))))

@@ -120,8 +120,8 @@ def test_the_backtest_on_real_curves_beats_the_nearest_run_baseline(trained):
     result = api.curve_backtest(trained)
     assert len(result.checks) == 8 and not result.unchecked
     (mean, top), (baseline_mean, _) = result.ape(), result.ape(baseline=True)
-    assert mean < baseline_mean / 2, (mean, baseline_mean)
-    assert top < 3
+    assert mean < 0.6 * baseline_mean, (mean, baseline_mean)  # measured: 0.14% against 0.31%
+    assert top < 1
 
 
 def test_predicted_points_are_other_token_counts_marked_predicted(trained):
@@ -146,3 +146,15 @@ def test_a_csv_or_a_sweep_without_curves_is_a_user_error(tmp_path):
     api.collect(empty.path)
     with pytest.raises(UserError, match="no finished runs with training curves"):
         api.curve_backtest(empty.path)
+
+
+def test_approach3_takes_the_predicted_points_only_when_asked(trained):
+    from sweep.config import FitConfig
+    from sweep.fit.report import fit_all
+
+    runs, curves = api.finished_runs(trained), api.stored_curves(api.SweepDir.open(trained))
+    without = fit_all(runs, FitConfig(bootstrap=0), curves, allow_unfitted=True)
+    with_points = fit_all(runs, FitConfig(bootstrap=0, curve_law_points=True), curves, allow_unfitted=True)
+    assert without.curve_law_points == 0
+    assert with_points.curve_law_points == len(predicted_points(runs, curves)) > 0
+    assert any("final losses predicted by the curve law" in note for note in with_points.notes())
