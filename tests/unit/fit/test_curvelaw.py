@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -6,8 +7,9 @@ import pytest
 
 from bench.curve_law import WSD_OVERRIDES, train_set, wsd_family
 from sweep import api
-from sweep.config import compose
+from sweep.config import FitConfig, compose
 from sweep.errors import UserError
+from sweep.fit.backtest import backtest
 from sweep.fit.curvelaw import (
     CurveLaw,
     RunCurve,
@@ -18,6 +20,8 @@ from sweep.fit.curvelaw import (
     fit_points,
     predicted_points,
 )
+from sweep.fit.report import fit_all
+from sweep.plan.flops import spec_counts
 from sweep.plan.grids import single_run_spec
 
 TRUTH = CurveLaw(L0=1.6, A=40.0, alpha=0.35, C=4e-4, decay=0.99)
@@ -149,8 +153,6 @@ def test_a_csv_or_a_sweep_without_curves_is_a_user_error(tmp_path):
 
 
 def test_approach3_takes_the_predicted_points_only_when_asked(trained):
-    from sweep.config import FitConfig
-    from sweep.fit.report import fit_all
 
     runs, curves = api.finished_runs(trained), api.stored_curves(api.SweepDir.open(trained))
     without = fit_all(runs, FitConfig(bootstrap=0), curves, allow_unfitted=True)
@@ -158,3 +160,35 @@ def test_approach3_takes_the_predicted_points_only_when_asked(trained):
     assert without.curve_law_points == 0
     assert with_points.curve_law_points == len(predicted_points(runs, curves)) > 0
     assert any("final losses predicted by the curve law" in note for note in with_points.notes())
+
+
+def synthetic_sweep(base) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A store's runs and curves: 3 shapes at 4 budgets, not each at every budget, each shape's curves
+    on a law of its own."""
+    runs, curves = [], []
+    for d_model, budgets in ((16, (3e10, 1e11, 3e11)), (24, (3e10, 1e11, 3e11, 1e12)), (32, (1e11, 3e11, 1e12))):
+        law = replace(TRUTH, L0=1.2 + 8 / d_model)
+        for budget in budgets:
+            shape = replace(base, d_model=d_model, n_heads=d_model // 8, budget=budget)
+            n, n_total, per_token = spec_counts(shape)
+            spec = replace(shape, tokens=int(budget / per_token))
+            curve, per_step = curve_of(spec, law=law), spec.batch_size * spec.seq_len
+            runs.append({"run_id": spec.run_id, "N": n, "N_total": n_total, "D": spec.tokens, "C": budget,
+                         "loss": curve.final_loss, "budget": budget, "d_model": d_model, "n_layers": spec.n_layers,
+                         "role": "proxy", "lr": spec.lr, "batch_size": spec.batch_size,
+                         "flops_per_token": per_token, "spec_json": json.dumps(spec.to_dict())})  # fmt: skip
+            curves += [{"run_id": spec.run_id, "step": s, "tokens": s * per_step, "flops": s * per_step * per_token,
+                        "eval_loss": loss} for s, loss in zip(curve.steps, curve.losses, strict=True)]  # fmt: skip
+    return pd.DataFrame(runs), pd.DataFrame(curves)
+
+
+def test_a_backtest_takes_predicted_points_from_the_kept_budgets_only(base):
+    runs, curves = synthetic_sweep(base)
+    kept = runs[runs["budget"] < 1e12]
+    with_points = FitConfig(bootstrap=0, curve_law_points=True)
+    off = backtest(runs, FitConfig(bootstrap=0), holdout_top=1, curves=curves)
+    on = backtest(runs, with_points, holdout_top=1, curves=curves)
+    assert off.report.curve_law_points == 0
+    assert on.report.curve_law_points == len(predicted_points(kept, curves)) > 0
+    assert on.report.parametric.law != off.report.parametric.law
+    assert on.report.parametric.law == fit_all(kept, with_points, curves).parametric.law
