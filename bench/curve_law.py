@@ -5,10 +5,12 @@ the other runs of its shape, on real curves.
 - wsd: a small set trained here for real (--wsd-out), per shape one stable trunk and decay branches
   from it at several token counts, with linear and 1-sqrt decays of 20% and 40%.
 
-Beside the law, the naive baseline: the final loss of the shape's other run nearest in tokens.
+Beside the law, the naive baseline: the final loss of the shape's other run nearest in tokens. Then
+Approach 3 with and without the law's predicted points (fit.curve_law_points), backtested on the demo
+sweep's largest budgets.
 
-    .venv/bin/python bench/curve_law.py                  # both sets (trains the WSD set once, ~3 min)
-    .venv/bin/python bench/curve_law.py --demo sweeps/demo --wsd-out /tmp/wsd
+    .venv/bin/python bench/curve_law.py                  # sweeps/demo; trains the WSD set once (~1.5 min)
+    .venv/bin/python bench/curve_law.py --demo /work/main/sweeps/demo --wsd-out /tmp/wsd
 
 Writes bench/results/curve_law.json (or --results). Not a test: it measures.
 """
@@ -28,6 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
 
 from sweep.fit.curvelaw import PAPER_DECAY  # noqa: E402
 from sweep.spec import RunSpec  # noqa: E402
@@ -124,6 +128,26 @@ def law_rows(name: str, sweep_dir: Path) -> list[dict]:
     return rows
 
 
+def eval_set_row(name: str, sweep_dir: Path) -> dict:
+    """Where the error lies: the law against each run's last evaluation (the set it was fitted on), and
+    its last point taken as the final loss without the eval-set ratio (GroupFit.eval_ratio)."""
+    from sweep import api
+    from sweep.fit.curvelaw import fit_group, groups, run_curves
+    from sweep.fit.report import proxies
+    from sweep.sweepdir import SweepDir
+
+    curves = run_curves(proxies(api.finished_runs(sweep_dir))[0], api.stored_curves(SweepDir.open(sweep_dir)))
+    last_eval, uncalibrated = [], []
+    for members in groups(curves).values():
+        for run in (r for r in members if r.spec.role != "trunk" and len(members) > 1):
+            law = fit_group([r for r in members if r is not run]).law
+            last_eval.append(abs(law.final_loss(run.spec) / run.losses[-1] - 1))
+            uncalibrated.append(abs(law.final_loss(run.spec) / run.final_loss - 1))
+    return {"set": name, "last_eval_mean_ape": 100 * np.mean(last_eval), "last_eval_max_ape": 100 * np.max(last_eval),
+            "uncalibrated_mean_ape": 100 * np.mean(uncalibrated),
+            "uncalibrated_max_ape": 100 * np.max(uncalibrated)}  # fmt: skip
+
+
 def approach3_rows(sweep_dir: Path) -> list[dict]:
     """`sweep backtest` (fit on all but the largest budgets) with and without fit.curve_law_points."""
     from sweep import api
@@ -150,6 +174,10 @@ def main() -> None:
     parser.add_argument("--wsd-out", type=Path, default=Path(tempfile.gettempdir()) / "curve_law_wsd")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
+    if not (args.demo / "results.db").is_file():
+        parser.error(
+            f"--demo {args.demo} has no results.db; give a collected cosine sweep (e.g. /work/main/sweeps/demo)"
+        )
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -157,7 +185,9 @@ def main() -> None:
         if not (args.wsd_out / "results.db").exists():
             branches = [(total, 0.2, "linear") for total in WSD_TOTALS] + list(WSD_EXTRA)
             train_set(args.wsd_out, WSD_OVERRIDES, WSD_SHAPES, branches, warmup_steps=40)
-        laws = law_rows("cosine (demo)", demo) + law_rows("wsd (trained here)", args.wsd_out)
+        sets = {"cosine (demo)": demo, "wsd (trained here)": args.wsd_out}
+        laws = [row for name, path in sets.items() for row in law_rows(name, path)]
+        eval_sets = [eval_set_row(name, path) for name, path in sets.items()]
         approach3 = approach3_rows(demo)
 
     print("| set | variant | runs | law mean / max APE | baseline mean / max APE | fit, all groups |")
@@ -165,6 +195,13 @@ def main() -> None:
     for r in laws:
         law, baseline = (f"{percent(r[k + 'mean_ape'])} / {percent(r[k + 'max_ape'])}" for k in ("", "baseline_"))
         print(f"| {r['set']} | {r['variant']} | {r['runs']} | {law} | {baseline} | {r['fit_all_groups_s']:.3f} s |")
+    print("\nThe chosen law against each run's last evaluation (the set it is fitted on), and as the final loss")
+    print("without the ratio of the final evaluation to the curve's (mean / max APE):")
+    print("| set | against the last evaluation | final loss, no eval-set ratio |")
+    print("|---|---|---|")
+    for r in eval_sets:
+        print(f"| {r['set']} | {percent(r['last_eval_mean_ape'])} / {percent(r['last_eval_max_ape'])} | "
+              f"{percent(r['uncalibrated_mean_ape'])} / {percent(r['uncalibrated_max_ape'])} |")  # fmt: skip
     print("\nApproach 3 on the demo sweep's held-out budgets, without and with fit.curve_law_points:")
     print("| holdout | points | predicted points | held-out loss mean / max APE | N* error | L* error |")
     print("|---|---|---|---|---|---|")
@@ -176,7 +213,7 @@ def main() -> None:
               f"{percent(r['loss_mean_ape'])} / {percent(r['loss_max_ape'])} | {n_star} | {l_star} |")  # fmt: skip
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / "curve_law.json"
-    out.write_text(json.dumps({"curve_law": laws, "approach3": approach3}, indent=2) + "\n")
+    out.write_text(json.dumps({"curve_law": laws, "eval_sets": eval_sets, "approach3": approach3}, indent=2) + "\n")
     print(f"\nwrote {out}")
 
 
