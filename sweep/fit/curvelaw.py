@@ -11,7 +11,7 @@ The runs of one shape may train at different batch sizes (a cosine sweep's batch
 tokens). S1 counts tokens (each step's multiplier weighted by its tokens: progress is data seen at
 an LR) and S2 counts steps (an LR drop pays off through the optimizer's steps); per="steps" counts
 S1 in steps too. On the demo sweep's cosine curves (batches 4 to 18 within a shape) the backtest's
-mean error is 1.6% so, 5.1% with S1 in steps, and 5.1% with S2 in tokens too (bench/curve_law.py).
+mean error is 1.6% this way, 5.1% with S1 in steps, 5.1% with S2 in tokens too (bench/curve_law.py).
 lambda is chosen per group from DECAYS (the paper's 0.999 was for runs of ~10^4-10^5 steps; these
 run 10^2-10^3), or fixed.
 
@@ -117,9 +117,9 @@ def fit_points(curves: list[RunCurve], decays: tuple[float, ...], per: str) -> P
     forward, annealing, loss = [], [], []
     for run in curves:
         warmup = spec_schedule(run.spec).warmup_steps
-        keep = [i for i, (owner, step) in enumerate(zip(run.owners(), run.steps, strict=True))
-                if step > warmup and (owner, step) not in seen]  # fmt: skip
-        seen.update((owner, step) for owner, step in zip(run.owners()[keep], run.steps[keep], strict=True))
+        rows = list(zip(run.owners(), run.steps, strict=True))
+        keep = [i for i, row in enumerate(rows) if row[1] > warmup and row not in seen]
+        seen.update(rows[i] for i in keep)
         index = run.steps[keep] - 1
         by_decay = [areas(run.spec, d, per) for d in decays]
         forward.append(by_decay[0][0][index])
