@@ -22,6 +22,7 @@ from sweep.errors import UserError
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
 from sweep.fit.cache import FitCache, cached_fit_all
+from sweep.fit.curvelaw import CurveBacktest, backtest_curves, run_curves
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies
 from sweep.plan.flops import spec_counts
@@ -359,8 +360,27 @@ def backtest_source(
     """A sweep directory's backtest (its fits saved in the sweep, see fit_cache) or a CSV file's (written
     nowhere). Target runs are held out of the backtest too (unless fit.include_targets): see trained_targets."""
     runs, fit_config = source_runs(source, columns, overrides)
-    cache = None if is_csv(source) else fit_cache(SweepDir.open(source))
-    return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, cache, progress)
+    if is_csv(source):
+        return run_backtest(proxies(runs, fit_config.include_targets)[0], fit_config, holdout_top, None, progress)
+    sweep = SweepDir.open(source)
+    fitted = proxies(runs, fit_config.include_targets)[0]
+    return run_backtest(fitted, fit_config, holdout_top, fit_cache(sweep), progress, stored_curves(sweep))
+
+
+def curve_backtest(source: Path, overrides: list[str] | None = None) -> CurveBacktest:
+    """Each run's final loss predicted by the curve law of the other runs of its shape (trunks among
+    them), beside a naive baseline (sweep/fit/curvelaw.py). Target runs are left out unless
+    fit.include_targets."""
+    if is_csv(source):
+        raise UserError(f"--curves needs a sweep directory; {source} is a CSV file, which has no training curves")
+    sweep = SweepDir.open(source)
+    config = _sweep_config(sweep, overrides)
+    runs = proxies(finished_runs(source), config.fit.include_targets)[0]
+    curves = run_curves(runs, stored_curves(sweep))
+    if not curves:
+        raise UserError(f"{source} has no finished runs with training curves in its store; train runs with "
+                        "`sweep launch` and `sweep collect` them (imported runs have no curves)")  # fmt: skip
+    return backtest_curves(curves, config.fit.huber_delta)
 
 
 def propose_target(

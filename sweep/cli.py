@@ -23,6 +23,7 @@ from sweep.render import (
     emit_json,
     fit_progress,
     print_backtest,
+    print_curve_backtest,
     print_fit,
     print_import,
     print_launch,
@@ -274,14 +275,25 @@ def backtest(
     loss_col: LossCol = "loss",
     budget_col: BudgetCol = "",
     drop_highest_loss: DropHighestLoss = 0,
+    curves: bool = typer.Option(
+        False,
+        "--curves",
+        help="Backtest the curve law instead: each run's final loss from the curves of the "
+        "other runs of its shape (--holdout-top does not apply).",
+    ),  # fmt: skip
     as_json: bool = JSON,
 ) -> None:
     """Fit on all but the largest budgets; report how well that fit predicts the held-out runs.
 
     Errors: loss of every held-out run (Approach 3), and N*, L* at each held-out budget against that
-    budget's own IsoFLOP vertex (Approaches 2 and 3).
-    Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest runs.csv --holdout-top 2
+    budget's own IsoFLOP vertex (Approaches 2 and 3). With --curves: the curve law's error per run.
+    Examples: sweep backtest sweeps/demo --holdout-top 1  |  sweep backtest runs.csv --holdout-top 2  |
+    sweep backtest sweeps/demo --curves
     """
+    if curves:
+        result = api.curve_backtest(source, overrides)
+        emit_json(result.to_dict()) if as_json else print_curve_backtest(result)
+        return
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
     with fit_progress(show=not as_json) as progress:
         result = api.backtest_source(source, columns, overrides, holdout_top, progress)

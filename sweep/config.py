@@ -329,6 +329,8 @@ class FitConfig:
     seed_noise: float = bounded(0.0, 0, 1, hi_open=True)
     forms: list[FitForm] = field(default_factory=lambda: [FitForm.chinchilla, FitForm.compute])
     include_targets: bool = False  # fit target runs (trained from proposals) too, not only proxies
+    # Approach 3 also fits each shape's curve-law predictions at the budgets it was not run at (sweep/fit/curvelaw.py)
+    curve_law_points: bool = False
 
     def check(self) -> None:
         if FitForm.chinchilla not in self.forms:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sweep.api import PlanCost, PlannedRun, TargetLaunch
+from sweep.fit.curvelaw import CurveBacktest
 from sweep.fit.report import FitReport
 
 if TYPE_CHECKING:  # not imported at run time: they would slow every command's start
@@ -212,6 +213,29 @@ def print_backtest(result) -> None:
         console.print("observed '-': the budget has fewer than 3 sizes or its minimum is at an edge (no vertex)")
     for approach, why in result.report.errors.items():
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
+
+
+def print_curve_backtest(result: CurveBacktest) -> None:
+    table = Table(title="curve law: each run's final loss from the curves of the other runs of its shape")
+    for column in ("shape", "run id", "tokens", "schedule", "observed", "predicted", "baseline"):
+        table.add_column(column, justify="right")
+
+    def cell(value: float | None, error: float | None) -> str:
+        return num(value, 4) + (f" ({100 * error:+.2f}%)" if error is not None else "")
+
+    for c in result.checks:
+        table.add_row(f"{c.d_model}x{c.n_layers}", c.run_id, num(c.tokens), c.schedule, num(c.observed, 4),
+                      cell(c.predicted, c.error), cell(c.baseline, c.baseline_error))  # fmt: skip
+    console.print(table)
+    (mean, top), (base_mean, base_top) = result.ape(), result.ape(baseline=True)
+    if mean is not None:
+        console.print(f"curve law: mean abs error {mean:.2f}%, max {top:.2f}%; baseline (the other run of the "
+                      f"shape nearest in tokens): mean {base_mean:.2f}%, max {base_top:.2f}%")  # fmt: skip
+    for c in result.checks:
+        if c.why:
+            console.print(f"[yellow]{c.run_id} not predicted:[/] {c.why}")
+    for why in result.unchecked:
+        console.print(f"[yellow]not backtested:[/] {why}")
 
 
 def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:

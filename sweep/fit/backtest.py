@@ -73,9 +73,11 @@ def backtest(
     holdout_top: int,
     cache: FitCache | None = None,
     progress: Progress | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> Backtest:
     """cache: where the fit on the kept budgets is saved and reused (sweep/fit/cache.py); None fits
-    anew. progress: fit_all's, for that fit."""
+    anew. progress: fit_all's, for that fit. curves: the runs' (a store's), read by the fit of the
+    kept budgets only with fit.curve_law_points, and only the kept runs' curves."""
     table = prepare(runs, config.counting)
     budgets = sorted(table["budget"].unique())
     if len(budgets) < 3:
@@ -91,7 +93,11 @@ def backtest(
     held_budgets = budgets[-holdout_top:]
     held = table[table["budget"].isin(held_budgets)]
     kept = table[~table["budget"].isin(held_budgets)]
-    report = cached_fit_all(kept, config, cache=cache, progress=progress)
+    if config.curve_law_points and curves is not None:  # the law reads the runs' specs: the store's rows
+        kept_curves = curves[curves["run_id"].isin(kept["run_id"])]
+        report = cached_fit_all(runs.iloc[kept.index], config, kept_curves, cache=cache, progress=progress)
+    else:
+        report = cached_fit_all(kept, config, cache=cache, progress=progress)
 
     ape = None
     if report.parametric is not None:

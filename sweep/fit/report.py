@@ -14,6 +14,7 @@ from sweep.config import FitConfig
 from sweep.errors import UserError
 from sweep.fit.aspect import AspectFit, fit_aspects, without_widthdepth, without_widthdepth_budgets
 from sweep.fit.bootstrap import Refits, Resamples, draw, finite, interval, refit_batches
+from sweep.fit.curvelaw import predicted_points
 from sweep.fit.envelope import EnvelopeFit, envelope_fit, envelope_refits, on_grid
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla, FloorPowerLaw
@@ -54,6 +55,7 @@ class FitReport:
     grid_left_out: int = 0  # runs of an LR x batch grid, left out of Approaches 1-3
     aspects: list[AspectFit] = field(default_factory=list)  # width/depth groups, smallest size first
     edges: list[str] = field(default_factory=list)  # fitted values at the edge of the search (searched_edges)
+    curve_law_points: int = 0  # points of Approach 3 predicted by the curve law (fit.curve_law_points)
 
     def preferred_aspect(self) -> AspectFit | None:
         """The width/depth fit at the largest size (the nearest to a target), identified or not."""
@@ -79,6 +81,9 @@ class FitReport:
         if (aspect := self.preferred_aspect()) and not aspect.identified:
             notes.append(f"aspect ratio unidentified by the width/depth runs at C = {aspect.budget:.3g} "
                          f"(N ~ {aspect.N:.3g}): {aspect.unidentified}; shapes keep model.aspect_ratio")  # fmt: skip
+        if self.curve_law_points:
+            notes.append(f"approach3 also fitted {self.curve_law_points} final losses predicted by the curve law "
+                         "of their shape's curves (fit.curve_law_points), not trained")  # fmt: skip
         if self.targets_left_out:
             notes.append(f"{self.targets_left_out} target runs not fitted (fit.include_targets=true fits them)")
         if self.grid_left_out:
@@ -368,7 +373,8 @@ def fit_all(
     if len(table) == 0:
         raise FitError("no finished runs to fit; wait for runs to finish and `sweep collect`")
     step("Approach 3", 0, 1)
-    parametric, parametric_samples = approach3(table, config, errors, progress)
+    with_predicted = with_curve_law_points(table, runs, curves, config)
+    parametric, parametric_samples = approach3(with_predicted, config, errors, progress)
     step("Approach 2", 0, 1)
     isoflop, isoflop_samples = approach2(table, config, errors)
     if parametric is None and isoflop is None and hparams is None and not allow_unfitted:
@@ -382,7 +388,21 @@ def fit_all(
     return FitReport(config.counting, len(table), parametric, isoflop, parametric_samples, isoflop_samples, errors,
                      envelope, envelope_samples, forms, form_samples, other_counting(runs, config),
                      targets_left_out, hparams, int(in_grid.sum()), fit_aspects(table, identified, config),
-                     edges(parametric, forms, table["loss"].min()))  # fmt: skip
+                     edges(parametric, forms, table["loss"].min()), len(with_predicted) - len(table))  # fmt: skip
+
+
+def with_curve_law_points(
+    table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig
+) -> pd.DataFrame:
+    """Approach 3's points: the runs', and with fit.curve_law_points the final losses the curve law of
+    each shape predicts at the budgets it was not run at (sweep/fit/curvelaw.py), marked predicted."""
+    if not config.curve_law_points or curves is None or "spec_json" not in runs:
+        return table
+    extra = predicted_points(runs, curves, config.huber_delta)
+    if extra.empty:
+        return table
+    predicted = prepare(extra, config.counting).assign(predicted=True)
+    return pd.concat([table.assign(predicted=False), predicted], ignore_index=True)
 
 
 def edges(parametric: ParametricFit | None, forms: dict[str, FloorPowerLaw], lowest_loss: float) -> list[str]:
