@@ -383,10 +383,22 @@ def compose(overrides: list[str] | None = None, config_file: Path | None = None)
         if config is None:
             # Hydra finds a config by its name in a directory: give it a copy of this one file alone.
             with tempfile.TemporaryDirectory(prefix="sweep-config-") as tmp:
-                (Path(tmp) / "config.yaml").write_text(text, encoding="utf-8")
+                (Path(tmp) / "config.yaml").write_text(_with_later_keys(text), encoding="utf-8")
                 config = _compose_in(Path(tmp), overrides)
     validate(config)
     return config
+
+
+def _with_later_keys(text: str) -> str:
+    """A saved config (a sweep's config.yaml, a proposal) with the keys added to the schema since it was
+    written, at their defaults, so that an override can set them; any other file as it is."""
+    try:
+        values = OmegaConf.create(text)
+        if "defaults" in values:
+            return text
+        return to_yaml(_typed(values))
+    except (OmegaConfBaseException, yaml.YAMLError, ValueError, TypeError):
+        return text  # Hydra says what is wrong with it
 
 
 def _read_saved(text: str) -> Config | None:

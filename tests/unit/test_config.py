@@ -223,3 +223,16 @@ def test_any_other_config_file_is_composed_by_hydra(tmp_path, monkeypatch, edit,
         config, fit=replace(config.fit, bootstrap=bootstrap)
     )
     assert len(calls) == 1
+
+
+def test_a_config_saved_before_a_key_existed_takes_an_override_of_it(tmp_path):
+    saved = "\n".join(
+        line for line in to_yaml(compose([])).splitlines() if not line.strip().startswith(("schedule:", "share_trunks:"))
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(saved + "\n")
+    assert compose(config_file=path).train.schedule == "cosine"  # the later key at its default
+    config = compose(["train.schedule=wsd", "sweep.share_trunks=true"], config_file=path)
+    assert config.train.schedule == "wsd" and config.sweep.share_trunks
+    with pytest.raises(UserError, match="train.schedule"):
+        compose(["train.schedule=step"], config_file=path)
