@@ -226,9 +226,8 @@ def test_any_other_config_file_is_composed_by_hydra(tmp_path, monkeypatch, edit,
 
 
 def test_a_config_saved_before_a_key_existed_takes_an_override_of_it(tmp_path):
-    saved = "\n".join(
-        line for line in to_yaml(compose([])).splitlines() if not line.strip().startswith(("schedule:", "share_trunks:"))
-    )
+    later = ("schedule:", "share_trunks:")
+    saved = "\n".join(line for line in to_yaml(compose([])).splitlines() if not line.strip().startswith(later))
     path = tmp_path / "config.yaml"
     path.write_text(saved + "\n")
     assert compose(config_file=path).train.schedule == "cosine"  # the later key at its default
