@@ -171,6 +171,9 @@ class SweepConfig:
     seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
     target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+    # > 0: each of those rounds instead adds the runs these FLOPs buy that most narrow the target's interval
+    # (`sweep propose --next-wave`, sweep/nextwave.py); 0: the edge extension
+    next_wave_flops: float = bounded(0.0, 0, 1e35)
     # train.schedule=wsd only: one stable trunk per shape, each token count a decay branch from its checkpoint;
     # the sizes of every budget are then taken from one ladder, so that budgets share shapes (sweep/plan/trunks.py)
     share_trunks: bool = False
