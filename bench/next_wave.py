@@ -111,11 +111,12 @@ def one_sweep(law_name: str, seed: int, noise: float, replicates: int) -> dict:
         chosen.expected_width = wave.expected_width
     ratio = chosen.shrink_per_flop(before) / baseline.shrink_per_flop(before) if chosen else None
     return {
-        "law": law_name, "seed": seed, "before": before, "true_loss": float(law.loss(proposal.shape["N"], proposal.tokens)),
-        "predicted": a3.loss, "allowance": allowance, "candidates": wave.candidates,
-        "baseline": vars(baseline), "wave": vars(chosen) if chosen else None, "ratio": ratio, "choose_seconds": seconds,
-        "wave_runs": [{"budget": p.candidate.budget, "N": p.candidate.shape.N, "kind": p.candidate.kind} for p in wave.picks],
-        "stopped": wave.stopped,
+        "law": law_name, "seed": seed, "before": before, "predicted": a3.loss,
+        "true_loss": float(law.loss(proposal.shape["N"], proposal.tokens)), "allowance": allowance,
+        "candidates": wave.candidates, "baseline": vars(baseline), "wave": vars(chosen) if chosen else None,
+        "ratio": ratio, "choose_seconds": seconds, "stopped": wave.stopped,
+        "wave_runs": [{"budget": p.candidate.budget, "N": p.candidate.shape.N, "kind": p.candidate.kind}
+                      for p in wave.picks],
     }  # fmt: skip
 
 

@@ -186,7 +186,7 @@ class Target:
         return cls(np.log(np.array(n, dtype=float)), np.log([compute / s.flops_per_token for s in shapes]))
 
     def losses(self, thetas: np.ndarray) -> np.ndarray:
-        """The predicted target loss of each theta (e, a, b, alpha, beta): its best shape's; NaN where none is finite."""
+        """The predicted target loss of each theta (e, a, b, alpha, beta): its best shape's (NaN: none finite)."""
         losses = law_losses(thetas, self.log_n, self.log_d)
         best = np.where(np.isfinite(losses), losses, np.inf).min(axis=1)
         return np.where(np.isfinite(best), best, np.nan)
@@ -263,8 +263,9 @@ class Simulation:
         resamples = len(truths) * RESAMPLES
         picks = rng.integers(0, len(loss), (resamples, len(loss)))
         factor = np.exp(rng.normal(0, config.seed_noise, picks.shape)) if config.seed_noise > 0 else None
-        return cls(theta, config.huber_delta, config.seed, config.seed_noise, residual_spread(theta, logs, loss),
-                   truths, target, logs, np.tile(loss, (len(truths), 1)), picks, factor, len(loss), stratified)  # fmt: skip
+        sigma = residual_spread(theta, logs, loss)
+        return cls(theta, config.huber_delta, config.seed, config.seed_noise, sigma, truths, target, logs,
+                   np.tile(loss, (len(truths), 1)), picks, factor, len(loss), stratified)  # fmt: skip
 
     def outcomes(self, candidate: Candidate, index: int, counting: str) -> tuple[np.ndarray, np.ndarray]:
         """The candidate's rows (2, r) of log N, log D, and its losses under each truth (T, r); its
