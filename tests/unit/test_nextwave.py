@@ -52,11 +52,11 @@ def known():
     return config, runs, report, proposal
 
 
-def simulation(known, stratified: bool = True) -> Simulation:
+def simulation(known) -> Simulation:
     config, runs, report, proposal = known
     shapes = target_shapes(report.parametric.law, config, proposal.compute)
     target = Target.of(shapes, proposal.compute, report.counting)
-    return Simulation.start(report, fitted_table(runs, config.fit), target, config.fit, stratified)
+    return Simulation.start(report, fitted_table(runs, config.fit), target, config.fit)
 
 
 def candidate(config, budget: float, n: float, seed: int = 0, kind: str = "test") -> Candidate:
@@ -64,14 +64,13 @@ def candidate(config, budget: float, n: float, seed: int = 0, kind: str = "test"
     return Candidate(budget, shape, (run_spec(shape, budget, seed, config),), kind)
 
 
-@pytest.mark.parametrize("stratified", [True, False])
-def test_a_run_at_a_larger_budget_narrows_the_interval_more_than_repeating_a_trained_one(known, stratified):
+def test_a_run_at_a_larger_budget_narrows_the_interval_more_than_repeating_a_trained_one(known):
     config, runs, report, _ = known
     trained = runs.loc[runs["budget"] == max(config.sweep.budgets)].iloc[2]  # the largest budget's middle size
     repeat = candidate(config, trained["budget"], trained["N"], seed=1)  # the same (N, D), another seed
     assert (repeat.specs[0].tokens, repeat.shape.N) == (trained["D"], trained["N"])
     larger = candidate(config, next_budgets(config.sweep.budgets)[1], 2 * trained["N"])
-    sim = simulation(known, stratified)
+    sim = simulation(known)
     before = sim.widths([(np.empty((2, 0)), np.empty((TRUTHS, 0)))])[0]
     with_repeat, with_larger = sim.widths([sim.outcomes(c, i, report.counting) for i, c in enumerate([repeat, larger])])
     assert with_larger < 0.85 * before and with_larger < 0.85 * with_repeat
