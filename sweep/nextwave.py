@@ -58,6 +58,7 @@ LONE_BUDGET_RATIO = 3.0  # the ratio between budgets when the sweep has one
 LAZY_BATCH = 4  # candidates rescored together in a greedy step
 MIN_GAIN = 0.01  # a run narrowing the expected interval by less than this share is within the simulation's noise
 Progress = Callable[[str, int, int], None]
+Addition = tuple[np.ndarray, np.ndarray]  # simulated runs: their log N, log D (2, r) and losses under each truth (T, r)
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ class Simulation:
         return cls(theta, config.huber_delta, config.seed, config.seed_noise, sigma, truths, target, logs,
                    np.tile(loss, (len(truths), 1)), picks, factor)  # fmt: skip
 
-    def outcomes(self, candidate: Candidate, index: int, counting: str) -> tuple[np.ndarray, np.ndarray]:
+    def outcomes(self, candidate: Candidate, index: int, counting: str) -> Addition:
         """The candidate's rows (2, r) of log N, log D, and its losses under each truth (T, r); its
         noise is the same wherever it is scored (index: its place in the candidate list)."""
         log_n = np.log(candidate.counted_n(counting))
@@ -287,9 +288,9 @@ class Simulation:
                 factor = np.c_[factor, np.exp(rng.normal(0, self.seed_noise, len(picks)))]
         return picks, factor
 
-    def widths(self, additions: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """The expected width with each addition (its rows' logs (2, r) and losses (T, r), r the same
-        for all) added to the runs so far, from one batch of refits."""
+    def widths(self, additions: list[Addition]) -> np.ndarray:
+        """The expected width with each addition (all of r runs) added to the runs so far, from one
+        batch of refits."""
         rows = additions[0][0].shape[1]
         picks, factor = self.grown(rows)
         size = self.logs.shape[1]
@@ -305,19 +306,19 @@ class Simulation:
         predicted = self.target.losses(thetas).reshape(len(additions), -1)
         return np.array([expected_width(p, len(self.truths)) for p in predicted])
 
-    def add(self, addition: tuple[np.ndarray, np.ndarray]) -> None:
+    def add(self, addition: Addition) -> None:
         self.picks, self.factor = self.grown(addition[0].shape[1])
         self.logs = np.concatenate([self.logs, addition[0]], axis=1)
         self.losses = np.concatenate([self.losses, addition[1]], axis=1)
 
 
-def empty(truths: int) -> tuple[np.ndarray, np.ndarray]:
+def empty(truths: int) -> Addition:
     return np.empty((2, 0)), np.empty((truths, 0))
 
 
 def choose(
     simulation: Simulation,
-    additions: list[tuple[np.ndarray, np.ndarray]],
+    additions: list[Addition],
     costs: list[float],
     allowance: float,
     progress: Progress | None = None,
