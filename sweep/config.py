@@ -190,6 +190,11 @@ class SweepConfig:
         for name in ("budgets", "lr_multipliers", "batch_multipliers", "aspect_ratios", "seeds"):
             if len(set(values := getattr(self, name))) < len(values):
                 raise UserError(f"sweep.{name}={list(values)} repeats a value; list each once")
+        if 0 < self.next_wave_flops < min(self.budgets):
+            raise UserError(
+                f"sweep.next_wave_flops={self.next_wave_flops:g} buys no run: a run costs about its budget, the "
+                f"smallest is {min(self.budgets):g}; raise it, or 0 for the edge extension"
+            )
         runs = len(self.budgets) * per_budget * len(self.seeds)
         if runs > MAX_PLANNED_RUNS:
             raise UserError(

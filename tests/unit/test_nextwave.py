@@ -176,7 +176,8 @@ def test_sweep_run_with_an_allowance_adds_the_bought_wave(tmp_path):
     assert all(json.loads((out / "runs" / r / "status.json").read_text())["state"] == "done" for r in bought)
 
 
-def test_a_negative_allowance_in_the_config_is_refused():
+def test_an_allowance_in_the_config_that_buys_no_run_is_refused_before_the_sweep_starts():
     assert compose([]).sweep.next_wave_flops == 0  # sweep run keeps the edge extension
-    with pytest.raises(UserError, match="next_wave_flops"):
-        compose(["sweep.next_wave_flops=-1"])
+    for bad, message in (("-1", "next_wave_flops"), ("1e9", "buys no run: a run costs about its budget")):
+        with pytest.raises(UserError, match=message):
+            compose([f"sweep.next_wave_flops={bad}"])
