@@ -335,9 +335,9 @@ def propose(
     next_wave: bool = typer.Option(
         False,
         "--next-wave",
-        help="Also plan the proxies that --budget-flops buy which most narrow the target's "
-        "95% interval (then `sweep launch DIR` trains them).",
-    ),  # fmt: skip
+        help="Plan and print the proxies that --budget-flops buy which most narrow the target's 95% interval "
+        "(`sweep launch DIR` trains them); the target's proposal is written as without it.",
+    ),
     budget_flops: float = typer.Option(None, "--budget-flops", help="FLOPs the --next-wave may spend, e.g. 1e13."),
     as_json: bool = JSON,
 ) -> None:
