@@ -3,9 +3,9 @@
 Candidates are runs not yet planned: the untrained shapes of each budget's grid, one shape beyond
 each edge of every budget, and the grid's shapes at the next budgets (the largest budget times the
 grid's ratio, its square, ...), each costing its FLOPs (once per seed). WSD sweeps get the same
-candidates as independent runs: a decay branch off a trunk's kept checkpoint, which would cost only
-its decay, is not a candidate until the trunk planner (sweep/plan/trunks.py) says which
-checkpoints a trunk keeps.
+candidates as independent runs. Not offered yet: decay branches off a shared trunk (sweep.share_trunks),
+from a checkpoint the trunk keeps or continuing from its last one, which would cost only what the
+branch trains itself; they would be built in `candidates` from the plan's trunk specs, with that cost.
 
 A set of runs is scored by the expected width of the 95% interval of the target's predicted loss
 (Approach 3 at the proposal's compute, the best of the shapes it chooses among) once they are
