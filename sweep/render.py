@@ -253,8 +253,9 @@ def print_next_wave(wave: NextWave, sweep_dir: Path) -> None:
     if not wave.picks:
         console.print(f"no run added (of {wave.candidates} candidates): {wave.stopped}")
         return
+    narrower = f" ({wave.width / wave.expected_width:.2f}x narrower)" if wave.expected_width > 0 else ""
     console.print(
-        f"expected width after the wave: {wave.expected_width:.4f} ({wave.width / wave.expected_width:.2f}x narrower); "
+        f"expected width after the wave: {wave.expected_width:.4f}{narrower}; "
         f"cost {wave.cost:.3g} of {wave.allowance:.3g} FLOPs allowed, {len(wave.specs)} runs from "
         f"{wave.candidates} candidates; stopped: {wave.stopped}"
     )
