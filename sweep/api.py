@@ -7,6 +7,7 @@ DataFrames; nothing here prints.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from sweep.sweepdir import SweepDir
 if TYPE_CHECKING:
     from sweep.launch.executors import LaunchReport
     from sweep.launch.monitor import RunState
+    from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
 
 
@@ -404,9 +406,7 @@ def propose_target(
     report = _fit(sweep, config, runs, curves, allow_unfitted=True, progress=progress)
     fitted = proxies(runs, config.fit.include_targets)[0]
     compute = compute or config.sweep.target_multiplier * max([*config.sweep.budgets, *fitted["budget"].dropna()])
-    trained_here = not fitted["run_id"].str.startswith("import-").all() if "run_id" in fitted else False
-    max_tokens = data_tokens(config) if trained_here else None
-    proposal = propose(report, fitted, config, compute, hparams, curves, max_tokens)
+    proposal = propose(report, fitted, config, compute, hparams, curves, target_max_tokens(config, fitted))
     atomic_write_text(proposal_file(sweep, proposal), target_yaml(proposal, config))
     atomic_write_json(sweep.proposals_dir / f"{proposal.proposal_id}.json", proposal.to_dict())
     record = recorded_proposal_file(sweep, proposal.run_id)
@@ -456,6 +456,13 @@ def proposal_record(sweep: SweepDir, run_id: str) -> dict | None:
     return None
 
 
+def target_max_tokens(config: Config, fitted: pd.DataFrame) -> int | None:
+    """The training tokens a target may see: the data's, where the proxies were trained here (an
+    imported sweep's data is not this config's)."""
+    trained_here = not fitted["run_id"].str.startswith("import-").all() if "run_id" in fitted else False
+    return data_tokens(config) if trained_here else None
+
+
 def data_tokens(config: Config) -> int | None:
     """Training tokens of the config's data (None when it cannot be read here: no limit then)."""
     from models.config import DataError
@@ -500,6 +507,62 @@ def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
     return sweep.add_runs(wave_specs(proposal, sweep.config()), wave=wave)
 
 
+def propose_next_wave(
+    path: Path,
+    budget_flops: float,
+    compute: float | None = None,
+    overrides: list[str] | None = None,
+    progress: Progress | None = None,
+) -> NextWave:
+    """Fit, propose the target, and plan the runs within budget_flops FLOPs that most narrow the 95%
+    interval of its predicted loss (sweep/nextwave.py) as a new wave, which `sweep launch` trains;
+    the wave is recorded in proposals/next-wave-<wave>.json. Nothing is written when the allowance
+    buys no run or Approach 3 has no interval to narrow."""
+    if not (math.isfinite(budget_flops) and budget_flops > 0):
+        raise UserError(f"--budget-flops {budget_flops} must be a positive number of FLOPs, e.g. 1e13")
+    sweep = SweepDir.open(path)
+    wave = choose_next_wave(sweep, overrides, budget_flops, progress, compute=compute)
+    plan_next_wave(sweep, wave, sweep.next_wave())
+    return wave
+
+
+def choose_next_wave(
+    sweep: SweepDir,
+    overrides: list[str] | None,
+    allowance: float,
+    progress: Progress | None = None,
+    proposal: Proposal | None = None,
+    compute: float | None = None,
+) -> NextWave:
+    """The next wave bought with `allowance` FLOPs for the target of `proposal` (default: proposed now,
+    at `compute`)."""
+    from sweep.nextwave import candidates, check_affordable, fitted_table, next_wave
+
+    config = _sweep_config(sweep, overrides)
+    if config.sweep.kind != "isoflop":
+        raise UserError(f"--next-wave adds IsoFLOP runs; {sweep.path} is a sweep={config.sweep.kind.value} sweep")
+    runs = finished_runs(sweep.path)
+    offered = candidates(fitted_table(runs, config.fit), {e["run_id"] for e in sweep.planned()}, config)
+    check_affordable(offered, allowance)
+    report = cached_fit_all(runs, config.fit, stored_curves(sweep), True, fit_cache(sweep), progress)
+    if report.parametric is None or (why := report.parametric.law.unidentified()):
+        why = report.errors.get("approach3", "not fitted") if report.parametric is None else f"unidentified, {why}"
+        raise UserError(f"--next-wave narrows the interval of Approach 3's predicted loss, but Approach 3 has none "
+                        f"({why}); train more sizes per budget and more budgets, then propose again")  # fmt: skip
+    if proposal is None:
+        report, proposal = propose_target(sweep.path, compute, overrides, progress=progress)
+    fitted = proxies(runs, config.fit.include_targets)[0]
+    return next_wave(report, runs, offered, config, proposal, target_max_tokens(config, fitted), allowance, progress)
+
+
+def plan_next_wave(sweep: SweepDir, wave: NextWave, number: int) -> list[RunSpec]:
+    """Add the wave's runs to the plan as wave `number`, and record it; nothing for an empty wave."""
+    if not wave.picks:
+        return []
+    atomic_write_json(sweep.proposals_dir / f"next-wave-{number}.json", wave.to_dict())
+    return sweep.add_runs(wave.specs, wave=number)
+
+
 def train(overrides: list[str], out: Path, config_file: Path | None = None) -> tuple[RunSpec, str, dict]:
     """Train the run named by the config's `run` section in this process, under out/runs/<id>."""
     from sweep.launch.job import run_one, train_options
@@ -538,6 +601,8 @@ def run(
 ) -> RunReport:
     """Plan, launch, wait, collect, fit and propose; while a budget's minimum is at an edge of its
     sizes, add the proposed shapes beyond it as a new wave (at most sweep.max_extensions) and go again.
+    With sweep.next_wave_flops > 0, each new wave is instead the runs that FLOPs buy which most narrow
+    the target's interval (`extension`), until none narrows it.
     `on_wave(wave, runs)` is called with the plan (wave 0) and as each later wave is added (after
     that wave's fit); `progress` hears how each fit goes (see `fit`)."""
     sweep, planned = plan(overrides, out)
@@ -550,15 +615,24 @@ def run(
         wait(out, show_progress=show_progress)
         collect(out)
         report, proposal = propose_target(out, progress=progress)
-        if not proposal.next_wave or wave == config.sweep.max_extensions:
+        if wave == config.sweep.max_extensions:
             break
-        added = [describe(s) for s in add_next_wave(out, proposal, wave + 1)]
+        added = [describe(s) for s in extension(sweep, proposal, wave + 1, progress)]
         if not added:
             break
         waves.append(added)
         if on_wave:
             on_wave(wave + 1, added)
     return RunReport(sweep, planned, waves, report, proposal, proposal_file(sweep, proposal))
+
+
+def extension(sweep: SweepDir, proposal: Proposal, number: int, progress: Progress | None = None) -> list[RunSpec]:
+    """The runs an extension round of `run` adds: the next wave bought with sweep.next_wave_flops
+    when it is set, else shapes beyond each budget whose lowest loss is at an edge."""
+    allowance = sweep.config().sweep.next_wave_flops
+    if allowance > 0:
+        return plan_next_wave(sweep, choose_next_wave(sweep, None, allowance, progress, proposal), number)
+    return add_next_wave(sweep.path, proposal, number) if proposal.next_wave else []
 
 
 def sweep_config(path: Path, overrides: list[str] | None = None) -> Config:

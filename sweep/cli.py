@@ -27,6 +27,7 @@ from sweep.render import (
     print_fit,
     print_import,
     print_launch,
+    print_next_wave,
     print_plan,
     print_plan_cost,
     print_proposal,
@@ -348,6 +349,13 @@ def propose(
     ),
     seeds: str = SEEDS,
     executor: Executor = EXECUTOR,
+    next_wave: bool = typer.Option(
+        False,
+        "--next-wave",
+        help="Plan and print the proxies that --budget-flops buy which most narrow the target's 95% interval "
+        "(`sweep launch DIR` trains them); the target's proposal is written as without it.",
+    ),
+    budget_flops: float = typer.Option(None, "--budget-flops", help="FLOPs the --next-wave may spend, e.g. 1e13."),
     as_json: bool = JSON,
 ) -> None:
     """Fit, then propose the compute-optimal run at --compute: shape, tokens, LR, batch, predicted loss.
@@ -357,10 +365,18 @@ def propose(
     (role=target): left out of later fits, and shown here beside this prediction once trained. The
     approach to trust is recommended from a backtest on the sweep's own top budget.
     A fit without a usable optimum falls back to Approach 2, else to the best run, and says why.
+    With --next-wave --budget-flops F, plans the runs within F FLOPs that most narrow the 95% interval of
+    the target's predicted loss instead, and prints the interval now, the expected one after, the cost.
     Examples: sweep propose sweeps/smoke --compute 1e13  |  sweep propose sweeps/smoke --launch --seeds 0,1
     """
     if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
         raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
+    if next_wave or budget_flops is not None:
+        if and_launch or seeds is not None or executor is not None or hparams_from is not None:
+            raise UserError("--launch, --seeds, --executor and --hparams-from apply to the target; with --next-wave "
+                            f"launch the wave with `sweep launch {sweep_dir}`")  # fmt: skip
+        propose_wave(sweep_dir, overrides, compute, next_wave, budget_flops, as_json)
+        return
     if not and_launch and (seeds is not None or executor is not None):
         raise UserError("--seeds and --executor apply to the target's launch: give --launch too")
     chosen_seeds = seed_list(seeds)
@@ -379,6 +395,22 @@ def propose(
     print_targets(targets)
     if launched:
         print_target_launch(launched, sweep_dir)
+
+
+def propose_wave(
+    sweep_dir: Path, overrides: list[str], compute: float | None, next_wave: bool, budget_flops: float | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    if not next_wave:
+        raise UserError("--budget-flops is the next wave's allowance: give --next-wave too")
+    if budget_flops is None:
+        raise UserError("--next-wave needs --budget-flops F, the FLOPs the wave may spend (e.g. 1e13)")
+    with fit_progress(show=not as_json) as progress:
+        wave = api.propose_next_wave(sweep_dir, budget_flops, compute, overrides, progress)
+    if as_json:
+        emit_json(wave.to_dict())
+        return
+    print_next_wave(wave, sweep_dir)
 
 
 @app.command()

@@ -171,6 +171,9 @@ class SweepConfig:
     seeds: list[int] = bounded_list([0], 0, SEED_MAX, items=(1, MAX_PLANNED_RUNS))
     target_multiplier: float = bounded(10.0, hi=1e4, **POSITIVE)  # the proposal targets this times the largest budget
     max_extensions: int = bounded(2, 0, 100)  # rounds in which `sweep run` extends budgets whose minimum is at an edge
+    # > 0: each of those rounds instead adds the runs these FLOPs buy that most narrow the target's interval
+    # (`sweep propose --next-wave`, sweep/nextwave.py); 0: the edge extension
+    next_wave_flops: float = bounded(0.0, 0, 1e35)
     # train.schedule=wsd only: one stable trunk per shape, each token count a decay branch from its checkpoint;
     # the sizes of every budget are then taken from one ladder, so that budgets share shapes (sweep/plan/trunks.py)
     share_trunks: bool = False
@@ -187,6 +190,11 @@ class SweepConfig:
         for name in ("budgets", "lr_multipliers", "batch_multipliers", "aspect_ratios", "seeds"):
             if len(set(values := getattr(self, name))) < len(values):
                 raise UserError(f"sweep.{name}={list(values)} repeats a value; list each once")
+        if 0 < self.next_wave_flops < min(self.budgets):
+            raise UserError(
+                f"sweep.next_wave_flops={self.next_wave_flops:g} buys no run: a run costs about its budget, the "
+                f"smallest is {min(self.budgets):g}; raise it, or 0 for the edge extension"
+            )
         runs = len(self.budgets) * per_budget * len(self.seeds)
         if runs > MAX_PLANNED_RUNS:
             raise UserError(

@@ -113,6 +113,14 @@ def within_data(shapes: list[Shape], compute: float, max_tokens: float | None) -
     return fitting or shapes
 
 
+def target_shapes(law: Chinchilla, config: Config, compute: float, aspect: float | None = None,
+                  max_tokens: float | None = None) -> list[Shape]:  # fmt: skip
+    """The shapes Approach 3 chooses the target among (see approach3_prediction)."""
+    return within_data(
+        candidate_shapes(compute, config, float(law.optimal_params(compute)), aspect), compute, max_tokens
+    )
+
+
 def approach3_prediction(
     fit: FitReport, config: Config, compute: float, aspect: float | None = None, max_tokens: float | None = None
 ) -> tuple[Shape, Prediction, list[str]]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # not imported at run time: they would slow every command's s
     from rich.progress import Progress, TaskID
 
     from sweep.launch.executors import LaunchReport
+    from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
 
 # Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
@@ -278,6 +279,37 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
     console.print(f"launch it: sweep launch {out} --proposal {yaml_path}")
     console.print(f"  run {proposal.run_id}, role target: never fitted, checked against this prediction")
     console.print(f"  or in the foreground: sweep train --config {yaml_path} --out {out}")
+
+
+def print_next_wave(wave: NextWave, sweep_dir: Path) -> None:
+    """The interval now and expected after the wave, its cost, and its runs in the order chosen."""
+    low, high = wave.interval
+    console.print(
+        f"[bold]Next wave for {wave.proposal_id}[/] (C = {wave.compute:.3g}): Approach 3 predicts "
+        f"{wave.loss:.4f}, 95% interval [{low:.4f}, {high:.4f}], width {wave.width:.4f} now"
+    )
+    if not wave.picks:
+        console.print(f"no run added (of {wave.candidates} candidates): {wave.stopped}")
+        return
+    narrower = f" ({wave.width / wave.expected_width:.2f}x narrower)" if wave.expected_width > 0 else ""
+    console.print(
+        f"expected width after the wave: {wave.expected_width:.4f}{narrower}; "
+        f"cost {wave.cost:.3g} of {wave.allowance:.3g} FLOPs allowed, {len(wave.specs)} runs from "
+        f"{wave.candidates} candidates; stopped: {wave.stopped}"
+    )
+    table = Table(title="next wave, in the order chosen")
+    for column in ("run id", "budget C", "kind", "N", "D", "d_model", "layers", "FLOPs", "expected width"):
+        table.add_column(column, justify="right")
+    for pick in wave.picks:
+        row = pick.candidate.row()
+        table.add_row(
+            ", ".join(row["run_ids"]), num(row["budget"]), row["kind"], num(row["N"]), num(row["D"]),
+            str(row["d_model"]), str(row["n_layers"]), num(row["flops"]), f"{pick.expected_width:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    for note in wave.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"planned; train them: sweep launch {sweep_dir}")
 
 
 def print_launch(report: LaunchReport, sweep_dir: Path) -> None:

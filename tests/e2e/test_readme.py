@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -33,3 +34,15 @@ def test_the_readme_epoch_backtest_runs(epoch_csv):
     result = sweep_cli(*readme_command('sweep backtest "$EPOCH_CSV"', epoch_csv), "fit.bootstrap=0")
     assert result.returncode == 0, result.stderr
     assert "mean abs error" in result.stdout
+
+
+def test_the_readmes_next_wave_is_planned_and_launched(tmp_path):
+    for prefix in ("sweep run launcher.trainer=noop", "sweep propose sweeps/wave --next-wave"):
+        result = sweep_cli(*readme_command(prefix, None), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "expected width after the wave:" in result.stdout and "of 1e+13 FLOPs allowed" in result.stdout
+    (record,) = (tmp_path / "sweeps/wave/proposals").glob("next-wave-*.json")
+    runs = len(json.loads(record.read_text())["runs"])
+    launched = sweep_cli(*readme_command("sweep launch sweeps/wave", None), cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    assert f"submitted {runs} runs" in launched.stdout
