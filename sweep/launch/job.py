@@ -1,7 +1,8 @@
 """What a job executes: train a bundle of runs one after another, recording each run's state.
 
 A job never raises for a run's failure: the failure is the run's state (failed or diverged, with
-the reason), and the job goes on to the next run of its bundle. A job that is preempted or hits
+the reason), and the job goes on to the next run of its bundle. A branch whose trunk is not done
+(it failed, which on SLURM still lets the branch's job start) fails without training. A job that is preempted or hits
 its time limit gets submitit's signal (SIGUSR2); we hold it until the current training step ends,
 checkpoint there, and only then let submitit requeue the job with the same bundle. Finished runs
 are skipped and the interrupted one resumes from that step.
@@ -24,6 +25,7 @@ import submitit
 
 from models.config import DataError, Diverged, Interrupted, TrainOptions
 from sweep.config import Config
+from sweep.launch.jobstate import trunk_unfinished
 from sweep.rundir import FINISHED_STATES, RunDir
 
 
@@ -95,6 +97,7 @@ def _train_claimed(
     run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None, placement: dict[str, Any]
 ) -> str:
     spec, problem = run_dir.checked_spec()  # the spec may have changed since the launch looked
+    problem = problem or trunk_unfinished(run_dir)
     if problem:
         run_dir.set_state("failed", reason=problem)
         return "failed"
