@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEDULES = ("cosine", "wsd")
-DECAY_SHAPES = ("linear", "1-sqrt")
+DECAY_SHAPES = ("linear", "one_minus_sqrt")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Schedule:
     min_ratio: float
     kind: str = "cosine"  # one of SCHEDULES
     decay_steps: int = 0  # wsd: the final decay's length; 0 is a trunk (no decay)
-    decay_shape: str = "linear"  # wsd: one of DECAY_SHAPES
+    decay_shape: str = "linear"  # wsd: one of DECAY_SHAPES (one_minus_sqrt: 1 - sqrt of the progress)
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES or self.decay_shape not in DECAY_SHAPES:

@@ -49,13 +49,35 @@ class PlannedRun:
     def compute(self) -> float:
         return self.spec.tokens * self.flops_per_token
 
+    @property
+    def spent(self) -> float:
+        """FLOPs this run trains itself: a decay branch only its decay, its trunk paid the rest."""
+        return self.spec.trained_tokens * self.flops_per_token
+
     def row(self) -> dict:
         s = self.spec
         return {
             "run_id": s.run_id, "budget": s.budget, "N": self.N, "N_total": self.N_total, "D": s.tokens,
             "C": self.compute, "d_model": s.d_model, "n_layers": s.n_layers, "n_heads": s.n_heads,
             "batch_size": s.batch_size, "steps": s.steps, "lr": s.lr, "tokens_per_param": s.tokens / self.N,
+            "role": s.role, "parent": s.parent, "branch_step": s.branch_step, "flops_spent": self.spent,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    planned_flops: float  # what the plan spends: each trunk once, each branch its decay
+    independent_flops: float  # its fitted runs trained each on its own from scratch
+    trunks: int
+    branches: int
+
+    @classmethod
+    def of(cls, runs: list[PlannedRun]) -> PlanCost:
+        fitted = [r for r in runs if r.spec.role != "trunk"]
+        return cls(
+            sum(r.spent for r in runs), sum(r.compute for r in fitted), len(runs) - len(fitted),
+            sum(1 for r in fitted if r.spec.parent),
+        )  # fmt: skip
 
 
 def describe(spec: RunSpec) -> PlannedRun:
@@ -157,7 +179,7 @@ def status(path: Path) -> list[RunState]:
     from sweep.launch import monitor
 
     sweep = SweepDir.open(path)
-    states = _targets_named(sweep, monitor.run_states(sweep))
+    states = _roles_named(sweep, monitor.run_states(sweep))
     planned = {s.run_id for s in states}
     if not sweep.db_file.exists():
         return states
@@ -170,10 +192,10 @@ def status(path: Path) -> list[RunState]:
     ]
 
 
-def _targets_named(sweep: SweepDir, states: list[RunState]) -> list[RunState]:
-    """The states with "target" as the reason of each target run that has no other."""
-    targets = {entry["run_id"] for entry in sweep.planned() if entry.get("role") == "target"}
-    return [replace(s, reason=s.reason or "target") if s.run_id in targets else s for s in states]
+def _roles_named(sweep: SweepDir, states: list[RunState]) -> list[RunState]:
+    """The states with the role as the reason of each target or trunk run that has no other."""
+    roles = {entry["run_id"]: entry["role"] for entry in sweep.planned() if entry.get("role") in ("target", "trunk")}
+    return [replace(s, reason=s.reason or roles[s.run_id]) if s.run_id in roles else s for s in states]
 
 
 def local_workers(path: Path) -> list[int]:
@@ -187,7 +209,7 @@ def wait(path: Path, show_progress: bool = True) -> list[RunState]:
     from sweep.launch import monitor
 
     sweep = SweepDir.open(path)
-    return _targets_named(sweep, monitor.wait(sweep, show_progress=show_progress))
+    return _roles_named(sweep, monitor.wait(sweep, show_progress=show_progress))
 
 
 def collect(path: Path, rebuild: bool = False) -> CollectReport:

@@ -6,6 +6,7 @@ import errno
 import math
 import os
 import sys
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,7 @@ from sweep.render import (
     print_import,
     print_launch,
     print_plan,
+    print_plan_cost,
     print_proposal,
     print_status,
     print_target_launch,
@@ -80,10 +82,13 @@ def plan(
     Example: sweep plan sweep=smoke --out sweeps/smoke
     """
     sweep, runs = api.plan(overrides or [], out)
+    cost = api.PlanCost.of(runs)
     if as_json:
-        emit_json({"sweep": str(sweep.path), "runs": [r.row() for r in runs]})
+        emit_json({"sweep": str(sweep.path), "runs": [r.row() for r in runs], **asdict(cost)})
         return
     print_plan(runs, f"plan: {len(runs)} runs in {sweep.path}")
+    if cost.trunks:
+        print_plan_cost(cost)
     console.print(f"next: sweep launch {sweep.path}")
 
 

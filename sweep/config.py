@@ -90,7 +90,7 @@ class LrSchedule(Choice):
 
 class DecayShape(Choice):
     linear = "linear"
-    one_minus_sqrt = "1-sqrt"
+    one_minus_sqrt = "one_minus_sqrt"  # 1 - sqrt(progress): falls fastest at the start of the decay
 
 
 class Trainer(Choice):
@@ -253,7 +253,7 @@ class TrainConfig:
     warmup_frac: float = bounded(0.05, 0, 1)
     schedule: LrSchedule = LrSchedule.cosine
     decay_frac: float = bounded(0.2, 0, 1, lo_open=True)  # wsd: the final decay's share of a run's steps
-    decay_shape: DecayShape = DecayShape.linear  # wsd: linear | 1-sqrt
+    decay_shape: DecayShape = DecayShape.linear  # wsd: linear | one_minus_sqrt
     min_lr_ratio: float = bounded(0.1, 0, 1)
     weight_decay: float = bounded(0.1, 0, 10)
     beta1: float = bounded(0.9, 0, 1, hi_open=True)

@@ -411,7 +411,18 @@ def target_yaml(proposal: Proposal, config: Config) -> str:
 
 
 def wave_specs(proposal: Proposal, config: Config) -> list[RunSpec]:
+    """The next wave's runs; in a sweep of shared trunks, a new trunk per new shape with a branch per budget."""
     rules = shape_rules(config)
+    if config.sweep.share_trunks:
+        from sweep.plan.trunks import trunk_and_branches
+
+        budgets: dict[tuple[int, int], list[float]] = {}
+        for s in proposal.next_wave:
+            budgets.setdefault((s["d_model"], s["n_layers"]), []).append(s["budget"])
+        return [
+            spec for (d_model, n_layers), shape_budgets in budgets.items() for seed in config.sweep.seeds
+            for spec in trunk_and_branches(rules.make(d_model, n_layers), sorted(shape_budgets), seed, config)
+        ]  # fmt: skip
     return [
         run_spec(rules.make(s["d_model"], s["n_layers"]), s["budget"], seed, config)
         for s in proposal.next_wave

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from sweep.api import PlannedRun, TargetLaunch
+from sweep.api import PlanCost, PlannedRun, TargetLaunch
 from sweep.fit.report import FitReport
 
 if TYPE_CHECKING:  # not imported at run time: they would slow every command's start
@@ -61,17 +61,31 @@ def aspect_line(aspect: dict) -> str:
 
 
 def print_plan(runs: list[PlannedRun], title: str) -> None:
+    shared = any(r.spec.role == "trunk" for r in runs)
     table = Table(title=title)
-    for column in ("run id", "budget C", "N", "D", "d_model", "layers", "heads", "batch", "steps", "tokens/param"):
+    columns = ("run id", "budget C", "N", "D", "d_model", "layers", "heads", "batch", "steps", "tokens/param")
+    for column in (*columns, *(["branch of", "from step"] if shared else [])):
         table.add_column(column, justify="right")
     for r in runs:
         row = r.row()
-        table.add_row(
-            row["run_id"], num(row["budget"]), num(row["N"]), num(row["D"]), str(row["d_model"]),
-            str(row["n_layers"]), str(row["n_heads"]), str(row["batch_size"]), str(row["steps"]),
-            f"{row['tokens_per_param']:.0f}",
-        )  # fmt: skip
+        trunk = r.spec.role == "trunk"
+        cells = [
+            row["run_id"], "trunk" if trunk else num(row["budget"]), num(row["N"]), num(row["D"]),
+            str(row["d_model"]), str(row["n_layers"]), str(row["n_heads"]), str(row["batch_size"]),
+            str(row["steps"]), "" if trunk else f"{row['tokens_per_param']:.0f}",
+        ]  # fmt: skip
+        if shared:
+            cells += [row["parent"], str(row["branch_step"]) if row["parent"] else ""]
+        table.add_row(*cells)
     console.print(table)
+
+
+def print_plan_cost(cost: PlanCost) -> None:
+    console.print(
+        f"planned FLOPs: {num(cost.planned_flops)} as {cost.trunks} trunks and {cost.branches} decay branches; "
+        f"{num(cost.independent_flops)} as {cost.branches} independent runs "
+        f"({cost.independent_flops / cost.planned_flops:.2f}x)"
+    )
 
 
 def print_fit(report: FitReport) -> None:

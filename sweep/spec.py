@@ -54,7 +54,7 @@ class RunSpec:
     parameterization: str = "mup"  # mup | mup_lr | standard (models/gpt.py)
     schedule: str = "cosine"  # cosine | wsd (models/schedules.py)
     decay_frac: float = 0.0  # wsd: the final decay's share of the run's steps; 0 for a trunk
-    decay_shape: str = "linear"  # wsd: linear | 1-sqrt
+    decay_shape: str = "linear"  # wsd: linear | one_minus_sqrt
     warmup_steps: int = 0  # 0: warmup_frac of the steps; a trunk and its branches share one warmup
     # A decay branch (or a trunk's continuation) starts from `parent`'s stable checkpoint at `branch_step`.
     parent: str = ""
@@ -73,6 +73,11 @@ class RunSpec:
     @property
     def steps(self) -> int:
         return max(1, round(self.tokens / (self.batch_size * self.seq_len)))
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens this run trains itself: a branch starts at its parent's branch point."""
+        return self.tokens - self.branch_step * self.batch_size * self.seq_len
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -165,8 +165,12 @@ def law_finite(law: Chinchilla | FloorPowerLaw) -> bool:
 
 def proxies(runs: pd.DataFrame, include_targets: bool = False) -> tuple[pd.DataFrame, int]:
     """The runs to fit: proxies only, unless include_targets (a target's loss is what a fit predicts,
-    so fitting it would make "predicted vs trained" circular). Returns them and how many were left out."""
-    if include_targets or "role" not in runs:
+    so fitting it would make "predicted vs trained" circular). Trunks, stable phases that were never
+    annealed, are never fitted. Returns the runs and how many targets were left out."""
+    if "role" not in runs:
+        return runs, 0
+    runs = runs[(runs["role"] != "trunk").to_numpy()]
+    if include_targets:
         return runs, 0
     targets = (runs["role"] == "target").to_numpy()
     return runs[~targets], int(targets.sum())

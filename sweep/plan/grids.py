@@ -137,6 +137,10 @@ class Plan:
 
 
 def make_plan(config: Config) -> Plan:
+    if config.sweep.share_trunks:
+        from sweep.plan.trunks import shared_plan
+
+        return Plan(shared_plan(config))
     grid = widthdepth_shapes if config.sweep.kind == "widthdepth" else isoflop_shapes  # lrbatch: isoflop's sizes
     specs: list[RunSpec] = []
     for budget in sorted(config.sweep.budgets):

@@ -167,6 +167,21 @@ def test_the_next_wave_comes_from_each_budget_even_when_approach2_was_not_fitted
     assert {w["budget"] for w in wave} == {1e11, 3e11, 1e12} and {w["side"] for w in wave} == {"below"}
 
 
+def test_a_shared_trunk_sweeps_next_wave_is_a_new_trunk_per_shape_with_a_branch_per_budget():
+    from sweep.propose import wave_specs
+
+    config = compose(["sweep=wsd"])
+    runs = runs_table()
+    proposal = propose(report(GOOD, isoflop=False), runs, config, COMPUTE)
+    specs = wave_specs(proposal, config)
+    trunks = [s for s in specs if s.role == "trunk"]
+    branches = [s for s in specs if s.role != "trunk"]
+    assert len(branches) == len(proposal.next_wave)
+    assert len(trunks) == len({(w["d_model"], w["n_layers"]) for w in proposal.next_wave})
+    assert {b.parent for b in branches} == {t.run_id for t in trunks}
+    assert all(b.schedule == "wsd" and b.branch_step > 0 for b in branches)
+
+
 values = st.one_of(
     st.floats(-2.0, 2.0), st.floats(1e-300, 1e300), st.sampled_from([0.0, float("inf"), -float("inf"), float("nan")])
 )

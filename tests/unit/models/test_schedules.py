@@ -16,7 +16,7 @@ def test_cosine_warms_up_then_falls_to_the_floor():
     assert s.multipliers()[-1] == pytest.approx(0.1, abs=1e-3)
 
 
-@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
+@pytest.mark.parametrize("shape", ["linear", "one_minus_sqrt"])
 def test_wsd_holds_the_peak_until_its_decay_then_reaches_the_floor(shape):
     s = Schedule(total_steps=100, warmup_steps=10, min_ratio=0.1, kind="wsd", decay_steps=20, decay_shape=shape)
     m = s.multipliers()
@@ -31,7 +31,7 @@ def test_wsd_holds_the_peak_until_its_decay_then_reaches_the_floor(shape):
 def test_a_trunk_has_no_decay_and_1_sqrt_falls_faster_early():
     trunk = Schedule(100, 10, 0.1, "wsd", 0)
     assert all(trunk.multipliers()[10:] == 1.0)
-    linear, root = (Schedule(100, 10, 0.1, "wsd", 20, shape).multiplier(84) for shape in ("linear", "1-sqrt"))
+    linear, root = (Schedule(100, 10, 0.1, "wsd", 20, shape).multiplier(84) for shape in ("linear", "one_minus_sqrt"))
     assert root < linear
 
 

@@ -1,0 +1,94 @@
+"""Shared trunks (train.schedule=wsd sweep.share_trunks=true): per shape, one stable-LR trunk up to
+the largest token count its budgets need, and each budget's run a short decay branch off the
+trunk's stable checkpoint (MiniCPM's WSD; "Scaling Laws and Compute-Optimal Training Beyond Fixed
+Training Durations"). A branch is an ordinary run in the store, an (N, D, loss) point like any other;
+the trunk (role "trunk") is only its stable phase and is never fitted.
+
+Budgets share shapes only if their grids pick the same ones, so the sizes of every budget are
+consecutive rungs of one ladder (the grid's log spacing, anchored at the smallest model) instead of
+a spacing centred on each budget's own guess. Every branch of a trunk trains with the trunk's batch
+and warmup: a batch of the rule at the geometric mean of its branches' tokens (but small enough that
+its smallest branch keeps train.min_steps steps), a warmup of warmup_frac of its smallest branch.
+A trunk does not depend on the decay's length or shape, so plans that differ only there share it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import replace
+
+from sweep.config import Config
+from sweep.errors import UserError
+from sweep.plan.hparams import batch_size
+from sweep.plan.shapes import Shape
+from sweep.spec import RunSpec
+
+
+def check_sharing(config: Config) -> None:
+    if str(config.train.schedule) != "wsd":
+        raise UserError("sweep.share_trunks=true needs train.schedule=wsd (branches decay off a stable trunk)")
+    if str(config.sweep.kind) != "isoflop":
+        raise UserError(f"sweep.share_trunks=true plans IsoFLOP grids only, not sweep.kind={config.sweep.kind}")
+
+
+def ladder_shapes(budget: float, config: Config) -> list[Shape]:
+    """sizes_per_budget consecutive rungs of the ladder N_k = N_smallest * ratio^k nearest the
+    budget's centre, ratio = size_span^(1 / (sizes - 1)); where rungs snap to one shape, the ladder
+    continues above."""
+    from sweep.plan.grids import centre_params, fits_budget, shape_rules, unique_shapes
+
+    s = config.sweep
+    rules = shape_rules(config)
+    count = s.sizes_per_budget
+    ratio = s.size_span ** (1 / max(1, count - 1))
+    base = rules.smallest.N
+    centre = centre_params(budget, s.tokens_per_param)
+    first = max(0, round(math.log(centre / base) / math.log(ratio)) - (count - 1) // 2) if ratio > 1 else 0
+    rung = first + count
+    shapes = unique_shapes([rules.snap(base * ratio**k) for k in range(first, rung)])
+    while ratio > 1 and len(shapes) < count and fits_budget(shapes[-1], budget, config):
+        shapes = unique_shapes([*shapes, rules.snap(base * ratio**rung)])
+        rung += 1
+    return [shape for shape in shapes if fits_budget(shape, budget, config)][:count]
+
+
+def trunk_and_branches(shape: Shape, budgets: list[float], seed: int, config: Config) -> list[RunSpec]:
+    """The trunk of one shape and one decay branch per budget, the trunk first."""
+    from sweep.plan.grids import run_spec
+
+    t, seq_len = config.train, config.model.seq_len
+    tokens = [budget / shape.flops_per_token for budget in budgets]
+    batch = min(batch_size(math.prod(tokens) ** (1 / len(tokens)), seq_len, t), batch_size(min(tokens), seq_len, t))
+    branches = [run_spec(shape, budget, seed, config, batch=batch) for budget in budgets]
+    warmup = max(1, round(t.warmup_frac * min(b.steps for b in branches)))
+    decay_starts = [b.steps - round(b.decay_frac * b.steps) for b in branches]
+    trunk_steps = max(decay_starts)
+    trunk = replace(
+        branches[0], tokens=trunk_steps * batch * seq_len, decay_frac=0.0, decay_shape="linear", warmup_steps=warmup,
+        role="trunk",
+        budget=0.0, branch_steps=tuple(sorted(set(decay_starts) - {trunk_steps})),
+    )  # fmt: skip
+    return [trunk] + [
+        replace(b, warmup_steps=warmup, parent=trunk.run_id, branch_step=start)
+        for b, start in zip(branches, decay_starts, strict=True)
+    ]
+
+
+def shared_plan(config: Config) -> list[RunSpec]:
+    """Every shape's trunk and branches over the sweep's budgets and seeds."""
+    from sweep.plan.grids import check_budget
+
+    check_sharing(config)
+    budgets_of: dict[tuple[int, int], list[float]] = defaultdict(list)
+    shapes: dict[tuple[int, int], Shape] = {}
+    for budget in sorted(config.sweep.budgets):
+        check_budget(budget, config)
+        for shape in ladder_shapes(budget, config):
+            key = (shape.d_model, shape.n_layers)
+            shapes[key] = shape
+            budgets_of[key].append(budget)
+    return [
+        spec for seed in config.sweep.seeds for key in sorted(shapes, key=lambda k: shapes[k].N)
+        for spec in trunk_and_branches(shapes[key], budgets_of[key], seed, config)
+    ]  # fmt: skip

@@ -1,0 +1,92 @@
+"""Shared trunks: one stable trunk per shape, a decay branch per budget, planned for fewer FLOPs."""
+
+from collections import defaultdict
+
+import pytest
+
+from models.schedules import spec_schedule
+from sweep.api import PlanCost, describe
+from sweep.config import compose
+from sweep.errors import UserError
+from sweep.plan.grids import make_plan, shape_rules
+from sweep.plan.trunks import ladder_shapes
+
+
+def shared(*overrides):
+    return make_plan(compose(["sweep=wsd", *overrides])).specs
+
+
+def test_every_branch_decays_off_its_shapes_trunk_with_the_trunks_batch_warmup_and_lr():
+    specs = shared()
+    trunks = {s.run_id: s for s in specs if s.role == "trunk"}
+    branches = [s for s in specs if s.role != "trunk"]
+    assert trunks and len(branches) == 12 * 5  # every budget keeps its five sizes
+    seen = set()
+    for spec in specs:
+        if spec.role == "trunk":
+            seen.add(spec.run_id)
+            continue
+        trunk = trunks[spec.parent]
+        assert spec.parent in seen  # a trunk is planned before its branches
+        for name in ("d_model", "n_layers", "batch_size", "lr", "warmup_steps", "seed", "schedule"):
+            assert getattr(spec, name) == getattr(trunk, name), name
+        schedule = spec_schedule(spec)
+        assert spec.branch_step == schedule.decay_start == spec.steps - round(0.2 * spec.steps)
+        assert spec.branch_step in (*trunk.branch_steps, trunk.steps)
+        assert spec_schedule(trunk).decay_steps == 0
+    for trunk in trunks.values():
+        own = [s.branch_step for s in branches if s.parent == trunk.run_id]
+        assert trunk.steps == max(own)  # the trunk goes exactly as far as its longest branch needs
+        assert set(trunk.branch_steps) == set(own) - {max(own)}
+
+
+def test_budgets_share_shapes_so_each_shape_has_one_trunk():
+    specs = shared()
+    budgets_per_shape = defaultdict(set)
+    for s in specs:
+        if s.role != "trunk":
+            budgets_per_shape[(s.d_model, s.n_layers)].add(s.budget)
+    trunk_shapes = [(s.d_model, s.n_layers) for s in specs if s.role == "trunk"]
+    assert sorted(trunk_shapes) == sorted(budgets_per_shape)
+    assert max(len(b) for b in budgets_per_shape.values()) >= 8
+
+
+def test_the_preset_costs_at_least_2_5x_fewer_flops_than_its_runs_trained_apart():
+    cost = PlanCost.of([describe(s) for s in shared()])
+    assert cost.independent_flops / cost.planned_flops >= 2.5
+    assert cost.branches == 60 and cost.trunks == len({(s.d_model, s.n_layers) for s in shared()})
+
+
+def test_plans_that_differ_only_in_their_decays_share_trunks():
+    linear, root, short = (shared(*o) for o in ([], ["train.decay_shape=one_minus_sqrt"], ["train.decay_frac=0.1"]))
+    trunk_ids = [{s.run_id for s in plan if s.role == "trunk"} for plan in (linear, root)]
+    assert trunk_ids[0] == trunk_ids[1]
+    branch_ids = [{s.run_id for s in plan if s.role != "trunk"} for plan in (linear, root, short)]
+    assert not branch_ids[0] & branch_ids[1] and not branch_ids[0] & branch_ids[2]
+
+
+def test_ladder_sizes_are_consecutive_rungs_around_each_budgets_centre():
+    config = compose(["sweep=wsd"])
+    rules = shape_rules(config)
+    low, high = ladder_shapes(6e10, config), ladder_shapes(1e12, config)
+    assert len(low) == len(high) == 5
+    assert low[0] == rules.smallest and high[0].N > low[0].N
+    assert set(low) & set(high)  # neighbouring decades still share rungs
+
+
+def test_a_cosine_plan_keeps_the_run_ids_it_had_before_schedules_existed():
+    plain = make_plan(compose(["sweep=smoke"])).specs
+    assert all(s.schedule == "cosine" and not s.parent and s.role == "proxy" for s in plain)
+    assert plain[0].run_id == "bd678f1a235f"  # as the README shows it
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sweep.share_trunks=true"], "needs train.schedule=wsd"),
+        (["sweep=widthdepth", "sweep.share_trunks=true", "train.schedule=wsd"], "IsoFLOP grids only"),
+    ],
+)
+def test_sharing_what_cannot_be_shared_is_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        make_plan(compose(overrides))
