@@ -21,7 +21,7 @@ from pathlib import Path
 
 import submitit
 
-from sweep.config import LauncherConfig
+from sweep.config import Config, LauncherConfig
 from sweep.launch import localqueue
 from sweep.launch.job import TrainBundle, train_options
 from sweep.launch.jobstate import FAILED_STATES, JOB_FILE, LOCAL_QUEUE, attempts, effective_state, read_job, run_job
@@ -107,7 +107,7 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
         if only is not None and run_dir.run_id not in only:
             continue
         state = effective_state(run_dir)
-        retry = retry_failed and state in ("failed", "diverged") and attempts(run_dir) < config.launcher.max_attempts
+        retry = retry_failed and state in FAILED_STATES and attempts(run_dir) < config.launcher.max_attempts
         problem = run_dir.spec_problem() if state in ("planned", "lost") or retry else None
         if problem:  # this run fails alone, with its reason; the others are submitted
             run_dir.set_state("failed", reason=f"not submitted: {problem}")
@@ -132,11 +132,21 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
         workers = localqueue.start_workers(sweep, config.launcher, len(waiting))
         return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(pid) for pid in workers])
 
+    jobs = _submit(sweep, config, kind, pending, job_name)
+    if kind == "debug":
+        for job in jobs:  # in submission order: trunks before their branches
+            job.result()
+    return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])
+
+
+def _submit(sweep: SweepDir, config: Config, kind: str, pending: list[RunDir], job_name: str) -> list[submitit.Job]:
+    """Submit the runs group by group (trunks.submission_groups), each group's jobs waiting for
+    its trunk's job; write each run's job.json as soon as its job exists."""
     options = train_options(config, kind)
     job_of: dict[str, str] = {}  # run id -> the job this launch submitted it in
     jobs = []
     for parent, runs in submission_groups(pending):
-        after = job_of.get(parent) or (str(read_job(sweep.run(parent)).get("job_id", "")) if parent else "")
+        after = job_of.get(parent) or _earlier_job(sweep, parent)
         bundles = slurm_bundles(runs, config.launcher) if kind == "slurm" else [[r.run_id for r in runs]]
         submitter = make_executor(kind, sweep.jobs_dir, config.launcher, job_name, after)
         calls = [TrainBundle(str(sweep.runs_dir), ids, options) for ids in bundles]
@@ -151,10 +161,12 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
                 atomic_write_json(sweep.run(run_id).path / JOB_FILE, record)
                 job_of[run_id] = str(job.job_id)
         jobs += submitted
-    if kind == "debug":
-        for job in jobs:  # in submission order: trunks before their branches
-            job.result()
-    return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])
+    return jobs
+
+
+def _earlier_job(sweep: SweepDir, run_id: str) -> str:
+    """The job an earlier launch submitted the run in ("" for none, or no run)."""
+    return str(read_job(sweep.run(run_id)).get("job_id", "")) if run_id else ""
 
 
 def _after_trunks(pending: list[RunDir], skipped: dict[str, str], kind: str) -> list[RunDir]:

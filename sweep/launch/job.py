@@ -1,11 +1,13 @@
 """What a job executes: train a bundle of runs one after another, recording each run's state.
 
 A job never raises for a run's failure: the failure is the run's state (failed or diverged, with
-the reason), and the job goes on to the next run of its bundle. A branch whose trunk is not done
-(it failed, which on SLURM still lets the branch's job start) fails without training. A job that is preempted or hits
+the reason), and the job goes on to the next run of its bundle. A job that is preempted or hits
 its time limit gets submitit's signal (SIGUSR2); we hold it until the current training step ends,
 checkpoint there, and only then let submitit requeue the job with the same bundle. Finished runs
 are skipped and the interrupted one resumes from that step.
+
+A decay branch whose trunk is not done fails without training: SLURM starts a branch's job once
+its trunk's job succeeded, and that job succeeds even when the trunk run in it failed.
 """
 
 from __future__ import annotations

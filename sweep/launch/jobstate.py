@@ -140,7 +140,7 @@ def trunk_unfinished(run_dir: RunDir) -> str | None:
         return None
     if state in FAILED_STATES:
         return trunk_failure(parent)
-    return f"trunk {parent.run_id} was {state}, not done, when this branch was to start; relaunch it once the trunk is"
+    return f"trunk {parent.run_id} was {state}, not done, when this branch started; retry it once the trunk is done"
 
 
 def attempts(run_dir: RunDir) -> int:

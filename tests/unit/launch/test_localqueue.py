@@ -277,6 +277,7 @@ def test_branches_wait_while_their_trunk_runs_without_spinning_and_start_once_it
     time.sleep(3)
     assert cpu_seconds(worker) - before < 0.5  # it polls; a busy loop would burn the whole 3 s
     assert {b.run_id: "queued" for b in family.branches}.items() <= states(sweep.path).items()
+    assert {reasons(sweep.path)[b.run_id] for b in family.branches} == {f"waits for trunk {family.trunk.run_id}"}
     assert localqueue.live_workers(sweep) == [worker]  # and it does not leave while they wait
 
     trunk = sweep.run(family.trunk.run_id)
@@ -326,3 +327,15 @@ def test_a_trunk_and_its_branches_train_in_the_queue_and_each_branch_ends_where_
         assert started_after_trunk_finished(run, trunk)
         assert run.read_result()["loss"] == pytest.approx(sweep.run(alone.run_id).read_result()["loss"], rel=1e-6)
         assert run.read_result()["steps"] == alone.steps
+
+
+def test_a_shared_trunk_plan_trains_every_trunk_before_its_branches_in_the_queue(tmp_path):
+    out = tmp_path / "wsd"
+    plan(out, tmp_path / "slots", "train.schedule=wsd", "sweep.share_trunks=true")
+    sweep = SweepDir(out)
+    trunk_of = {r.run_id: r.read_spec().parent for r in sweep.runs()}
+    assert len(launch(out)["submitted"]) == len(trunk_of) == 10
+    assert set(json_wait(out).values()) == {"done"}
+    for run_id, parent in trunk_of.items():
+        assert history(sweep.run(run_id)) == ["queued", "running", "done"]
+        assert not parent or started_after_trunk_finished(sweep.run(run_id), sweep.run(parent))
