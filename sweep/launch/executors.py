@@ -3,6 +3,11 @@ submitit, or in-process (debug).
 
 Launching is idempotent by run id: a run that is done, diverged, failed, or queued/running in a
 job that is still alive (jobstate.py) is never submitted again.
+
+Decay branches come after their trunks (trunks.py): on SLURM each trunk's branches are submitted
+as arrays of their own that wait for the trunk's job (--dependency=afterok, and
+--kill-on-invalid-dep so that a trunk whose job fails takes its branches' jobs with it); the local
+queue's workers take a branch only once its trunk is done; the debug executor trains trunks first.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from pathlib import Path
 
 import submitit
 
-from sweep.config import LauncherConfig
+from sweep.config import Config, LauncherConfig
 from sweep.launch import localqueue
 from sweep.launch.job import TrainBundle, train_options
-from sweep.launch.jobstate import JOB_FILE, LOCAL_QUEUE, attempts, effective_state, run_job
+from sweep.launch.jobstate import FAILED_STATES, JOB_FILE, LOCAL_QUEUE, attempts, effective_state, read_job, run_job
+from sweep.launch.trunks import in_trunk_order, submission_groups, trunk, trunk_failure
 from sweep.plan.flops import spec_counts
 from sweep.rundir import ACTIVE_STATES, RunDir, atomic_write_json
 from sweep.sweepdir import SweepDir
@@ -58,7 +64,8 @@ def slurm_bundles(run_dirs: list[RunDir], launcher: LauncherConfig) -> list[list
     return balance(run_dirs, max(1, min(len(run_dirs), int(seconds // minimum))))
 
 
-def make_executor(kind: str, folder: Path, launcher: LauncherConfig, name: str) -> submitit.Executor:
+def make_executor(kind: str, folder: Path, launcher: LauncherConfig, name: str, after: str = "") -> submitit.Executor:
+    """`after`: the SLURM job id (an array task's too: 123_4) whose success the jobs wait for."""
     if kind == "debug":
         return submitit.DebugExecutor(folder=folder)
     s = launcher.slurm
@@ -67,13 +74,14 @@ def make_executor(kind: str, folder: Path, launcher: LauncherConfig, name: str) 
         "slurm_partition": s.partition, "slurm_account": s.account, "slurm_qos": s.qos,
         "slurm_constraint": s.constraint, "gpus_per_node": s.gpus_per_node,
     }  # fmt: skip
+    waits = {"dependency": f"afterok:{after}", "kill_on_invalid_dep": "yes"} if after else {}
     executor.update_parameters(
         name=name,
         timeout_min=s.time_min,
         cpus_per_task=s.cpus_per_task,
         mem_gb=s.mem_gb,
         slurm_array_parallelism=s.array_parallelism,
-        slurm_additional_parameters=dict(s.additional_parameters),
+        slurm_additional_parameters={**s.additional_parameters, **waits},
         slurm_setup=list(s.setup),
         **{k: v for k, v in optional.items() if v},
     )
@@ -99,7 +107,7 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
         if only is not None and run_dir.run_id not in only:
             continue
         state = effective_state(run_dir)
-        retry = retry_failed and state in ("failed", "diverged") and attempts(run_dir) < config.launcher.max_attempts
+        retry = retry_failed and state in FAILED_STATES and attempts(run_dir) < config.launcher.max_attempts
         problem = run_dir.spec_problem() if state in ("planned", "lost") or retry else None
         if problem:  # this run fails alone, with its reason; the others are submitted
             run_dir.set_state("failed", reason=f"not submitted: {problem}")
@@ -108,6 +116,7 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
             pending.append(run_dir)
         else:
             skipped[run_dir.run_id] = state
+    pending = _after_trunks(pending, skipped, kind)
     if not pending:
         return LaunchReport(kind, [], skipped, [])
 
@@ -123,23 +132,65 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
         workers = localqueue.start_workers(sweep, config.launcher, len(waiting))
         return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(pid) for pid in workers])
 
-    bundles = slurm_bundles(pending, config.launcher) if kind == "slurm" else [[r.run_id for r in pending]]
-    options = train_options(config, kind)
-    submitter = make_executor(kind, sweep.jobs_dir, config.launcher, job_name)
-    calls = [TrainBundle(str(sweep.runs_dir), ids, options) for ids in bundles]
-    if kind == "slurm":
-        with submitter.batch():
-            jobs = [submitter.submit(call) for call in calls]
-    else:
-        jobs = [submitter.submit(call) for call in calls]
-    for job, ids in zip(jobs, bundles, strict=True):
-        record = {"executor": kind, "job_id": str(job.job_id), "host": socket.gethostname(), "bundle": ids}
-        for run_id in ids:
-            atomic_write_json(sweep.run(run_id).path / JOB_FILE, record)
+    jobs = _submit(sweep, config, kind, pending, job_name)
     if kind == "debug":
-        for job in jobs:
+        for job in jobs:  # in submission order: trunks before their branches
             job.result()
     return LaunchReport(kind, [r.run_id for r in pending], skipped, [str(job.job_id) for job in jobs])
+
+
+def _submit(sweep: SweepDir, config: Config, kind: str, pending: list[RunDir], job_name: str) -> list[submitit.Job]:
+    """Submit the runs group by group (trunks.submission_groups), each group's jobs waiting for
+    its trunk's job; write each run's job.json as soon as its job exists."""
+    options = train_options(config, kind)
+    job_of: dict[str, str] = {}  # run id -> the job this launch submitted it in
+    jobs = []
+    for parent, runs in submission_groups(pending):
+        after = job_of.get(parent) or _earlier_job(sweep, parent)
+        bundles = slurm_bundles(runs, config.launcher) if kind == "slurm" else [[r.run_id for r in runs]]
+        submitter = make_executor(kind, sweep.jobs_dir, config.launcher, job_name, after)
+        calls = [TrainBundle(str(sweep.runs_dir), ids, options) for ids in bundles]
+        if kind == "slurm":
+            with submitter.batch():
+                submitted = [submitter.submit(call) for call in calls]
+        else:
+            submitted = [submitter.submit(call) for call in calls]
+        for job, ids in zip(submitted, bundles, strict=True):
+            record = {"executor": kind, "job_id": str(job.job_id), "host": socket.gethostname(), "bundle": ids}
+            for run_id in ids:
+                atomic_write_json(sweep.run(run_id).path / JOB_FILE, record)
+                job_of[run_id] = str(job.job_id)
+        jobs += submitted
+    return jobs
+
+
+def _earlier_job(sweep: SweepDir, run_id: str) -> str:
+    """The job an earlier launch submitted the run in ("" for none, or no run)."""
+    return str(read_job(sweep.run(run_id)).get("job_id", "")) if run_id else ""
+
+
+def _after_trunks(pending: list[RunDir], skipped: dict[str, str], kind: str) -> list[RunDir]:
+    """The runs to submit, trunks before their branches. A branch whose trunk failed or diverged
+    fails with the trunk's reason; one whose trunk is neither done nor submitted now is held back
+    (not submitted) unless this launch can make it wait: the local queue waits for any trunk that is
+    queued or running, SLURM for a trunk queued or running in a SLURM job it knows."""
+    submitted: list[RunDir] = []
+    for run_dir in in_trunk_order(pending):
+        parent = trunk(run_dir)
+        state = "done" if parent is None or parent in submitted else effective_state(parent)
+        if state in FAILED_STATES:
+            run_dir.set_state("failed", reason=trunk_failure(parent))
+            skipped[run_dir.run_id] = "failed"
+        elif state == "done" or (state in ACTIVE_STATES and _can_wait_for(parent, kind)):
+            submitted.append(run_dir)
+        else:
+            skipped[run_dir.run_id] = f"waiting for trunk {parent.run_id} ({state})"
+    return submitted
+
+
+def _can_wait_for(parent: RunDir, kind: str) -> bool:
+    job = read_job(parent)
+    return kind == "local" or (kind == "slurm" and job.get("executor") == "slurm" and bool(job.get("job_id")))
 
 
 def cancel(sweep: SweepDir) -> list[str]:

@@ -5,6 +5,9 @@ the reason), and the job goes on to the next run of its bundle. A job that is pr
 its time limit gets submitit's signal (SIGUSR2); we hold it until the current training step ends,
 checkpoint there, and only then let submitit requeue the job with the same bundle. Finished runs
 are skipped and the interrupted one resumes from that step.
+
+A decay branch whose trunk is not done fails without training: SLURM starts a branch's job once
+its trunk's job succeeded, and that job succeeds even when the trunk run in it failed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import submitit
 
 from models.config import DataError, Diverged, Interrupted, TrainOptions
 from sweep.config import Config
+from sweep.launch.jobstate import trunk_unfinished
 from sweep.rundir import FINISHED_STATES, RunDir
 
 
@@ -95,6 +99,7 @@ def _train_claimed(
     run_dir: RunDir, options: TrainOptions, job_id: str, stop: Callable[[], bool] | None, placement: dict[str, Any]
 ) -> str:
     spec, problem = run_dir.checked_spec()  # the spec may have changed since the launch looked
+    problem = problem or trunk_unfinished(run_dir)
     if problem:
         run_dir.set_state("failed", reason=problem)
         return "failed"

@@ -4,6 +4,10 @@ run as the scheduler (SLURM, the local queue) sees it, not only as its status.js
 The CLI writes `queued` to a run's status before submitting it and, for SLURM, the job id to
 `runs/<id>/job.json` after; only the job (or the local worker) writes later states, and a running
 run names the job or process that trains it.
+
+A decay branch (a run whose spec names a `parent`, its trunk) starts from its trunk's stable
+checkpoint, so it waits, queued, until its trunk is done; a trunk that fails or diverges fails its
+queued branches with "trunk <id> failed: <the trunk's reason>", and they never train.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import subprocess
 from pathlib import Path
 
 from sweep.launch import localqueue
+from sweep.launch.trunks import trunk, trunk_failure
 from sweep.rundir import ACTIVE_STATES, RunDir
 from sweep.sweepdir import SweepDir
 
 JOB_FILE = "job.json"
 LOCAL_QUEUE = "queue"  # the job id of a run waiting in the local queue
+FAILED_STATES = ("failed", "diverged")
 
 
 def read_job(run_dir: RunDir) -> dict:
@@ -97,21 +103,44 @@ def run_job(run_dir: RunDir, status: dict) -> dict:
 
 def effective_state(run_dir: RunDir) -> str:
     """The run's state after checking its job: a queued or running run whose job has died is
-    recorded as failed with the scheduler's reason; one that nothing will run is 'lost' (never
-    known to be submitted, or waiting in a local queue whose workers are gone)."""
+    recorded as failed with the scheduler's reason, and a queued branch whose trunk failed as failed
+    with the trunk's; one that nothing will run is 'lost' (never known to be submitted, waiting in a
+    local queue whose workers are gone, or a branch whose trunk is lost or not launched)."""
     status = run_dir.read_status()
     state = status["state"]
     if state not in ACTIVE_STATES:
         return state
+    parent = trunk(run_dir) if state == "queued" else None
+    parent_state = effective_state(parent) if parent else "done"
+    if parent_state in FAILED_STATES:
+        return _fail(run_dir, status, trunk_failure(parent))
+    if parent_state in ("planned", "lost"):
+        return "lost"
     job = run_job(run_dir, status)
     if job_alive(job, SweepDir(run_dir.path.parent.parent)):
         return state
     if not job.get("job_id") or job.get("job_id") == LOCAL_QUEUE:
         return "lost"
+    return _fail(run_dir, status, job_end_reason(job))
+
+
+def _fail(run_dir: RunDir, status: dict, reason: str) -> str:
     # Only if nothing changed since we looked: a launch may have queued the run again meanwhile.
-    if run_dir.set_state("failed", unless_changed_since=status, reason=job_end_reason(job)):
+    if run_dir.set_state("failed", unless_changed_since=status, reason=reason):
         return "failed"
     return run_dir.state
+
+
+def trunk_unfinished(run_dir: RunDir) -> str | None:
+    """Why the run cannot start now because of its trunk (the trunk's failure, when it failed);
+    None when it has no trunk or its trunk is done."""
+    parent = trunk(run_dir)
+    state = effective_state(parent) if parent else "done"
+    if state == "done":
+        return None
+    if state in FAILED_STATES:
+        return trunk_failure(parent)
+    return f"trunk {parent.run_id} was {state}, not done, when this branch started; retry it once the trunk is done"
 
 
 def attempts(run_dir: RunDir) -> int:

@@ -4,7 +4,9 @@ There is no daemon and no queue file: a run waiting in the queue is a run direct
 `queued` with executor `local`. `sweep launch` marks runs queued and starts detached workers
 (processes that outlive the CLI), at most one per slot. A worker takes a free slot, pins itself to
 the slot's cores (CPU affinity) and GPU (CUDA_VISIBLE_DEVICES, set before torch is imported), and
-trains queued runs of its sweep one after another until none is left.
+trains queued runs of its sweep one after another until none is left. A decay branch is taken only
+once its trunk is done; while its trunk is queued or running it waits, and a worker that finds
+nothing but such runs gives its slot back and looks again every POLL_S.
 
 Everything is held with flock, which the kernel releases when a process dies, so a killed worker
 never leaves a slot or a run locked:
@@ -35,7 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from sweep.config import LauncherConfig
+from sweep.config import Config, LauncherConfig
+from sweep.launch.trunks import trunk
 from sweep.rundir import RunDir
 from sweep.sweepdir import SweepDir
 
@@ -108,6 +111,18 @@ def _waiting(run_dir: RunDir) -> bool:
     return status["state"] == "queued" and status.get("executor") == "local"
 
 
+def work_left(sweep: SweepDir) -> bool:
+    """Whether a run in the queue will still start: one without a trunk, or whose trunk is done,
+    queued or running (a branch of a failed or lost trunk never will)."""
+    return any(_trunk_state(r) in ("done", "queued", "running") for r in queued_runs(sweep))
+
+
+def _trunk_state(run_dir: RunDir) -> str:
+    """The state its trunk's status records; done for a run without one."""
+    parent = trunk(run_dir)
+    return parent.state if parent else "done"
+
+
 class Registration:
     """A worker's registration: a locked file in jobs/workers holding its pid, held while the
     worker may still pick up queued runs. Made by the launch (for the worker it starts) or by the
@@ -174,7 +189,7 @@ def take_slot(sweep: SweepDir, launcher: LauncherConfig) -> tuple[Slot, IO] | No
             handle = _try_lock(slots_dir(launcher) / f"{slot.name}.lock")
             if handle is not None:
                 return slot, handle
-        if not queued_runs(sweep):
+        if not work_left(sweep):
             return None
         time.sleep(POLL_S)
 
@@ -190,26 +205,45 @@ def pin(slot: Slot) -> dict:
 
 def work(sweep: SweepDir, registration: Registration) -> None:
     """A worker's life: take a slot, train queued runs of the sweep until none is left."""
-    from sweep.launch.job import run_one, train_options
-
     config = sweep.config()
     taken = None
     try:
         while True:
-            taken = taken or take_slot(sweep, config.launcher)  # the slot is held until this process exits
-            if taken is not None:
-                placement = pin(taken[0])
-                options = replace(train_options(config, "local"), threads=len(taken[0].cpus))
-                for run_dir in queued_runs(sweep):
-                    if _waiting(run_dir):
-                        run_one(run_dir, options, str(os.getpid()), **placement)
+            taken = taken or take_slot(sweep, config.launcher)  # held until this process exits or idles
+            trained = taken is not None and train_startable(sweep, taken[0], config)
+            if not trained and work_left(sweep):  # only branches waiting for their trunks: free the slot meanwhile
+                if taken is not None:
+                    taken[1].close()
+                    taken = None
+                time.sleep(POLL_S)
+                continue
             registration.close()
-            if not queued_runs(sweep):  # looked at after unregistering: see the module docstring
+            if not work_left(sweep):  # looked at after unregistering: see the module docstring
                 return
             registration = Registration(sweep)
             registration.record(os.getpid())
     finally:
         registration.close()
+
+
+def train_startable(sweep: SweepDir, slot: Slot, config: Config) -> bool:
+    """Train, in this slot, each queued run that can start (its trunk, if any, is done); returns
+    whether it trained any. A branch whose trunk failed is failed here with the trunk's reason."""
+    from sweep.launch.job import run_one, train_options
+    from sweep.launch.jobstate import effective_state
+
+    placement = pin(slot)
+    options = replace(train_options(config, "local"), threads=len(slot.cpus))
+    trained = False
+    for run_dir in queued_runs(sweep):
+        if not _waiting(run_dir):  # taken by another worker meanwhile
+            continue
+        if _trunk_state(run_dir) == "done":
+            run_one(run_dir, options, str(os.getpid()), **placement)
+            trained = True
+        else:
+            effective_state(run_dir)  # records it failed if its trunk failed, or died unrecorded
+    return trained
 
 
 if __name__ == "__main__":  # started by start_workers: sweep dir, registration file, its locked descriptor

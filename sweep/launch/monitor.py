@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweep.launch.jobstate import effective_state
+from sweep.launch.trunks import trunk
 from sweep.rundir import FINISHED_STATES
 from sweep.sweepdir import SweepDir
 
@@ -30,6 +31,8 @@ def run_states(sweep: SweepDir) -> list[RunState]:
         if state == "lost":
             reason = ("queued, but nothing will run it (the CLI stopped mid-launch, or the local queue's "
                       "workers were killed); `sweep launch` submits it")  # fmt: skip
+        elif state == "queued" and (parent := trunk(run_dir)) and parent.state != "done":
+            reason = f"waits for trunk {parent.run_id}"
         states.append(RunState(run_dir.run_id, budgets[run_dir.run_id], state, reason))
     return states
 

@@ -69,8 +69,8 @@ def test_runs_finish_on_the_cluster_and_are_collected(slurm_sweep):
     collected = sweep_cli("collect", out, "--json")
     assert collected.returncode == 0 and len(json.loads(collected.stdout)["ingested"]) == 6
     accounting = ["sacct", "-n", "-X", "-j", launched["array"], "-o", "State"]
-    states = subprocess.run(accounting, capture_output=True, text=True).stdout.split()
-    assert states and set(states) == {"COMPLETED"}  # accounting works: submitit can see this sweep's jobs
+    # Accounting works (submitit can see this sweep's jobs); a job ends a moment after its last run
+    wait_for(lambda: set(subprocess.run(accounting, capture_output=True, text=True).stdout.split()) == {"COMPLETED"})
     final = sweep_cli("launch", out, "--json")
     assert json.loads(final.stdout)["submitted"] == []
 
@@ -214,3 +214,143 @@ def test_a_proposals_target_launched_on_the_cluster_is_recorded_as_a_target(tmp_
     assert check["run_id"] == proposal["run_id"] and check["proposal_id"] == proposal["proposal_id"]
     spec = json.loads((run / "spec.json").read_text())
     assert spec["role"] == "target" and json.loads((run / "status.json").read_text())["executor"] == "slurm"
+
+
+def plan_shared_trunks(out, *overrides) -> dict[str, str]:
+    """A shared-trunk sweep of the no-op trainer (4 trunks, 6 branches); each job sleeps 5 s first,
+    so that a trunk's job is seen running while its branches wait. Returns run id -> its trunk ("")."""
+    planned = sweep_cli("plan", "sweep=smoke", "train.schedule=wsd", "sweep.share_trunks=true", "launcher=slurm",
+                        "launcher.slurm.mem_gb=2", "launcher.trainer=noop", "launcher.slurm.setup=[sleep 5]",
+                        *overrides, "--out", out, "--json")  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    return {r["run_id"]: r["parent"] for r in json.loads(planned.stdout)["runs"]}
+
+
+def launch_json(out, *flags) -> dict:
+    launched = sweep_cli("launch", out, "--json", *flags)
+    assert launched.returncode == 0, launched.stderr
+    return json.loads(launched.stdout)
+
+
+def run_jobs(out) -> dict[str, str]:
+    """Run id -> the SLURM job (array task) it was submitted in."""
+    return {p.parent.name: json.loads(p.read_text())["job_id"] for p in out.glob("runs/*/job.json")}
+
+
+def queue(job_ids) -> dict[str, tuple[str, str, str]]:
+    """squeue's view of these jobs, array tasks one by one: job id -> (state, dependency, reason)."""
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    squeue = ["squeue", "-h", "-r", "-j", ",".join(arrays), "-o", "%i|%T|%E|%r"]
+    lines = subprocess.run(squeue, capture_output=True, text=True).stdout.splitlines()
+    return {job: (state, dependency, reason) for job, state, dependency, reason in (line.split("|") for line in lines)}
+
+
+def history(out, run_id) -> list[dict]:
+    return json.loads((out / "runs" / run_id / "status.json").read_text())["history"]
+
+
+def started_after_trunk_finished(out, branch, trunk) -> bool:
+    done = max(h["time"] for h in history(out, trunk) if h["state"] == "done")
+    return min(h["time"] for h in history(out, branch) if h["state"] == "running") >= done
+
+
+def wait_states(out) -> dict[str, dict]:
+    waited = sweep_cli("wait", out, "--json")
+    assert waited.returncode == 0, waited.stderr
+    return {r["run_id"]: r for r in json.loads(waited.stdout)["runs"]}
+
+
+def test_branches_wait_for_their_trunks_job_and_a_relaunch_submits_nothing_twice(tmp_path):
+    out = tmp_path / "wsd"
+    trunk_of = plan_shared_trunks(out)
+    assert sorted(launch_json(out)["submitted"]) == sorted(trunk_of)
+    jobs = run_jobs(out)
+    branches_of = {t: [r for r, p in trunk_of.items() if p == t] for t, parent in trunk_of.items() if not parent}
+    queued = queue(jobs.values())
+    for branch, trunk in trunk_of.items():
+        if trunk:
+            assert queued[jobs[branch]][1] == f"afterok:{jobs[trunk]}(unfulfilled)"
+    assert not {jobs[b] for b in trunk_of if trunk_of[b]} & {jobs[t] for t in branches_of}  # never in a trunk's job
+
+    def a_trunk_runs_while_its_branches_wait() -> bool:
+        now = queue(jobs.values())
+        return any(
+            now.get(jobs[trunk], ("",))[0] == "RUNNING"
+            and all(now.get(jobs[b], ("",))[0::2] == ("PENDING", "Dependency") for b in branches)
+            for trunk, branches in branches_of.items()
+        )
+
+    wait_for(a_trunk_runs_while_its_branches_wait)
+    again = launch_json(out)
+    assert again["submitted"] == [] and set(again["skipped"].values()) <= {"queued", "running", "done"}
+    assert {r["state"] for r in wait_states(out).values()} == {"done"}
+    for run_id, trunk in trunk_of.items():
+        assert [h["state"] for h in history(out, run_id)] == ["queued", "running", "done"]  # trained once
+        assert not trunk or started_after_trunk_finished(out, run_id, trunk)
+    assert launch_json(out)["submitted"] == []
+
+
+def test_a_failed_trunk_fails_its_branches_with_its_reason_and_a_retry_trains_them(tmp_path):
+    out = tmp_path / "failing"
+    trunk_of = plan_shared_trunks(out)
+    branches_of = {t: [r for r, p in trunk_of.items() if p == t] for t, parent in trunk_of.items() if not parent}
+    cancelled, broken = [t for t, branches in branches_of.items() if len(branches) == 2]
+    launch_json(out)
+    jobs = run_jobs(out)
+    # Its job dies while it runs: SLURM cancels its branches' jobs (a trunk's task cancelled while still
+    # pending loses its dependents' dependency instead, and they start and fail without training).
+    wait_for(lambda: queue([jobs[cancelled]]).get(jobs[cancelled], ("",))[0] == "RUNNING")
+    subprocess.run(["scancel", jobs[cancelled]], check=True)
+    spec = out / "runs" / broken / "spec.json"
+    spec_text = spec.read_text()
+    spec.unlink()  # it fails inside a job that succeeds: its branches' jobs start and fail them
+
+    states = wait_states(out)
+    assert f"job {jobs[cancelled]} ended" in states[cancelled]["reason"]  # CANCELLED, once accounting has the task
+    assert states[broken]["reason"] == "spec.json is missing"
+    for trunk in (cancelled, broken):
+        for branch in branches_of[trunk]:
+            assert (states[branch]["state"], states[branch]["reason"]) == (
+                "failed", f"trunk {trunk} failed: {states[trunk]['reason']}"
+            )  # fmt: skip
+            assert [h["state"] for h in history(out, branch)] == ["queued", "failed"]  # never trained
+            assert not (out / "runs" / branch / "result.json").exists()
+    others = set(trunk_of) - {cancelled, broken, *branches_of[cancelled], *branches_of[broken]}
+    assert {states[r]["state"] for r in others} == {"done"}
+    # SLURM cancelled its branches' jobs before they started (an array that never ran is one record)
+    arrays = {jobs[b].split("_")[0] for b in branches_of[cancelled]}
+    accounting = ["sacct", "-n", "-X", "-j", ",".join(arrays), "-o", "State"]
+    wait_for(lambda: set(subprocess.run(accounting, capture_output=True, text=True).stdout.split()) == {"CANCELLED"})
+
+    spec.write_text(spec_text)
+    retried = launch_json(out, "--retry-failed")
+    assert retried["submitted"][:2] == [r for r in trunk_of if r in (cancelled, broken)]  # the trunks first
+    assert sorted(retried["submitted"][2:]) == sorted([*branches_of[cancelled], *branches_of[broken]])
+    assert {r["state"] for r in wait_states(out).values()} == {"done"}
+    for trunk in (cancelled, broken):
+        assert all(started_after_trunk_finished(out, branch, trunk) for branch in branches_of[trunk])
+
+
+def test_a_requeued_trunk_resumes_while_its_branches_wait_and_they_end_where_runs_alone_end(tmp_path):
+    from tests.unit.launch.test_trunks import trunk_sweep
+
+    out = tmp_path / "requeue"
+    # A trunk long enough (~1100 steps, 15-40 ms each) to outlast SLURM's 10 s KillWait after the requeue
+    tiny = ["run.tokens=3000000", "train.eval_points=8"]
+    sweep, family = trunk_sweep(out, "launcher=slurm", "launcher.slurm.mem_gb=2", *tiny, alone=True)
+    assert len(launch_json(out)["submitted"]) == 5
+    jobs = run_jobs(out)
+    trunk, branches = family.trunk.run_id, [b.run_id for b in family.branches]
+    wait_for(lambda: (out / "runs" / trunk / "checkpoint.pt").exists())
+    subprocess.run(["scontrol", "requeue", jobs[trunk]], check=True)  # a hard requeue: resumes from its checkpoint
+    wait_for(lambda: queue([jobs[trunk]]).get(jobs[trunk], ("",))[0] == "PENDING")
+    now = queue(jobs[b] for b in branches)
+    assert all(now[jobs[b]][:2] == ("PENDING", f"afterok:{jobs[trunk]}(unfulfilled)") for b in branches)  # still wait
+    subprocess.run(["scontrol", "update", f"jobid={jobs[trunk]}", "StartTime=now"], check=True)  # skip the 2-min hold
+    assert {r["state"] for r in wait_states(out).values()} == {"done"}
+    assert [h["state"] for h in history(out, trunk)].count("running") == 2  # it really was cut and restarted
+    for branch, alone in zip(family.branches, family.alone, strict=True):
+        assert started_after_trunk_finished(out, branch.run_id, trunk)
+        loss = sweep.run(branch.run_id).read_result()["loss"]
+        assert loss == pytest.approx(sweep.run(alone.run_id).read_result()["loss"], rel=1e-6)
+    assert launch_json(out)["submitted"] == []

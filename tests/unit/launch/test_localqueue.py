@@ -9,15 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from sweep.config import compose
 from sweep.launch import localqueue
 from sweep.launch.jobstate import effective_state
+from sweep.launch.noop import noop_train
 from sweep.rundir import RunDir
 from sweep.sweepdir import SweepDir
 from tests.conftest import sweep_cli
+from tests.unit.launch.test_executors import history, started_after_trunk_finished
+from tests.unit.launch.test_trunks import trunk_sweep
 
 CORES = sorted(os.sched_getaffinity(0))
 
@@ -142,6 +146,12 @@ def test_runs_are_queued_not_lost_the_moment_launch_returns(tmp_path):
     assert {r["state"] for r in json.loads(sweep_cli("wait", out, "--json").stdout)["runs"]} == {"done"}
 
 
+def json_wait(out):
+    waited = sweep_cli("wait", out, "--json")
+    assert waited.returncode == 0, waited.stderr
+    return {r["run_id"]: r["state"] for r in json.loads(waited.stdout)["runs"]}
+
+
 def reasons(out):
     return {r["run_id"]: r["reason"] for r in json.loads(sweep_cli("status", out, "--json").stdout)["runs"]}
 
@@ -238,3 +248,94 @@ def test_a_slurm_controller_that_does_not_answer_is_not_a_dead_job(tmp_path, mon
         lambda args, **kw: subprocess.CompletedProcess(args, 1, "", "Invalid job id specified"),
     )
     assert not jobstate.job_alive({"executor": "slurm", "job_id": "12_3"}, SweepDir(tmp_path))
+
+
+def cpu_seconds(pid: int) -> float:
+    utime, stime = map(int, Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[11:13])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def trunk_training_elsewhere(tmp_path):
+    """A sweep of a trunk and two branches whose trunk is being trained by another process (a stand-in
+    that sleeps), and a one-slot queue holding its branches: (sweep dir, family, that process, the worker)."""
+    out = tmp_path / "s"
+    sweep, family = trunk_sweep(out, "launcher.trainer=noop", f"launcher.slots_dir={tmp_path / 'slots'}",
+                                "launcher.parallel=1")  # fmt: skip
+    trainer = subprocess.Popen(["sleep", "120"])
+    sweep.run(family.trunk.run_id).set_state("running", executor="local", job_id=str(trainer.pid), pid=trainer.pid)
+    launched = launch(out)
+    assert sorted(launched["submitted"]) == sorted(b.run_id for b in family.branches)
+    assert launched["skipped"] == {family.trunk.run_id: "running"}
+    (worker,) = launched["jobs"]
+    return sweep, family, trainer, int(worker)
+
+
+def test_branches_wait_while_their_trunk_runs_without_spinning_and_start_once_it_is_done(tmp_path):
+    sweep, family, trainer, worker = trunk_training_elsewhere(tmp_path)
+    time.sleep(2)  # the worker has started and found nothing it may take
+    before = cpu_seconds(worker)
+    time.sleep(3)
+    assert cpu_seconds(worker) - before < 0.5  # it polls; a busy loop would burn the whole 3 s
+    assert {b.run_id: "queued" for b in family.branches}.items() <= states(sweep.path).items()
+    assert {reasons(sweep.path)[b.run_id] for b in family.branches} == {f"waits for trunk {family.trunk.run_id}"}
+    assert localqueue.live_workers(sweep) == [worker]  # and it does not leave while they wait
+
+    trunk = sweep.run(family.trunk.run_id)
+    noop_train(family.trunk, trunk)  # the trunk's trainer finishes
+    trunk.set_state("done")
+    trainer.kill()
+    trainer.wait()
+    assert set(json_wait(sweep.path).values()) == {"done"}
+    for branch in family.branches:
+        run = sweep.run(branch.run_id)
+        assert run.read_status()["pid"] == worker
+        assert started_after_trunk_finished(run, trunk)
+    wait_for(lambda: not localqueue.live_workers(sweep))
+
+
+def test_a_trunk_that_dies_fails_its_waiting_branches_and_a_retry_trains_it_then_them(tmp_path):
+    sweep, family, trainer, worker = trunk_training_elsewhere(tmp_path)
+    trainer.kill()
+    trainer.wait()
+    assert set(json_wait(sweep.path).values()) == {"failed"}
+    trunk = sweep.run(family.trunk.run_id)
+    died = f"local job {trainer.pid} ended before the run finished (killed or crashed)"
+    assert reasons(sweep.path) == {trunk.run_id: died, **{b.run_id: f"trunk {trunk.run_id} failed: {died}"
+                                                          for b in family.branches}}  # fmt: skip
+    wait_for(lambda: not localqueue.live_workers(sweep))  # nothing left that will start: the worker leaves
+    for branch in family.branches:
+        assert history(sweep.run(branch.run_id)) == ["queued", "failed"]
+
+    retried = launch(sweep.path, "--retry-failed")
+    assert retried["submitted"] == [trunk.run_id, *(b.run_id for b in family.branches)]
+    assert set(json_wait(sweep.path).values()) == {"done"}
+    for branch in family.branches:
+        run = sweep.run(branch.run_id)
+        assert history(run) == ["queued", "failed", "queued", "running", "done"]
+        assert started_after_trunk_finished(run, trunk)
+    assert launch(sweep.path, "--retry-failed")["submitted"] == []  # nothing is trained twice
+
+
+def test_a_trunk_and_its_branches_train_in_the_queue_and_each_branch_ends_where_its_run_alone_ends(tmp_path):
+    out = tmp_path / "real"
+    sweep, family = trunk_sweep(out, f"launcher.slots_dir={tmp_path / 'slots'}", "launcher.parallel=2", alone=True)
+    assert len(launch(out)["submitted"]) == 5
+    assert set(json_wait(out).values()) == {"done"}
+    trunk = sweep.run(family.trunk.run_id)
+    for branch, alone in zip(family.branches, family.alone, strict=True):
+        run = sweep.run(branch.run_id)
+        assert started_after_trunk_finished(run, trunk)
+        assert run.read_result()["loss"] == pytest.approx(sweep.run(alone.run_id).read_result()["loss"], rel=1e-6)
+        assert run.read_result()["steps"] == alone.steps
+
+
+def test_a_shared_trunk_plan_trains_every_trunk_before_its_branches_in_the_queue(tmp_path):
+    out = tmp_path / "wsd"
+    plan(out, tmp_path / "slots", "train.schedule=wsd", "sweep.share_trunks=true")
+    sweep = SweepDir(out)
+    trunk_of = {r.run_id: r.read_spec().parent for r in sweep.runs()}
+    assert len(launch(out)["submitted"]) == len(trunk_of) == 10
+    assert set(json_wait(out).values()) == {"done"}
+    for run_id, parent in trunk_of.items():
+        assert history(sweep.run(run_id)) == ["queued", "running", "done"]
+        assert not parent or started_after_trunk_finished(sweep.run(run_id), sweep.run(parent))
