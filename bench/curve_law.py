@@ -39,7 +39,7 @@ from sweep.spec import RunSpec  # noqa: E402
 # A WSD set: per shape (d_model, n_layers), branches ending at these steps (batch 8 x 128 tokens).
 WSD_SHAPES = ((32, 2), (48, 2))
 WSD_TOTALS = (250, 400, 625, 1000)  # the branches' total steps, each with a 20% linear decay
-WSD_EXTRA = ((625, 0.2, "1-sqrt"), (625, 0.4, "linear"), (1000, 0.4, "1-sqrt"))  # (steps, decay, shape)
+WSD_EXTRA = ((625, 0.2, "one_minus_sqrt"), (625, 0.4, "linear"), (1000, 0.4, "one_minus_sqrt"))  # (steps, decay, shape)
 WSD_OVERRIDES = ["data=text", "run.batch_size=8", "train.eval_points=8", "train.warmup_frac=0.05"]
 
 

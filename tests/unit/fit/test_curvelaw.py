@@ -64,7 +64,9 @@ def test_the_fit_recovers_the_law_of_cosine_curves_at_different_batches(base):
 
 
 def test_the_fit_recovers_the_law_of_a_wsd_trunk_and_its_branches(base):
-    family = wsd_family(base, [(400, 0.2, "linear"), (1000, 0.2, "linear"), (1000, 0.4, "1-sqrt")], warmup_steps=20)
+    family = wsd_family(
+        base, [(400, 0.2, "linear"), (1000, 0.2, "linear"), (1000, 0.4, "one_minus_sqrt")], warmup_steps=20
+    )
     law = fit_curve_law(family_curves(family))
     assert law.decay == TRUTH.decay
     for name in ("L0", "A", "alpha", "C"):
@@ -86,7 +88,7 @@ def test_the_law_predicts_the_final_loss_of_schedules_not_run(base):
     fitted = fit_group([curve_of(cosine(base, t, 8)) for t in (300_000, 800_000, 2_000_000)])
     unseen = [
         cosine(base, 5_000_000, 8),  # another token count, 2.5x past the longest run
-        replace(base, tokens=1_500_000, batch_size=8, schedule="wsd", decay_frac=0.3, decay_shape="1-sqrt"),
+        replace(base, tokens=1_500_000, batch_size=8, schedule="wsd", decay_frac=0.3, decay_shape="one_minus_sqrt"),
         replace(base, tokens=1_500_000, batch_size=8, schedule="wsd", decay_frac=0.1),
     ]
     for spec in unseen:
@@ -114,7 +116,7 @@ def test_too_few_points_are_a_reason_not_a_crash(base):
 def trained(tmp_path_factory):
     """A real WSD set, trained here: per shape a trunk and 4 branches (~15 s on one thread)."""
     out = tmp_path_factory.mktemp("wsd") / "sweep"
-    branches = [(60, 0.2, "linear"), (100, 0.2, "linear"), (160, 0.2, "linear"), (160, 0.4, "1-sqrt")]
+    branches = [(60, 0.2, "linear"), (100, 0.2, "linear"), (160, 0.2, "linear"), (160, 0.4, "one_minus_sqrt")]
     overrides = [o for o in WSD_OVERRIDES if not o.startswith("data=")] + ["data=synthetic", "data.vocab_size=32",
                  "data.synthetic_tokens=400000", "train.eval_points=6"]  # fmt: skip
     return train_set(out, overrides, [(16, 1), (24, 1)], branches, warmup_steps=6)
