@@ -542,7 +542,8 @@ def choose_next_wave(
     if config.sweep.kind != "isoflop":
         raise UserError(f"--next-wave adds IsoFLOP runs; {sweep.path} is a sweep={config.sweep.kind.value} sweep")
     runs = finished_runs(sweep.path)
-    offered = candidates(fitted_table(runs, config.fit), {e["run_id"] for e in sweep.planned()}, config)
+    trunks = [spec for spec in (r.checked_spec()[0] for r in sweep.runs()) if spec and spec.role == "trunk"]
+    offered = candidates(fitted_table(runs, config.fit), {e["run_id"] for e in sweep.planned()}, config, trunks)
     check_affordable(offered, allowance)
     report = cached_fit_all(runs, config.fit, stored_curves(sweep), True, fit_cache(sweep), progress)
     if report.parametric is None or (why := report.parametric.law.unidentified()):

@@ -3,9 +3,10 @@
 Candidates are runs not yet planned: the untrained shapes of each budget's grid, one shape beyond
 each edge of every budget, and the grid's shapes at the next budgets (the largest budget times the
 grid's ratio, its square, ...), each costing its FLOPs (once per seed). WSD sweeps get the same
-candidates as independent runs. Not offered yet: decay branches off a shared trunk (sweep.share_trunks),
-from a checkpoint the trunk keeps or continuing from its last one, which would cost only what the
-branch trains itself; they would be built in `candidates` from the plan's trunk specs, with that cost.
+candidates as independent runs; in a sweep of shared trunks (sweep.share_trunks) a candidate is a
+decay branch off its shape's trunk, from a checkpoint the trunk keeps or from a continuation trunk
+that trains the stable phase on to its branch point (sweep.plan.trunks.branch_off), and costs only
+what it trains itself.
 
 A set of runs is scored by the expected width of the 95% interval of the target's predicted loss
 (Approach 3 at the proposal's compute, the best of the shapes it chooses among) once they are
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,7 @@ from sweep.fit.parametric import refit_terms
 from sweep.fit.report import FitReport, prepare, proxies
 from sweep.plan.grids import extension_shapes, isoflop_shapes, run_spec, shape_rules
 from sweep.plan.shapes import Shape
+from sweep.plan.trunks import branch_off
 from sweep.propose import Proposal, run_shape, target_shapes
 from sweep.spec import RunSpec
 
@@ -69,8 +71,14 @@ class Candidate:
     kind: str  # grid: an untrained shape of a budget's grid; edge: beyond a budget's sizes; next budget
 
     @property
+    def runs(self) -> list[RunSpec]:
+        """The runs that will be fitted: its specs but a continuation trunk that a branch needs."""
+        return [spec for spec in self.specs if spec.role != "trunk"]
+
+    @property
     def cost(self) -> float:
-        return sum(spec.tokens for spec in self.specs) * self.shape.flops_per_token
+        """What it trains itself: a decay branch its decay (and the stable steps its trunk adds)."""
+        return sum(spec.trained_tokens for spec in self.specs) * self.shape.flops_per_token
 
     def counted_n(self, counting: str) -> float:
         return float(self.shape.N if counting == "non_embedding" else self.shape.N_total)
@@ -79,7 +87,7 @@ class Candidate:
         s = self.shape
         return {"budget": self.budget, "kind": self.kind, "run_ids": [spec.run_id for spec in self.specs],
                 "d_model": s.d_model, "n_layers": s.n_layers, "n_heads": s.n_heads, "N": s.N, "N_total": s.N_total,
-                "D": self.specs[0].tokens, "flops": self.cost}  # fmt: skip
+                "D": self.runs[0].tokens, "flops": self.cost}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,6 @@ class NextWave:
     picks: list[Pick]
     candidates: int  # how many were scored
     stopped: str  # why no more runs were added
-    notes: list[str] = field(default_factory=list)
 
     @property
     def cost(self) -> float:
@@ -121,7 +128,6 @@ class NextWave:
             "proposal_id": self.proposal_id, "compute": self.compute, "loss": self.loss,
             "interval": list(self.interval), "width": self.width, "expected_width": self.expected_width,
             "cost": self.cost, "allowance": self.allowance, "candidates": self.candidates, "stopped": self.stopped,
-            "notes": self.notes,
             "runs": [{**p.candidate.row(), "expected_width": p.expected_width} for p in self.picks],
         }  # fmt: skip
 
@@ -149,9 +155,11 @@ def next_budgets(budgets: list[float], count: int = NEXT_BUDGETS) -> list[float]
     return [float(f"{max(budgets) * ratio**k:.2g}") for k in range(1, count + 1)]
 
 
-def candidates(table: pd.DataFrame, planned: set[str], config: Config) -> list[Candidate]:
+def candidates(
+    table: pd.DataFrame, planned: set[str], config: Config, trunks: list[RunSpec] | None = None
+) -> list[Candidate]:
     """Runs the wave may add (see the module's docstring), none of them planned already. table: the
-    fitted runs, with budget and, where trained here, d_model and n_layers."""
+    fitted runs, with budget and, where trained here, d_model and n_layers; trunks: a shared sweep's."""
     rules = shape_rules(config)
     valleys = without_widthdepth(table)
     budgets = sorted(valleys["budget"].unique())
@@ -166,11 +174,18 @@ def candidates(table: pd.DataFrame, planned: set[str], config: Config) -> list[C
         offered += [(budget, s, "next budget") for s in isoflop_shapes(budget, config)]
     seen, out = set(planned), []
     for budget, shape, kind in offered:
-        specs = tuple(run_spec(shape, budget, seed, config) for seed in config.sweep.seeds)
+        specs = tuple(candidate_specs(shape, budget, config, trunks or []))
         if not seen.intersection(s.run_id for s in specs):
             seen.update(s.run_id for s in specs)
             out.append(Candidate(budget, shape, specs, kind))
     return out
+
+
+def candidate_specs(shape: Shape, budget: float, config: Config, trunks: list[RunSpec]) -> list[RunSpec]:
+    """A candidate's run at each seed; in a shared sweep a decay branch off the shape's trunk."""
+    if config.sweep.share_trunks:
+        return [spec for seed in config.sweep.seeds for spec in branch_off(trunks, shape, budget, seed, config)]
+    return [run_spec(shape, budget, seed, config) for seed in config.sweep.seeds]
 
 
 # --- the simulation ------------------------------------------------------------------------------
@@ -270,7 +285,7 @@ class Simulation:
         """The candidate's rows (2, r) of log N, log D, and its losses under each truth (T, r); its
         noise is the same wherever it is scored (index: its place in the candidate list)."""
         log_n = np.log(candidate.counted_n(counting))
-        logs = np.array([[log_n] * len(candidate.specs), [np.log(s.tokens) for s in candidate.specs]])
+        logs = np.array([[log_n] * len(candidate.runs), [np.log(s.tokens) for s in candidate.runs]])
         mean = law_losses(self.truths, logs[0], logs[1])
         z = np.random.default_rng([self.seed, 1, index]).standard_normal(mean.shape)
         return logs, mean * np.exp(self.sigma * z)
@@ -399,7 +414,5 @@ def next_wave(
     chosen, stopped = choose(simulation, additions, [c.cost for c in offered], allowance, progress)
     width = a3.loss_interval[1] - a3.loss_interval[0]
     picks = [Pick(offered[i], width * ratio) for i, ratio in chosen]
-    notes = ["WSD: each run is scored and costed as an independent run; decay branches off trunks are not offered "
-             "yet"] if config.train.schedule == "wsd" else []  # fmt: skip
     return NextWave(proposal.proposal_id, proposal.compute, a3.loss, a3.loss_interval, allowance, picks, len(offered),
-                    stopped, notes)  # fmt: skip
+                    stopped)  # fmt: skip

@@ -307,8 +307,6 @@ def print_next_wave(wave: NextWave, sweep_dir: Path) -> None:
             str(row["d_model"]), str(row["n_layers"]), num(row["flops"]), f"{pick.expected_width:.4f}",
         )  # fmt: skip
     console.print(table)
-    for note in wave.notes:
-        console.print(f"[yellow]note:[/] {note}")
     console.print(f"planned; train them: sweep launch {sweep_dir}")
 
 

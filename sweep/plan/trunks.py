@@ -96,3 +96,30 @@ def shared_plan(config: Config) -> list[RunSpec]:
         spec for seed in config.sweep.seeds for key in sorted(shapes, key=lambda k: shapes[k].N)
         for spec in trunk_and_branches(shapes[key], budgets_of[key], seed, config)
     ]  # fmt: skip
+
+
+def branch_off(trunks: list[RunSpec], shape: Shape, budget: float, seed: int, config: Config) -> list[RunSpec]:
+    """A decay branch at `budget` for a shape that has trunks already (the next wave of a shared
+    sweep): it starts from the trunk checkpoint at its branch point, or from a continuation trunk
+    that resumes the latest kept checkpoint before it and trains the stable phase up to there. The
+    branch trains with the shape's batch, LR and warmup. A shape with no trunk gets a new one."""
+    from sweep.plan.grids import run_spec
+
+    own = [t for t in trunks if (t.d_model, t.n_layers, t.seed) == (shape.d_model, shape.n_layers, seed)]
+    if not own:
+        return trunk_and_branches(shape, [budget], seed, config)
+    shape_trunk = max(own, key=lambda t: t.steps)
+    branch = replace(
+        run_spec(shape, budget, seed, config, batch=shape_trunk.batch_size, lr=shape_trunk.lr),
+        warmup_steps=shape_trunk.warmup_steps,
+    )
+    start = branch.steps - round(branch.decay_frac * branch.steps)
+    kept = [(step, t) for t in own for step in (*t.branch_steps, t.steps) if step <= start]
+    if not kept:  # it would branch before every checkpoint kept
+        return trunk_and_branches(shape, [budget], seed, config)
+    step, trunk = max(kept, key=lambda kept_at: kept_at[0])
+    if step < start:
+        tokens = start * branch.batch_size * branch.seq_len
+        trunk = replace(trunk, tokens=tokens, parent=trunk.run_id, branch_step=step, branch_steps=(), budget=0.0)
+        return [trunk, replace(branch, parent=trunk.run_id, branch_step=start)]
+    return [replace(branch, parent=trunk.run_id, branch_step=start)]

@@ -181,3 +181,24 @@ def test_an_allowance_in_the_config_that_buys_no_run_is_refused_before_the_sweep
     for bad, message in (("-1", "next_wave_flops"), ("1e9", "buys no run: a run costs about its budget")):
         with pytest.raises(UserError, match=message):
             compose([f"sweep.next_wave_flops={bad}"])
+
+
+def test_a_shared_sweeps_wave_is_decay_branches_off_its_trunks_costed_at_what_they_train(tmp_path):
+    out = tmp_path / "wsd"
+    budgets = "sweep.budgets=[6e10,7.7e10,1e11,1.3e11,1.7e11,2.2e11]"
+    overrides = ["sweep=wsd", budgets, "launcher.trainer=noop", "fit.bootstrap=40", "fit.seed_noise=0.005",
+                 "sweep.max_extensions=1", "sweep.next_wave_flops=2e11"]  # fmt: skip
+    report = api.run(overrides, out, "debug", show_progress=False)
+    wave = [r.spec for r in report.waves[0]]
+    assert wave, "the allowance bought nothing"
+    finished = {p.parent.name for p in (out / "runs").glob("*/result.json")}
+    branches = [s for s in wave if s.role != "trunk"]
+    assert branches and all(s.parent for s in branches)
+    specs = {s.run_id: s for s in wave}
+    for branch in branches:  # its trunk is in the wave (a continuation) or trained already
+        assert branch.parent in specs or branch.parent in finished
+    recorded = json.loads((out / "proposals" / "next-wave-1.json").read_text())
+    assert recorded["cost"] <= 2e11
+    alone = sum(s.tokens * api.describe(s).flops_per_token for s in branches)
+    assert recorded["cost"] < alone  # each paid only its decay and the stable steps it added
+    assert all(json.loads((out / "runs" / s.run_id / "status.json").read_text())["state"] == "done" for s in wave)

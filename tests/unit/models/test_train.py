@@ -176,3 +176,18 @@ def test_a_branch_whose_trunk_has_no_checkpoint_there_says_so(tmp_path):
     spec = replace(tiny_spec("train.schedule=wsd"), parent="0123456789ab", branch_step=10)
     with pytest.raises(CheckpointError, match="trunk 0123456789ab has no stable checkpoint at step 10"):
         train(spec, RunDir(tmp_path / spec.run_id), TrainOptions(threads=1))
+
+
+def test_a_trunk_continued_from_another_trunks_checkpoint_ends_where_one_long_trunk_ends(tmp_path):
+    alone = replace(tiny_spec("train.schedule=wsd", "train.decay_frac=0.25"), warmup_steps=5)
+    tokens_per_step = alone.batch_size * alone.seq_len
+    start = alone.steps - round(0.25 * alone.steps)
+    first = replace(alone, decay_frac=0.0, tokens=(start // 2) * tokens_per_step, role="trunk")
+    continued = replace(first, tokens=start * tokens_per_step, parent=first.run_id, branch_step=start // 2)
+    branch = replace(alone, parent=continued.run_id, branch_step=start)
+    expected = train(alone, RunDir(tmp_path / "alone" / alone.run_id), TrainOptions(threads=1))
+    runs = tmp_path / "runs"
+    for spec in (first, continued):
+        train(spec, RunDir(runs / spec.run_id), TrainOptions(threads=1))
+    got = train(branch, RunDir(runs / branch.run_id), TrainOptions(threads=1))
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-6)

@@ -90,3 +90,28 @@ def test_a_cosine_plan_keeps_the_run_ids_it_had_before_schedules_existed():
 def test_sharing_what_cannot_be_shared_is_refused(overrides, message):
     with pytest.raises(UserError, match=message):
         make_plan(compose(overrides))
+
+
+def test_a_later_branch_continues_its_shapes_trunk_and_pays_only_for_what_it_adds():
+    from sweep.plan.trunks import branch_off
+
+    config = compose(["sweep=wsd"])
+    specs = make_plan(config).specs
+    trunks = [s for s in specs if s.role == "trunk"]
+    trunk = trunks[-1]
+    shape = shape_rules(config).make(trunk.d_model, trunk.n_layers)
+    continuation, branch = branch_off(trunks, shape, 3e12, trunk.seed, config)
+    assert continuation.role == "trunk" and continuation.parent == trunk.run_id
+    assert continuation.branch_step == trunk.steps < continuation.steps == branch.branch_step
+    assert branch.parent == continuation.run_id and branch.budget == 3e12
+    for name in ("batch_size", "lr", "warmup_steps"):
+        assert getattr(branch, name) == getattr(continuation, name) == getattr(trunk, name)
+    stable_added = (continuation.steps - trunk.steps) * trunk.batch_size * trunk.seq_len
+    assert continuation.trained_tokens + branch.trained_tokens == stable_added + (branch.steps - branch.branch_step) * (
+        branch.batch_size * branch.seq_len
+    )
+    saved = branch.tokens - continuation.trained_tokens - branch.trained_tokens
+    assert saved == trunk.steps * trunk.batch_size * trunk.seq_len  # the trunk's stable phase, trained once
+    new_shape = shape_rules(config).snap(5e6)
+    alone = branch_off(trunks, new_shape, 3e12, 0, config)
+    assert [s.role for s in alone] == ["trunk", "proxy"] and alone[1].parent == alone[0].run_id
