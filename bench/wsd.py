@@ -106,6 +106,10 @@ def markdown(results: list[dict], summary: dict, compute: float) -> str:
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         band, nb = r["loss_interval"], r["N_interval"]
+        if band is None or nb is None:
+            lines.append(f"| {r['plan']} | {r['points']} | {r['trunks']} | {r['planned_flops']:.3g} | "
+                         f"{r['train_wall_s']:.0f} | no interval | | |")  # fmt: skip
+            continue
         lines.append(
             f"| {r['plan']} | {r['points']} | {r['trunks']} | {r['planned_flops']:.3g} | {r['train_wall_s']:.0f} | "
             f"{r['loss']:.4f} [{band[0]:.4f}, {band[1]:.4f}] | {width(r):.1%} | "

@@ -504,7 +504,13 @@ def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
     from sweep.propose import wave_specs
 
     sweep = SweepDir.open(path)
-    return sweep.add_runs(wave_specs(proposal, sweep.config()), wave=wave)
+    return sweep.add_runs(wave_specs(proposal, sweep.config(), usable_trunks(sweep)), wave=wave)
+
+
+def usable_trunks(sweep: SweepDir) -> list[RunSpec]:
+    """The sweep's trunks that a new branch may start from: trained, or planned to be, but not failed."""
+    runs = [(r, r.checked_spec()[0]) for r in sweep.runs()]
+    return [spec for r, spec in runs if spec and spec.role == "trunk" and r.state not in ("failed", "diverged")]
 
 
 def propose_next_wave(
@@ -542,8 +548,14 @@ def choose_next_wave(
     if config.sweep.kind != "isoflop":
         raise UserError(f"--next-wave adds IsoFLOP runs; {sweep.path} is a sweep={config.sweep.kind.value} sweep")
     runs = finished_runs(sweep.path)
-    trunks = [spec for spec in (r.checked_spec()[0] for r in sweep.runs()) if spec and spec.role == "trunk"]
-    offered = candidates(fitted_table(runs, config.fit), {e["run_id"] for e in sweep.planned()}, config, trunks)
+    untrained = [r.run_id for r in sweep.runs() if r.state in ("planned", "queued", "running")]
+    if untrained:
+        raise UserError(
+            f"{len(untrained)} runs of {sweep.path} are not trained yet (e.g. {untrained[0]}): a wave is bought "
+            f"against the fit of trained runs; `sweep launch {sweep.path}`, wait, then propose again"
+        )
+    offered = candidates(fitted_table(runs, config.fit), {e["run_id"] for e in sweep.planned()}, config,
+                         usable_trunks(sweep))  # fmt: skip
     check_affordable(offered, allowance)
     report = cached_fit_all(runs, config.fit, stored_curves(sweep), True, fit_cache(sweep), progress)
     if report.parametric is None or (why := report.parametric.law.unidentified()):
@@ -590,6 +602,7 @@ class RunReport:
     report: FitReport
     proposal: Proposal
     proposal_file: Path
+    stopped: str = ""  # why no further wave was bought, when sweep.next_wave_flops could not buy one
 
 
 def run(
@@ -610,7 +623,7 @@ def run(
     if on_wave:
         on_wave(0, planned)
     config = sweep.config()
-    waves = []
+    waves, stopped = [], ""
     for wave in range(config.sweep.max_extensions + 1):
         launch(out, executor)
         wait(out, show_progress=show_progress)
@@ -618,13 +631,17 @@ def run(
         report, proposal = propose_target(out, progress=progress)
         if wave == config.sweep.max_extensions:
             break
-        added = [describe(s) for s in extension(sweep, proposal, wave + 1, progress)]
+        try:
+            added = [describe(s) for s in extension(sweep, proposal, wave + 1, progress)]
+        except UserError as exc:  # the allowance buys no run now, or Approach 3 has no interval to narrow
+            stopped = f"no wave {wave + 1} bought with sweep.next_wave_flops: {exc}"
+            break
         if not added:
             break
         waves.append(added)
         if on_wave:
             on_wave(wave + 1, added)
-    return RunReport(sweep, planned, waves, report, proposal, proposal_file(sweep, proposal))
+    return RunReport(sweep, planned, waves, report, proposal, proposal_file(sweep, proposal), stopped)
 
 
 def extension(sweep: SweepDir, proposal: Proposal, number: int, progress: Progress | None = None) -> list[RunSpec]:

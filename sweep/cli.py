@@ -462,7 +462,12 @@ def run(
         if wave == 0:
             print_plan(added, f"plan: {len(added)} runs in {out}")
             return
-        console.print(f"wave {wave}: {len(added)} more runs where a budget's minimum was at an edge")
+        bought = (
+            "bought with sweep.next_wave_flops"
+            if api.sweep_config(out).sweep.next_wave_flops
+            else "where a budget's minimum was at an edge"
+        )
+        console.print(f"wave {wave}: {len(added)} more runs {bought}")
         print_plan(added, f"wave {wave}")
 
     with fit_progress(show=not as_json) as progress:
@@ -471,11 +476,13 @@ def run(
         )
     if as_json:
         payload = {**result.proposal.to_dict(), "config": str(result.proposal_file)}
-        emit_json({"fit": result.report.to_dict(), "proposal": payload})
+        emit_json({"fit": result.report.to_dict(), "proposal": payload, "stopped": result.stopped})
         return
     print_status(api.status(out))
     print_fit(result.report)
     print_proposal(result.proposal, result.proposal_file, out)
+    if result.stopped:
+        console.print(f"[yellow]note:[/] {result.stopped}")
 
 
 # Errors of the file system that the user can fix, with what to do. Files already written stay

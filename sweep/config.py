@@ -190,10 +190,11 @@ class SweepConfig:
         for name in ("budgets", "lr_multipliers", "batch_multipliers", "aspect_ratios", "seeds"):
             if len(set(values := getattr(self, name))) < len(values):
                 raise UserError(f"sweep.{name}={list(values)} repeats a value; list each once")
-        if 0 < self.next_wave_flops < min(self.budgets):
+        cheapest = min(self.budgets) * len(self.seeds)  # a decay branch of a shared trunk costs less
+        if 0 < self.next_wave_flops < cheapest and not self.share_trunks:
             raise UserError(
-                f"sweep.next_wave_flops={self.next_wave_flops:g} buys no run: a run costs about its budget, the "
-                f"smallest is {min(self.budgets):g}; raise it, or 0 for the edge extension"
+                f"sweep.next_wave_flops={self.next_wave_flops:g} buys no run: a run costs about its budget at each "
+                f"seed, at least {cheapest:g}; raise it, or 0 for the edge extension"
             )
         runs = len(self.budgets) * per_budget * len(self.seeds)
         if runs > MAX_PLANNED_RUNS:
@@ -283,6 +284,11 @@ class TrainConfig:
     checkpoint: bool = True
 
     def check(self) -> None:
+        if self.schedule == "wsd" and self.warmup_frac + self.decay_frac > 1:
+            raise UserError(
+                f"train.warmup_frac={self.warmup_frac:g} + train.decay_frac={self.decay_frac:g} exceed 1: the decay "
+                "would start inside the warmup; lower one of them"
+            )
         if self.min_batch_size > self.max_batch_size:
             raise UserError(
                 f"train.min_batch_size={self.min_batch_size} exceeds train.max_batch_size={self.max_batch_size}"

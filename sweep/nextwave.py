@@ -377,7 +377,7 @@ def check_affordable(offered: list[Candidate], allowance: float) -> None:
         raise UserError("--next-wave has no run to offer: every candidate is planned already; launch them first")
     cheapest = min(offered, key=lambda c: c.cost)
     if cheapest.cost > allowance:
-        raise UserError(f"--budget-flops {allowance:.3g} buys no run: the cheapest candidate costs "
+        raise UserError(f"an allowance of {allowance:.3g} FLOPs buys no run: the cheapest candidate costs "
                         f"{cheapest.cost:.3g} FLOPs (budget {cheapest.budget:.3g}); raise it")  # fmt: skip
 
 

@@ -418,19 +418,19 @@ def target_yaml(proposal: Proposal, config: Config) -> str:
     return "\n".join(lines) + "\n" + to_yaml(target_config(proposal, config))
 
 
-def wave_specs(proposal: Proposal, config: Config) -> list[RunSpec]:
-    """The next wave's runs; in a sweep of shared trunks, a new trunk per new shape with a branch per budget."""
+def wave_specs(proposal: Proposal, config: Config, trunks: list[RunSpec] | None = None) -> list[RunSpec]:
+    """The next wave's runs; in a sweep of shared trunks (`trunks`), decay branches off them."""
     rules = shape_rules(config)
     if config.sweep.share_trunks:
-        from sweep.plan.trunks import trunk_and_branches
+        from sweep.plan.trunks import branch_off
 
-        budgets: dict[tuple[int, int], list[float]] = {}
+        specs: list[RunSpec] = []
         for s in proposal.next_wave:
-            budgets.setdefault((s["d_model"], s["n_layers"]), []).append(s["budget"])
-        return [
-            spec for (d_model, n_layers), shape_budgets in budgets.items() for seed in config.sweep.seeds
-            for spec in trunk_and_branches(rules.make(d_model, n_layers), sorted(shape_budgets), seed, config)
-        ]  # fmt: skip
+            for seed in config.sweep.seeds:
+                added = branch_off([*(trunks or []), *specs], rules.make(s["d_model"], s["n_layers"]), s["budget"],
+                                   seed, config)  # fmt: skip
+                specs += added
+        return specs
     return [
         run_spec(rules.make(s["d_model"], s["n_layers"]), s["budget"], seed, config)
         for s in proposal.next_wave

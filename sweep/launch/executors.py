@@ -41,7 +41,7 @@ class LaunchReport:
 
 def run_flops(run_dir: RunDir) -> float:
     spec = run_dir.read_spec()
-    return spec.tokens * spec_counts(spec)[2]
+    return spec.trained_tokens * spec_counts(spec)[2]  # a decay branch trains only its decay
 
 
 def balance(run_dirs: list[RunDir], bundles: int) -> list[list[str]]:

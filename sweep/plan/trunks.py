@@ -13,7 +13,7 @@ sizes the loss at fixed tokens still falls with the steps, so a shared batch mov
 losses both ways of their independent twins' (measured in bench/wsd.py); the smallest branch's
 batch, which gives every branch at least the steps of its twin, biased every loss low by 1.7% on
 average and the target's prediction by 6%.
-A trunk does not depend on the decay's length or shape, so plans that differ only there share it.
+A trunk does not depend on the decay's shape, so plans that differ only there share it.
 """
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ def trunk_and_branches(shape: Shape, budgets: list[float], seed: int, config: Co
     branches = [run_spec(shape, budget, seed, config, batch=batch) for budget in budgets]
     warmup = max(1, round(t.warmup_frac * min(b.steps for b in branches)))
     decay_starts = [b.steps - round(b.decay_frac * b.steps) for b in branches]
+    if min(decay_starts) <= warmup:
+        shortest = min(branches, key=lambda b: b.steps)
+        raise UserError(
+            f"train.decay_frac={t.decay_frac:g} leaves the {shortest.steps}-step branch of d_model={shape.d_model} "
+            f"at budget {shortest.budget:.3g} no stable steps after its {warmup}-step warmup; lower train.decay_frac"
+        )
     trunk_steps = max(decay_starts)
     trunk = replace(
         branches[0], tokens=trunk_steps * batch * seq_len, decay_frac=0.0, decay_shape="linear", warmup_steps=warmup,
@@ -102,24 +108,28 @@ def branch_off(trunks: list[RunSpec], shape: Shape, budget: float, seed: int, co
     """A decay branch at `budget` for a shape that has trunks already (the next wave of a shared
     sweep): it starts from the trunk checkpoint at its branch point, or from a continuation trunk
     that resumes the latest kept checkpoint before it and trains the stable phase up to there. The
-    branch trains with the shape's batch, LR and warmup. A shape with no trunk gets a new one."""
+    branch trains with the batch, LR and warmup of the shape's longest trunk, and only trunks trained
+    with those count. A shape with no trunk, or whose trunks keep no checkpoint before the branch
+    point, gets a new trunk (with those settings where it has one)."""
     from sweep.plan.grids import run_spec
 
     own = [t for t in trunks if (t.d_model, t.n_layers, t.seed) == (shape.d_model, shape.n_layers, seed)]
     if not own:
         return trunk_and_branches(shape, [budget], seed, config)
-    shape_trunk = max(own, key=lambda t: t.steps)
-    branch = replace(
-        run_spec(shape, budget, seed, config, batch=shape_trunk.batch_size, lr=shape_trunk.lr),
-        warmup_steps=shape_trunk.warmup_steps,
-    )
+    longest = max(own, key=lambda t: t.steps)
+    settings = {"batch_size": longest.batch_size, "lr": longest.lr, "warmup_steps": longest.warmup_steps}
+    alike = [t for t in own if all(getattr(t, k) == v for k, v in settings.items())]
+    branch = replace(run_spec(shape, budget, seed, config, batch=longest.batch_size, lr=longest.lr),
+                     warmup_steps=longest.warmup_steps)  # fmt: skip
     start = branch.steps - round(branch.decay_frac * branch.steps)
-    kept = [(step, t) for t in own for step in (*t.branch_steps, t.steps) if step <= start]
-    if not kept:  # it would branch before every checkpoint kept
-        return trunk_and_branches(shape, [budget], seed, config)
+    kept = [(step, t) for t in alike for step in (*t.branch_steps, t.steps) if step <= start]
+    if not kept:
+        new_trunk = replace(branch, tokens=start * branch.batch_size * branch.seq_len, decay_frac=0.0,
+                            decay_shape="linear", role="trunk", budget=0.0)  # fmt: skip
+        return [new_trunk, replace(branch, parent=new_trunk.run_id, branch_step=start)]
     step, trunk = max(kept, key=lambda kept_at: kept_at[0])
-    if step < start:
-        tokens = start * branch.batch_size * branch.seq_len
-        trunk = replace(trunk, tokens=tokens, parent=trunk.run_id, branch_step=step, branch_steps=(), budget=0.0)
-        return [trunk, replace(branch, parent=trunk.run_id, branch_step=start)]
-    return [replace(branch, parent=trunk.run_id, branch_step=start)]
+    if step == start:
+        return [replace(branch, parent=trunk.run_id, branch_step=start)]
+    tokens = start * trunk.batch_size * trunk.seq_len
+    continuation = replace(trunk, tokens=tokens, parent=trunk.run_id, branch_step=step, branch_steps=(), budget=0.0)
+    return [continuation, replace(branch, parent=continuation.run_id, branch_step=start)]

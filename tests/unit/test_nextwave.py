@@ -202,3 +202,19 @@ def test_a_shared_sweeps_wave_is_decay_branches_off_its_trunks_costed_at_what_th
     alone = sum(s.tokens * api.describe(s).flops_per_token for s in branches)
     assert recorded["cost"] < alone  # each paid only its decay and the stable steps it added
     assert all(json.loads((out / "runs" / s.run_id / "status.json").read_text())["state"] == "done" for s in wave)
+
+
+def test_sweep_run_that_cannot_buy_a_wave_stops_extending_and_says_why(tmp_path):
+    out = tmp_path / "s"
+    overrides = [*NOOP, "sweep.max_extensions=1", "sweep.next_wave_flops=1e12", "fit.bootstrap=0"]
+    report = api.run(overrides, out, "debug", show_progress=False)  # no bootstrap: no interval to narrow
+    assert report.waves == [] and report.proposal.predictions
+    assert report.stopped.startswith("no wave 1 bought with sweep.next_wave_flops: --next-wave narrows")
+
+
+def test_a_second_wave_is_refused_while_the_first_is_untrained(sweep_dir):
+    first = sweep_cli("propose", sweep_dir, "--next-wave", "--budget-flops", "1e12", "--json")
+    assert first.returncode == 0, first.stderr
+    again = sweep_cli("propose", sweep_dir, "--next-wave", "--budget-flops", "1e12")
+    assert again.returncode == 2 and "not trained yet" in again.stderr
+    assert {e["wave"] for e in planned(sweep_dir)} == {0, 1}

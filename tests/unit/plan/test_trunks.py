@@ -57,12 +57,12 @@ def test_the_preset_costs_at_least_2_5x_fewer_flops_than_its_runs_trained_apart(
     assert cost.branches == 60 and cost.trunks == len({(s.d_model, s.n_layers) for s in shared()})
 
 
-def test_plans_that_differ_only_in_their_decays_share_trunks():
-    linear, root, short = (shared(*o) for o in ([], ["train.decay_shape=one_minus_sqrt"], ["train.decay_frac=0.1"]))
+def test_plans_that_differ_only_in_their_decay_shape_share_trunks():
+    linear, root = shared(), shared("train.decay_shape=one_minus_sqrt")
     trunk_ids = [{s.run_id for s in plan if s.role == "trunk"} for plan in (linear, root)]
     assert trunk_ids[0] == trunk_ids[1]
-    branch_ids = [{s.run_id for s in plan if s.role != "trunk"} for plan in (linear, root, short)]
-    assert not branch_ids[0] & branch_ids[1] and not branch_ids[0] & branch_ids[2]
+    branch_ids = [{s.run_id for s in plan if s.role != "trunk"} for plan in (linear, root)]
+    assert not branch_ids[0] & branch_ids[1]
 
 
 def test_ladder_sizes_are_consecutive_rungs_around_each_budgets_centre():
@@ -115,3 +115,30 @@ def test_a_later_branch_continues_its_shapes_trunk_and_pays_only_for_what_it_add
     new_shape = shape_rules(config).snap(5e6)
     alone = branch_off(trunks, new_shape, 3e12, 0, config)
     assert [s.role for s in alone] == ["trunk", "proxy"] and alone[1].parent == alone[0].run_id
+
+
+def test_a_decay_that_leaves_a_branch_no_stable_phase_is_refused():
+    with pytest.raises(UserError, match="no stable steps after its"):
+        make_plan(compose(["sweep=wsd", "train.decay_frac=0.97", "train.warmup_frac=0.03"]))
+    with pytest.raises(UserError, match="the decay would start inside the warmup"):
+        compose(["sweep=wsd", "train.decay_frac=1"])
+
+
+def test_a_later_branch_never_mixes_in_a_trunk_trained_with_another_batch():
+    from dataclasses import replace
+
+    from sweep.plan.trunks import branch_off
+
+    config = compose(["sweep=wsd"])
+    trunks = [s for s in make_plan(config).specs if s.role == "trunk"]
+    trunk = trunks[-1]
+    other = replace(trunk, batch_size=trunk.batch_size + 3, branch_steps=(3,))  # kept a checkpoint at step 3
+    shape = shape_rules(config).make(trunk.d_model, trunk.n_layers)
+    for budget in (1.5e11, 2e12):
+        specs = branch_off([other, *trunks], shape, budget, trunk.seed, config)
+        parents = {s.run_id: s for s in [other, *trunks, *specs]}
+        for spec in specs:
+            assert spec.batch_size == trunk.batch_size and spec.warmup_steps == trunk.warmup_steps
+            assert spec.parent != other.run_id
+            if spec.parent:  # it starts where its parent's kept checkpoint is
+                assert spec.branch_step in (*parents[spec.parent].branch_steps, parents[spec.parent].steps)
