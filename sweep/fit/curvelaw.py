@@ -87,7 +87,7 @@ class RunCurve:
         return np.where(inherited, self.spec.parent, self.run_id)
 
 
-@lru_cache(maxsize=4096)  # a backtest refits each group once per run, from the same runs' areas
+@lru_cache(maxsize=256)  # a backtest refits each group once per run, from the same runs' areas (each up to MBs)
 def areas(spec: RunSpec, decay: float, per: str = "tokens") -> tuple[np.ndarray, np.ndarray]:
     """S1 (per tokens or steps) and S2 (per step) after each step of the spec's schedule (index s - 1
     is after step s)."""

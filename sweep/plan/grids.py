@@ -94,7 +94,7 @@ def isoflop_shapes(budget: float, config: Config) -> list[Shape]:
     step = exponents[1] - exponents[0] if s.sizes_per_budget > 1 else 0.0
     shapes = unique_shapes([rules.snap(centre * s.size_span**e) for e in exponents])
     top = exponents[-1]
-    while step and len(shapes) < s.sizes_per_budget and fits_budget(shapes[-1], budget, config):
+    while step and s.size_span > 1 and len(shapes) < s.sizes_per_budget and fits_budget(shapes[-1], budget, config):
         top += step
         shapes = unique_shapes([*shapes, rules.snap(centre * s.size_span**top)])
     return [shape for shape in shapes if fits_budget(shape, budget, config)][: s.sizes_per_budget]

@@ -131,3 +131,9 @@ def run_spec_of_size(spec, config):
 def test_lrbatch_run_count_is_capped_like_the_other_grids():
     with pytest.raises(UserError, match="LR x batch multipliers"):
         compose(["sweep=lrbatch", "sweep.sizes_per_budget=200", "sweep.lr_multipliers=[1,2,3,4,5,6,7,8,9,10]"])
+
+
+def test_a_size_span_of_1_plans_one_size_per_budget_instead_of_hanging():
+    config = compose(["sweep.size_span=1"])
+    specs = make_plan(config).specs
+    assert len(specs) == len(config.sweep.budgets)
