@@ -113,7 +113,8 @@ def branch_off(trunks: list[RunSpec], shape: Shape, budget: float, seed: int, co
     point, gets a new trunk (with those settings where it has one)."""
     from sweep.plan.grids import run_spec
 
-    own = [t for t in trunks if (t.d_model, t.n_layers, t.seed) == (shape.d_model, shape.n_layers, seed)]
+    shape_key = (shape.d_model, shape.n_layers, seed)
+    own = [t for t in trunks if t.role == "trunk" and (t.d_model, t.n_layers, t.seed) == shape_key]
     if not own:
         return trunk_and_branches(shape, [budget], seed, config)
     longest = max(own, key=lambda t: t.steps)

@@ -167,19 +167,21 @@ def test_the_next_wave_comes_from_each_budget_even_when_approach2_was_not_fitted
     assert {w["budget"] for w in wave} == {1e11, 3e11, 1e12} and {w["side"] for w in wave} == {"below"}
 
 
-def test_a_shared_trunk_sweeps_next_wave_is_a_new_trunk_per_shape_with_a_branch_per_budget():
+def test_a_shared_trunk_sweeps_next_wave_branches_off_the_trunks_it_has():
+    from sweep.plan.grids import make_plan
     from sweep.propose import wave_specs
 
     config = compose(["sweep=wsd"])
-    runs = runs_table()
-    proposal = propose(report(GOOD, isoflop=False), runs, config, COMPUTE)
-    specs = wave_specs(proposal, config)
-    trunks = [s for s in specs if s.role == "trunk"]
+    trunks = [s for s in make_plan(config).specs if s.role == "trunk"]
+    proposal = propose(report(GOOD, isoflop=False), runs_table(), config, COMPUTE)
+    specs = wave_specs(proposal, config, trunks)
     branches = [s for s in specs if s.role != "trunk"]
     assert len(branches) == len(proposal.next_wave)
-    assert len(trunks) == len({(w["d_model"], w["n_layers"]) for w in proposal.next_wave})
-    assert {b.parent for b in branches} == {t.run_id for t in trunks}
-    assert all(b.schedule == "wsd" and b.branch_step > 0 for b in branches)
+    known = {t.run_id: t for t in [*trunks, *specs] if t.role == "trunk"}
+    assert all(b.parent in known and b.schedule == "wsd" for b in branches)
+    had_trunk = {(t.d_model, t.n_layers) for t in trunks}
+    for new in (s for s in specs if s.role == "trunk"):  # a shape with a trunk gets continuations, never a new root
+        assert new.parent or (new.d_model, new.n_layers) not in had_trunk
 
 
 values = st.one_of(
