@@ -27,7 +27,7 @@ from sweep.fit.curvelaw import CurveBacktest, backtest_curves, run_curves
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies
 from sweep.plan.flops import spec_counts
-from sweep.rundir import RunDir, atomic_write_json, atomic_write_text
+from sweep.rundir import FAILED_STATES, FINISHED_STATES, RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
 from sweep.sweepdir import SweepDir
@@ -510,7 +510,7 @@ def add_next_wave(path: Path, proposal: Proposal, wave: int) -> list[RunSpec]:
 def usable_trunks(sweep: SweepDir) -> list[RunSpec]:
     """The sweep's trunks that a new branch may start from: trained, or planned to be, but not failed."""
     runs = [(r, r.checked_spec()[0]) for r in sweep.runs()]
-    return [spec for r, spec in runs if spec and spec.role == "trunk" and r.state not in ("failed", "diverged")]
+    return [spec for r, spec in runs if spec and spec.role == "trunk" and r.state not in FAILED_STATES]
 
 
 def propose_next_wave(
@@ -548,7 +548,7 @@ def choose_next_wave(
     if config.sweep.kind != "isoflop":
         raise UserError(f"--next-wave adds IsoFLOP runs; {sweep.path} is a sweep={config.sweep.kind.value} sweep")
     runs = finished_runs(sweep.path)
-    untrained = [r.run_id for r in sweep.runs() if r.state in ("planned", "queued", "running")]
+    untrained = [r.run_id for r in sweep.runs() if r.state not in FINISHED_STATES]
     if untrained:
         raise UserError(
             f"{len(untrained)} runs of {sweep.path} are not trained yet (e.g. {untrained[0]}): a wave is bought "
@@ -587,7 +587,7 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     if run_dir.state == "done":
         return spec, "done", run_dir.read_result()
     run_dir.write_spec(spec)
-    if run_dir.state in ("failed", "diverged"):
+    if run_dir.state in FAILED_STATES:
         run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
     state = run_one(run_dir, train_options(config, executor="foreground"), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()

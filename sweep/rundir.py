@@ -24,6 +24,7 @@ from sweep.spec import RunSpec
 STATES = ("planned", "queued", "running", "done", "failed", "diverged")
 ACTIVE_STATES = ("queued", "running")
 FINISHED_STATES = ("done", "failed", "diverged")
+FAILED_STATES = ("failed", "diverged")
 CURVE_COLUMNS = ("step", "tokens", "flops", "train_loss", "eval_loss", "lr")
 
 

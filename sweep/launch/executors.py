@@ -24,10 +24,10 @@ import submitit
 from sweep.config import Config, LauncherConfig
 from sweep.launch import localqueue
 from sweep.launch.job import TrainBundle, train_options
-from sweep.launch.jobstate import FAILED_STATES, JOB_FILE, LOCAL_QUEUE, attempts, effective_state, read_job, run_job
+from sweep.launch.jobstate import JOB_FILE, LOCAL_QUEUE, attempts, effective_state, read_job, run_job
 from sweep.launch.trunks import in_trunk_order, submission_groups, trunk, trunk_failure
 from sweep.plan.flops import spec_counts
-from sweep.rundir import ACTIVE_STATES, RunDir, atomic_write_json
+from sweep.rundir import ACTIVE_STATES, FAILED_STATES, RunDir, atomic_write_json
 from sweep.sweepdir import SweepDir
 
 

@@ -21,12 +21,11 @@ from pathlib import Path
 
 from sweep.launch import localqueue
 from sweep.launch.trunks import trunk, trunk_failure
-from sweep.rundir import ACTIVE_STATES, RunDir
+from sweep.rundir import ACTIVE_STATES, FAILED_STATES, RunDir
 from sweep.sweepdir import SweepDir
 
 JOB_FILE = "job.json"
 LOCAL_QUEUE = "queue"  # the job id of a run waiting in the local queue
-FAILED_STATES = ("failed", "diverged")
 
 
 def read_job(run_dir: RunDir) -> dict:
