@@ -1,0 +1,69 @@
+"""Everything a report shows, read once from a sweep directory: runs, curves, the fit, the proposal."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sweep import api
+from sweep.config import Config
+from sweep.fit.backtest import Backtest
+from sweep.fit.report import FitReport, Progress, prepare, proxies
+from sweep.propose import TargetCheck
+from sweep.sweepdir import SweepDir
+
+
+@dataclass(frozen=True)
+class ReportData:
+    path: Path  # the sweep directory
+    config: Config
+    runs: pd.DataFrame  # every finished run of the store (targets and trunks too), with its `role`
+    fitted: pd.DataFrame  # the runs the fit used, prepared (prepare(): N under the fit's counting)
+    curves: pd.DataFrame  # the store's curves: run_id, step, tokens, flops, train_loss, eval_loss, lr
+    fit: FitReport
+    proposal: dict | None  # the latest target proposal (Proposal.to_dict()), None when none was made
+    targets: list[TargetCheck]  # trained targets beside their predictions
+    backtest: Backtest | None  # the fit on all but the largest budget, None when too few budgets
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+
+def gather(path: Path, progress: Progress | None = None) -> ReportData:
+    """Read (and where needed fit: the fit is cached in the sweep) what the report shows."""
+    sweep = SweepDir.open(path)
+    config = api.sweep_config(path)
+    runs = api.finished_runs(path)
+    curves = api.stored_curves(sweep)
+    report = api.fit(path, progress=progress)
+    fitted = prepare(proxies(runs, config.fit.include_targets)[0], config.fit.counting)
+    return ReportData(
+        path=path, config=config, runs=runs, fitted=fitted, curves=curves, fit=report,
+        proposal=latest_proposal(sweep), targets=api.trained_targets(path), backtest=held_out_backtest(path, progress),
+    )  # fmt: skip
+
+
+def latest_proposal(sweep: SweepDir) -> dict | None:
+    """The newest target proposal file (proposals/target-*.json), by modification time."""
+    files = sorted(sweep.proposals_dir.glob("target-*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(files):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def held_out_backtest(path: Path, progress: Progress | None) -> Backtest | None:
+    """The backtest with the largest budget held out; None where the sweep has too few budgets for one."""
+    from sweep.errors import UserError
+    from sweep.fit.errors import FitError
+
+    try:
+        return api.backtest_source(path, api.CsvColumns(), None, 1, progress)
+    except (UserError, FitError):
+        return None
