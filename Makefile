@@ -1,12 +1,13 @@
 # `make demo`: install, then a small IsoFLOP sweep end to end on CPU, printing the proposal.
-# `make test`: install, lint, start a real single-node SLURM cluster, run the test suite, stop the
-# cluster (also when the tests fail). This is what CI runs.
+# `make test`: install, lint, install Debian's chromium if missing (the report's browser test), start a
+# real single-node SLURM cluster, run the test suite, stop the cluster (also when the tests fail).
+# This is what CI runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench bench-forecast clean
+.PHONY: install demo test lint browser bench bench-forecast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +24,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+browser:
+	scripts/browser.sh install
+
+test: install lint browser
 	scripts/slurm-local.sh start
-	WANDB_MODE=disabled SWEEP_TEST_SLURM=required $(BIN)/pytest -q; status=$$?; \
+	WANDB_MODE=disabled SWEEP_TEST_SLURM=required SWEEP_TEST_BROWSER=required $(BIN)/pytest -q; status=$$?; \
 	  scripts/slurm-local.sh stop; exit $$status
 
 bench: install

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sweep.launch.monitor import RunState
     from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
+    from sweep.report.build import ReportResult
 
 
 @dataclass(frozen=True)
@@ -415,6 +416,14 @@ def propose_target(
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
     return report, proposal
+
+
+def report(path: Path, progress: Progress | None = None) -> ReportResult:
+    """Write the sweep's report: DIR/report/index.html, one self-contained page, with each figure beside
+    it as PNG and SVG, and provenance.json. progress(stage, done, total) hears the fit and the figures."""
+    from sweep.report.build import write_report  # matplotlib: imported only by the command that draws
+
+    return write_report(path, progress)
 
 
 # What, besides the model and data, moves the optimal LR and batch (train.lr and the batch rules only

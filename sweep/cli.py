@@ -31,6 +31,8 @@ from sweep.render import (
     print_plan,
     print_plan_cost,
     print_proposal,
+    print_report,
+    print_report_pointer,
     print_status,
     print_target_launch,
     print_targets,
@@ -263,6 +265,8 @@ def fit(
         emit_json(report.to_dict())
         return
     print_fit(report)
+    if not api.is_csv(source):
+        print_report_pointer(source)
 
 
 @app.command()
@@ -393,6 +397,7 @@ def propose(
         return
     print_proposal(proposal, yaml_path, sweep_dir)
     print_targets(targets)
+    print_report_pointer(sweep_dir)
     if launched:
         print_target_launch(launched, sweep_dir)
 
@@ -440,6 +445,21 @@ def train(
         console.print(f"run {spec.run_id} {state}: {why}")
     if state != "done":
         raise typer.Exit(1)
+
+
+@app.command()
+def report(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
+    """Write DIR/report/index.html: one self-contained page (open it in any browser, no network needed)
+    with the proposal and its warnings, the figures, the fit's tables with intervals, and provenance.
+
+    Each figure is also written beside it as PNG and SVG. Example: sweep report sweeps/demo
+    """
+    with fit_progress(show=not as_json) as progress:
+        result = api.report(sweep_dir, progress)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    print_report(result)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sweep.api import PlanCost, PlannedRun, TargetLaunch
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # not imported at run time: they would slow every command's s
     from sweep.launch.executors import LaunchReport
     from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
+    from sweep.report.build import ReportResult
 
 # Outside a terminal rich would wrap tables at 80 columns; logs and pipes get a wider page.
 WIDTH = shutil.get_terminal_size((140, 40)).columns
@@ -117,17 +119,10 @@ def print_fit(report: FitReport) -> None:
         for column in ("budget C", "runs", "N*", "D*", "L*", "used"):
             table.add_column(column, justify="right")
         for b in payload["approach2"]["budgets"]:
-            used = (
-                "yes"
-                if b["centred"]
-                else f"no: minimum at the {'smallest' if b['edge'] == 'below' else 'largest'} size"
-            )
-            if not b["centred"] and not b["edge"]:
-                used = "no: vertex outside the sizes"
             table.add_row(
                 num(b["budget"]), str(b["n_runs"]), with_interval(b["N_star"], b["N_star_interval"], 3),
                 with_interval(b["D_star"], b["D_star_interval"], 3), with_interval(b["L_star"], b["L_star_interval"]),
-                used,
+                vertex_used(b),
             )  # fmt: skip
         console.print(table)
     for name, form in payload.get("forms", {}).items():
@@ -148,6 +143,15 @@ def print_fit(report: FitReport) -> None:
         console.print(f"[yellow]{approach} not fitted:[/] {why}")
     for note in report.notes():
         console.print(f"[yellow]note:[/] {note}")
+
+
+def vertex_used(budget: dict) -> str:
+    """Whether Approach 2's power laws used a budget's vertex (a row of FitReport.budget_vertices), and why not."""
+    if budget["centred"]:
+        return "yes"
+    if not budget["edge"]:
+        return "no: vertex outside the sizes"
+    return f"no: minimum at the {'smallest' if budget['edge'] == 'below' else 'largest'} size"
 
 
 def print_hparams(payload: dict) -> None:
@@ -279,6 +283,19 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
     console.print(f"launch it: sweep launch {out} --proposal {yaml_path}")
     console.print(f"  run {proposal.run_id}, role target: never fitted, checked against this prediction")
     console.print(f"  or in the foreground: sweep train --config {yaml_path} --out {out}")
+
+
+def print_report_pointer(sweep_dir: Path) -> None:
+    console.print(f"report: sweep report {sweep_dir}", markup=False)
+
+
+def print_report(result: ReportResult) -> None:
+    """Where the page is, the figures drawn, and why each of the others was not."""
+    names = sorted({path.stem for path in result.figures})
+    console.print(f"report: {result.index}", markup=False)
+    console.print(f"figures: {len(names)} written beside it as PNG and SVG ({', '.join(names) or 'none'})")
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]figure {name} skipped:[/] {escape(why)}")
 
 
 def print_next_wave(wave: NextWave, sweep_dir: Path) -> None:
