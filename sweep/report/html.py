@@ -6,7 +6,7 @@ Every string that comes from the sweep (run ids, config values, warnings) is esc
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
 from sweep.render import num, vertex_used, with_interval
@@ -89,7 +89,12 @@ def header(data: ReportData, provenance: Provenance) -> str:
     )
 
 
-def table(headers: Iterable[str], rows: Iterable[Iterable[str]], caption: str = "", row_class=None) -> str:
+def table(
+    headers: Iterable[str],
+    rows: Iterable[Iterable[str]],
+    caption: str = "",
+    row_class: Callable[[int], str | None] | None = None,
+) -> str:
     """An HTML table of escaped cells; row_class(i) names the class of row i (or None)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
@@ -102,6 +107,13 @@ def table(headers: Iterable[str], rows: Iterable[Iterable[str]], caption: str = 
     return (
         f'<div class="wide"><table>{caption_html}<thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table></div>'
     )
+
+
+def facts(rows: Iterable[tuple[str, str]], code: bool = False) -> str:
+    """A two-column table of names and values (values in <code> where `code`)."""
+    start, end = ("<code>", "</code>") if code else ("", "")
+    cells = "".join(f"<tr><th>{escape(name)}</th><td>{start}{escape(value)}{end}</td></tr>" for name, value in rows)
+    return f'<table class="facts"><tbody>{cells}</tbody></table>'
 
 
 def bullets(items: Iterable[str]) -> str:
@@ -143,7 +155,7 @@ def warnings_box(warnings: list[str]) -> str:
 
 def proposal_facts(p: dict) -> str:
     s = p["shape"]
-    facts = (
+    rows = (
         ("proposal", p["proposal_id"]),
         ("target compute C", f"{num(p['compute'])} FLOPs"),
         ("shape", f"d_model {s['d_model']}, n_layers {s['n_layers']}, n_heads {s['n_heads']} "
@@ -154,8 +166,7 @@ def proposal_facts(p: dict) -> str:
         ("batch size", f"{band(p['batch_size'], p.get('batch_interval'), 3)} ({p.get('batch_from', '-')})"),
         ("run id", p.get("run_id", "-")),
     )  # fmt: skip
-    rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>" for name, value in facts)
-    return f'<table class="facts"><tbody>{rows}</tbody></table>'
+    return facts(rows)
 
 
 def predictions_table(p: dict) -> str:
@@ -299,14 +310,17 @@ def forms_table(fit: dict) -> str:
 
 
 def provenance_section(provenance: Provenance) -> str:
-    run_ids = ", ".join(provenance.run_ids) or "none"
+    rows = (
+        ("made", provenance.date),
+        ("git commit", provenance.commit),
+        (f"runs fitted ({len(provenance.run_ids)})", ", ".join(provenance.run_ids) or "none"),
+    )
     return (
         '<section id="provenance"><h2>Provenance</h2>'
-        f'<table class="facts"><tbody><tr><th>made</th><td>{escape(provenance.date)}</td></tr>'
-        f"<tr><th>git commit</th><td><code>{escape(provenance.commit)}</code></td></tr>"
-        f"<tr><th>runs fitted ({len(provenance.run_ids)})</th><td><code>{escape(run_ids)}</code></td></tr>"
-        "</tbody></table>"
-        "<h3>Package versions</h3>" + table(("package", "version"), provenance.versions.items()) + "<h3>Config</h3>"
+        + facts(rows, code=True)
+        + "<h3>Package versions</h3>"
+        + table(("package", "version"), provenance.versions.items())
+        + "<h3>Config</h3>"
         f"<details><summary>the sweep's config.yaml ({len(provenance.config.splitlines())} lines)</summary>"
         f"<pre>{escape(provenance.config)}</pre></details></section>"
     )
