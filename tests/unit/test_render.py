@@ -46,3 +46,17 @@ def test_after_stop_the_next_report_starts_a_new_bar(monkeypatch):
     wait_until_shown(progress)
     progress.stop()
     assert "Approach 2" in progress.terminal.file.getvalue()
+
+
+def test_a_report_names_its_page_its_figures_and_why_each_other_was_skipped(monkeypatch, tmp_path):
+    from sweep.report.build import ReportResult
+
+    shown = Console(file=io.StringIO(), width=200)  # plain text: no colours between the words
+    monkeypatch.setattr(render, "console", shown)
+    figures = [tmp_path / f"valleys.{suffix}" for suffix in ("png", "svg")]
+    why = "no LR sweep [sweep=lrbatch plans one]"  # brackets are text, not markup
+    render.print_report(ReportResult(tmp_path / "index.html", figures, {"lr": why}, tmp_path / "provenance.json"))
+    text = shown.file.getvalue()
+    assert f"report: {tmp_path / 'index.html'}" in text
+    assert "figures: 1 written beside it as PNG and SVG (valleys)" in text
+    assert f"figure lr skipped: {why}" in text

@@ -1,8 +1,10 @@
 import json
 
+import pytest
+
 from sweep.config import compose
 from sweep.plan.grids import make_plan
-from sweep.rundir import RunDir, atomic_write_json
+from sweep.rundir import RunDir, atomic_write_bytes, atomic_write_json
 
 RESULT = {"N": 1000, "D": 2e5, "C": 1.2e9, "loss": 3.0}
 
@@ -13,6 +15,16 @@ def test_atomic_write_leaves_only_the_final_file(tmp_path):
     atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in target.parent.iterdir()] == ["status.json"]
+
+
+def test_atomic_bytes_are_written_as_given_and_a_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "figure.png"
+    atomic_write_bytes(target, b"\x89PNG\x00\xff")
+    assert target.read_bytes() == b"\x89PNG\x00\xff"
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "not bytes")  # fails mid-write, after the temporary file was made
+    assert target.read_bytes() == b"\x89PNG\x00\xff"
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]
 
 
 def test_state_history_and_reason(tmp_path):
