@@ -8,6 +8,7 @@ from html import escape
 import pytest
 from matplotlib.figure import Figure as MplFigure
 
+from sweep.propose import Prediction, TargetCheck
 from sweep.render import num, with_interval
 from sweep.report.data import gather
 from sweep.report.figures import Figure, rendered
@@ -100,3 +101,14 @@ def test_every_string_from_the_sweep_is_escaped(data, record):
     assert "<script" not in html.lower() and "<img src=x" not in html
     assert html.count("&lt;script&gt;document.title=&quot;pwned&quot;") >= 8  # each place it was put in
     assert attributes(html, "src")[0].startswith("data:image/png;base64,")
+
+
+def test_trained_targets_show_their_loss_beside_each_prediction_and_its_error(data, record):
+    predictions = [Prediction.from_dict(p) for p in data.proposal["predictions"]]
+    actual = predictions[0].loss * 1.01
+    check = TargetCheck("t0rget", data.proposal["compute"], actual, data.proposal["proposal_id"], predictions)
+    html = page(replace(data, targets=[check]), [], {}, record)
+    rows = re.findall(r"<tr><td>t0rget</td>.*?</tr>", html)
+    assert len(rows) == len(predictions)
+    for row, (approach, error) in zip(rows, check.errors().items(), strict=True):
+        assert f"<td>{approach}</td>" in row and f"<td>{100 * error:+.2f}%</td>" in row and num(actual, 4) in row
