@@ -27,6 +27,13 @@ def test_atomic_bytes_are_written_as_given_and_a_failed_write_keeps_the_old_file
     assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]
 
 
+def test_atomic_files_get_the_mode_of_any_other_file_of_the_user(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # created through the umask, as every other program's files are
+    atomic_write_json(tmp_path / "status.json", {"a": 1})
+    assert (tmp_path / "status.json").stat().st_mode == plain.stat().st_mode  # not mkstemp's owner-only 0600
+
+
 def test_state_history_and_reason(tmp_path):
     run = RunDir(tmp_path / "abc")
     assert run.state == "planned"
