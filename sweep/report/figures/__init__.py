@@ -38,6 +38,7 @@ def rendered(name: str, drawing: Drawing) -> Figure:
     png, svg = io.BytesIO(), io.StringIO()
     with style():
         drawing.figure.savefig(png, format="png", dpi=110)
+        drawing.figure.set_layout_engine("none")  # keep the layout the PNG found: laying out again costs a third
         drawing.figure.savefig(svg, format="svg", metadata={"Date": None})  # the same sweep, the same SVG
     return Figure(name, drawing.title, drawing.caption, png.getvalue(), svg.getvalue())
 

@@ -23,6 +23,7 @@ from sweep.report.figures.style import (
     band,
     budget_colours,
     colour_of,
+    error_bars,
     fitted_table,
     log_limits,
     nats,
@@ -52,9 +53,10 @@ def isoflop(data: ReportData) -> Drawing:
         x = np.linspace(log_n.min() - 0.15, log_n.max() + 0.15, 100)
         axes.plot(np.exp(x), (c2 * x + c1) * x + c0, color=colour, linewidth=0.9)
         if vertex["centred"]:
-            n, bounds = vertex["N_star"], vertex["N_star_interval"] or (vertex["N_star"],) * 2
-            axes.errorbar([n], [vertex["L_star"]], xerr=[[n - bounds[0]], [bounds[1] - n]], fmt="D", color=colour,
-                          markeredgecolor="black", capsize=2, gid="vertex")  # fmt: skip
+            n = vertex["N_star"]
+            marker, _, _ = axes.errorbar([n], [vertex["L_star"]], xerr=error_bars(n, [vertex["N_star_interval"]]),
+                                         fmt="D", color=colour, markeredgecolor="black", capsize=2)  # fmt: skip
+            marker.set_gid("vertex")
         elif shown[0] <= vertex["N_star"] <= shown[1] and np.isfinite(vertex["L_star"]):
             axes.plot([vertex["N_star"]], [vertex["L_star"]], "D", markerfacecolor="none", color=colour,
                       gid="off-centre vertex")  # fmt: skip
@@ -101,19 +103,26 @@ def chinchilla_allocation(law: Chinchilla, C: np.ndarray) -> tuple[np.ndarray, n
         return N, C / (6 * N)
 
 
+def allocating(data: ReportData) -> list[str]:
+    """The approaches fitted with an identified optimum, which give N*(C) and D*(C)."""
+    fits = {"approach1": data.fit.envelope, "approach2": data.fit.isoflop, "approach3": data.fit.parametric}
+    unidentified = data.fit.unidentified()
+    return [name for name, fit in fits.items() if fit is not None and name not in unidentified]
+
+
 def allocations(data: ReportData, C: np.ndarray) -> list[Allocation]:
     """Each fitted and identified approach's N*(C), D*(C) (Approach 3 under C = 6ND)."""
-    out, fit, unidentified = [], data.fit, data.fit.unidentified()
+    out, fit, approaches = [], data.fit, allocating(data)
     for approach, power_fit, samples in (("approach1", fit.envelope, fit.envelope_samples),
                                          ("approach2", fit.isoflop, fit.isoflop_samples)):  # fmt: skip
-        if power_fit is None or approach in unidentified:
+        if approach not in approaches:
             continue
         with np.errstate(all="ignore"):
             refits = [np.array([getattr(s, k)(C) for s in samples]).reshape(-1, len(C)) for k in ("N_star", "D_star")]
         exponents = {"N": power_fit.N_star.exponent, "D": power_fit.D_star.exponent}
         out.append(Allocation(approach, power_fit.N_star(C), power_fit.D_star(C), *refits, exponents,
                               interval(s.N_star.exponent for s in samples)))  # fmt: skip
-    if fit.parametric is not None and "approach3" not in unidentified:
+    if "approach3" in approaches:
         law = fit.parametric.law
         pairs = [chinchilla_allocation(s, C) for s in fit.parametric_samples]
         refits = [np.array([p[k] for p in pairs]).reshape(-1, len(C)) for k in (0, 1)]
@@ -131,11 +140,11 @@ def compute_range(data: ReportData) -> np.ndarray:
 
 def frontier(data: ReportData) -> Drawing:
     """N*(C) and D*(C) of each approach with bootstrap bands, the IsoFLOP vertices and the target."""
-    C = compute_range(data)
-    laws = allocations(data, C)
-    if not laws:
+    if not allocating(data):
         why = "; ".join(f"{k}: {v}" for k, v in {**data.fit.errors, **data.fit.unidentified()}.items())
         raise Skipped(f"no approach gives a compute-optimal allocation ({why or 'nothing fitted'})")
+    C = compute_range(data)
+    laws = allocations(data, C)
     figure, axes = panels(2)
     vertices = [v for v in (data.fit.budget_vertices() if data.fit.isoflop else []) if v["centred"]]
     for ax, key in zip(axes, ("N", "D"), strict=True):
@@ -155,9 +164,9 @@ def frontier(data: ReportData) -> Drawing:
         if vertices:
             x = [v["budget"] for v in vertices]
             y = np.array([v[f"{key}_star"] for v in vertices])
-            bounds = np.array([v[f"{key}_star_interval"] or (v[f"{key}_star"],) * 2 for v in vertices]).T
-            ax.errorbar(x, y, yerr=np.abs(bounds - y), fmt="D", color="black", markersize=3, capsize=2,
-                        label="IsoFLOP vertices (95%)", gid="vertex")  # fmt: skip
+            bars = error_bars(y, [v[f"{key}_star_interval"] for v in vertices])
+            ax.errorbar(x, y, yerr=bars, fmt="D", color="black", markersize=3, capsize=2,
+                        label="IsoFLOP vertices (95%)")  # fmt: skip
             shown.append(y)
         shown.append(mark_target(ax, data.proposal, key))
         ax.set(xscale="log", yscale="log", xlabel=COMPUTE, title=f"Compute-optimal {key}*(C)",
@@ -178,8 +187,15 @@ def mark_target(ax, proposal: dict | None, key: str) -> np.ndarray:
         value, bounds = p.get(key), p.get(f"{key}_interval")
         if value is None or p["approach"] not in APPROACHES:
             continue
-        err = np.abs(np.array(bounds or (value, value))[:, None] - value)
-        ax.errorbar([compute], [value], yerr=err, fmt="*", markersize=8, color=APPROACHES[p["approach"]][1], capsize=2)
+        ax.errorbar(
+            [compute],
+            [value],
+            yerr=error_bars(value, [bounds]),
+            fmt="*",
+            markersize=8,
+            color=APPROACHES[p["approach"]][1],
+            capsize=2,
+        )
         values.append(value)
     return np.array(values, dtype=float)
 
@@ -254,8 +270,8 @@ class Residuals:
 
 def residuals_of(data: ReportData) -> list[Residuals]:
     fit, out = data.fit, []
-    table = fitted_table(data)
     if fit.parametric is not None:
+        table = fitted_table(data)
         with np.errstate(all="ignore"):
             predicted = fit.parametric.law.loss(table["N"].to_numpy(float), table["D"].to_numpy(float))
         misses = 100 * (table["loss"].to_numpy(float) / predicted - 1)
@@ -267,7 +283,8 @@ def residuals_of(data: ReportData) -> list[Residuals]:
         observed = np.array([b.L_star for b in vertices])
         out.append(Residuals("approach2", "L* of each centred budget vs L*(C)", C,
                              100 * (observed / fit.isoflop.L_star(C) - 1), C))  # fmt: skip
-    if fit.envelope is not None and "run_id" in table:
+    if fit.envelope is not None:
+        table = fitted_table(data)
         grid = on_grid(curve_table(table, data.curves))
         points = envelope_points(grid, np.ones((1, len(grid.N)), dtype=bool))
         on = points.on[0]

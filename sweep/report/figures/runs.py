@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from sweep.fit.aspect import aspects
+from sweep.fit.aspect import aspects, size_corrected, widthdepth_groups
 from sweep.fit.hparams import grid_runs
 from sweep.fit.report import proxies
 from sweep.report.data import ReportData
@@ -18,9 +18,11 @@ from sweep.report.figures.style import (
     TOKENS,
     Drawing,
     Skipped,
+    band,
     budget_colours,
     change,
     colour_of,
+    error_bars,
     fitted_table,
     nats,
     num,
@@ -83,9 +85,9 @@ def backtest(data: ReportData) -> Drawing:
         for p in check.predictions:
             if p.approach not in APPROACHES:
                 continue
-            err = np.abs(np.array(p.loss_interval or (p.loss, p.loss))[:, None] - p.loss)
-            axes.errorbar([check.loss], [p.loss], yerr=err, fmt="*", markersize=9, capsize=2,
-                          color=APPROACHES[p.approach][1], label=f"target, {APPROACHES[p.approach][0]}")  # fmt: skip
+            label, colour = APPROACHES[p.approach]
+            axes.errorbar([check.loss], [p.loss], yerr=error_bars(p.loss, [p.loss_interval]), fmt="*", markersize=9,
+                          capsize=2, color=colour, label=f"target, {label}")  # fmt: skip
             points += [check.loss, p.loss]
             predicted = f"{nats(p.loss, p.loss_interval)} ({change(p.loss, check.loss)})"
             parts.append(f"target {check.run_id} (C = {num(check.compute)}, loss {nats(check.loss)}): "
@@ -113,12 +115,9 @@ def held_out(data: ReportData, axes, points: list[float]) -> list[str]:
         with np.errstate(all="ignore"):
             predicted = test.report.parametric.law.loss(N, D)
             refits = np.array([s.loss(N, D) for s in test.report.parametric_samples]).reshape(-1, len(N))
-        bounds = (
-            np.nanpercentile(np.where(np.isfinite(refits), refits, np.nan), [2.5, 97.5], axis=0)
-            if len(refits) > 1
-            else np.array([predicted, predicted])
-        )
-        axes.errorbar(runs["loss"], predicted, yerr=np.abs(bounds - predicted), fmt="o", markersize=4, capsize=2,
+        spread = band(refits)
+        bars = error_bars(predicted, list(zip(*spread, strict=True)) if spread else [None] * len(predicted))
+        axes.errorbar(runs["loss"], predicted, yerr=bars, fmt="o", markersize=4, capsize=2,
                       color=APPROACHES["approach3"][1], label="held-out runs, Approach 3")  # fmt: skip
         points += [*runs["loss"], *predicted]
         parts.append(f"Fitted on budgets {fitted}, Approach 3 predicts the {len(runs)} runs of the held-out budget(s) "
@@ -173,16 +172,23 @@ def aspect(data: ReportData) -> Drawing:
     if not data.fit.aspects:
         raise Skipped("no width/depth group (one size at 3+ aspect ratios): plan one with sweep=widthdepth")
     table, colours = fitted_table(data), budget_colours(data)
-    ratio = aspects(table)
     figure, (axes,) = panels()
     parts = []
-    for fit in data.fit.aspects:
-        colour = colour_of(colours, fit.budget)
-        in_group = ((table["budget"] == fit.budget) & table["N"].between(fit.N / 1.5, fit.N * 1.5)
-                    & np.isin(np.round(ratio, 6), np.round(fit.aspects, 6))).to_numpy()  # fmt: skip
-        order = np.argsort(ratio[in_group])
-        axes.plot(ratio[in_group][order], table["loss"][in_group].to_numpy()[order], "o-", color=colour,
-                  label=f"N ~ {num(fit.N)}, C = {num(fit.budget)}")  # fmt: skip
+    groups = sorted(widthdepth_groups(table), key=lambda rows: np.log(table["N"].iloc[rows]).mean())  # as the fits
+    for rows, fit in zip(groups, data.fit.aspects, strict=True):
+        group, colour = table.iloc[rows], colour_of(colours, fit.budget)
+        ratio, order = aspects(group), np.argsort(aspects(group))
+        loss = size_corrected(group, data.fit.parametric.law if fit.corrected else None)
+        if fit.corrected:
+            axes.scatter(
+                ratio,
+                group["loss"],
+                s=14,
+                facecolors="none",
+                edgecolors=colour,
+                label="as trained, before the size correction",
+            )
+        axes.plot(ratio[order], loss[order], "o-", color=colour, label=f"N ~ {num(fit.N)}, C = {num(fit.budget)}")
         if fit.identified:
             axes.axvline(fit.aspect_ratio, color=colour, linestyle="--", linewidth=0.8, gid="aspect optimum")
             if fit.interval:
@@ -192,6 +198,8 @@ def aspect(data: ReportData) -> Drawing:
                          f"{' (losses moved to one size by Approach 3)' if fit.corrected else ''}")  # fmt: skip
         else:
             parts.append(f"at C = {num(fit.budget)} (N ~ {num(fit.N)}) unidentified: {fit.unidentified}")
-    axes.set(xscale="log", xlabel="aspect ratio d_model / n_layers", ylabel=LOSS, title="Width vs depth")
+    corrected = any(fit.corrected for fit in data.fit.aspects)
+    ylabel = f"{LOSS}{', at the group mean size' if corrected else ''}"
+    axes.set(xscale="log", xlabel="aspect ratio d_model / n_layers", ylabel=ylabel, title="Width vs depth")
     axes.legend()
     return Drawing(figure, "Width vs depth", "Preferred aspect (dashed, 95% band): " + "; ".join(parts) + ".")

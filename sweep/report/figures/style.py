@@ -142,6 +142,17 @@ def band(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return low, high
 
 
+def error_bars(values, intervals) -> np.ndarray:
+    """(2, n) distances from each value down to its interval's low end and up to its high end, as
+    errorbar() takes them; 0 where an interval is None, NaN, or does not reach past the value (a
+    percentile of the refits need not hold the point fit)."""
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    bounds = np.array([b if b is not None else (v, v) for v, b in zip(values, intervals, strict=True)], dtype=float)
+    bounds = bounds.reshape(-1, 2).T
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(np.clip([values - bounds[0], bounds[1] - values], 0, None))
+
+
 def log_limits(axes: Axes, values: np.ndarray, axis: str = "y", pad: float = 2.0) -> None:
     """Limits around the finite positive values (a band of wild refits must not squash the fit)."""
     values = np.asarray(values, dtype=float)
