@@ -210,7 +210,10 @@ def frontier_caption(data: ReportData) -> str:
         parts.append(f"{APPROACHES[law.approach][0]} N* = {with_interval(float(law.N[0]), n_band)} "
                      f"(N* ∝ C^{with_interval(law.exponents['N'], law.N_exponent_interval)})")  # fmt: skip
     stars = " Stars: the proposal's predictions at its target (its shape, where its warnings say so, limited by data)."
-    return f"At {where}: " + "; ".join(parts) + f". Bands: 95% bootstrap over runs.{stars if data.proposal else ''}"
+    counted = (" Approach 3's allocation assumes C = 6ND; the runs also spend attention FLOPs, so their D at a"
+               " budget lies below its D*(C) line at small N." if "approach3" in allocating(data) else "")  # fmt: skip
+    return (f"At {where}: " + "; ".join(parts) + f". Bands: 95% bootstrap over runs.{counted}"
+            f"{stars if data.proposal else ''}")  # fmt: skip
 
 
 def contours(data: ReportData) -> Drawing:
@@ -259,6 +262,9 @@ def contours_caption(data: ReportData, law: Chinchilla) -> str:
     return text
 
 
+RESIDUAL_MARKERS = {"approach3": "o", "approach2": "D", "approach1": "s"}
+
+
 @dataclass(frozen=True)
 class Residuals:
     approach: str
@@ -305,7 +311,7 @@ def residuals(data: ReportData) -> Drawing:
         label, colour = APPROACHES[r.approach]
         point_colours = [colour if np.isnan(b) else colour_of(colours, b) for b in r.budget]
         ax.axhline(0, color="black", linewidth=0.6)
-        ax.scatter(r.C, r.percent, c=point_colours, s=14, edgecolors=colour, linewidths=0.6)
+        ax.scatter(r.C, r.percent, c=point_colours, s=16, marker=RESIDUAL_MARKERS[r.approach])
         ax.set(
             xscale="log",
             xlim=(spanned.min() / 1.3, spanned.max() * 1.3),

@@ -81,17 +81,21 @@ def backtest(data: ReportData) -> Drawing:
     parts = []
     if data.backtest is not None:
         parts += held_out(data, axes, points)
+    labelled = set()
     for check in targets:
+        predicted = []
         for p in check.predictions:
             if p.approach not in APPROACHES:
                 continue
             label, colour = APPROACHES[p.approach]
             axes.errorbar([check.loss], [p.loss], yerr=error_bars(p.loss, [p.loss_interval]), fmt="*", markersize=9,
-                          capsize=2, color=colour, label=f"target, {label}")  # fmt: skip
+                          capsize=2, color=colour, label=None if label in labelled else f"target, {label}")  # fmt: skip
+            labelled.add(label)
             points += [check.loss, p.loss]
-            predicted = f"{nats(p.loss, p.loss_interval)} ({change(p.loss, check.loss)})"
-            parts.append(f"target {check.run_id} (C = {num(check.compute)}, loss {nats(check.loss)}): "
-                         f"{p.approach} predicted {predicted}")  # fmt: skip
+            predicted.append(f"{p.approach} predicted {nats(p.loss, p.loss_interval)} ({change(p.loss, check.loss)})")
+        parts.append(
+            f"target {check.run_id} (C = {num(check.compute)}, loss {nats(check.loss)}): {', '.join(predicted)}"
+        )
     finite = [v for v in points if np.isfinite(v)]
     if finite:
         low, high = min(finite), max(finite)

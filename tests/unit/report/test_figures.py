@@ -54,6 +54,7 @@ def fitted(tmp_path_factory) -> ReportData:
     _, proposal = api.propose_target(sweep.path)
     target = single_run_spec(compose(config_file=api.proposal_file(SweepDir.open(sweep.path), proposal)))
     fake_train(sweep.path, target)
+    write_curve(sweep.path, target)
     api.collect(sweep.path)
     return gather(sweep.path)
 
@@ -181,3 +182,14 @@ def test_a_sweep_without_curves_fits_or_backtest_skips_with_reasons(fitted):
     assert skipped["backtest"].startswith("no backtest")
     with pytest.raises(Skipped, match="no LR sweep"):
         drawn("lr", data)
+
+
+def test_the_curves_tell_the_target_from_the_proxies_and_colour_by_budget(fitted):
+    (check,) = fitted.targets
+    for ax in drawn("curves", fitted).figure.axes:
+        thick = [line for line in ax.lines if line.get_linewidth() == 2.0]
+        assert len(thick) == 1  # the target's curve
+        assert len(ax.lines) == fitted.curves["run_id"].nunique()
+    budgets = {float(b) for b in fitted.runs["budget"]}
+    assert len({tuple(line.get_color()) for line in ax.lines}) == len(budgets)
+    assert check.compute in budgets
