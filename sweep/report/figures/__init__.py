@@ -9,6 +9,8 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from matplotlib.figure import Figure as MplFigure
+
 from sweep.report.data import ReportData
 from sweep.report.figures import fits, runs
 from sweep.report.figures.style import Drawing, Skipped, style
@@ -34,13 +36,13 @@ class Figure:
     svg: str
 
 
-def rendered(name: str, drawing: Drawing) -> Figure:
+def rendered(name: str, title: str, caption: str, figure: MplFigure) -> Figure:
     png, svg = io.BytesIO(), io.StringIO()
     with style():
-        drawing.figure.savefig(png, format="png", dpi=110)
-        drawing.figure.set_layout_engine("none")  # keep the layout the PNG found: laying out again costs a third
-        drawing.figure.savefig(svg, format="svg", metadata={"Date": None})  # the same sweep, the same SVG
-    return Figure(name, drawing.title, drawing.caption, png.getvalue(), svg.getvalue())
+        figure.savefig(png, format="png", dpi=110)
+        figure.set_layout_engine("none")  # keep the layout the PNG found: laying out again costs a third
+        figure.savefig(svg, format="svg", metadata={"Date": None})  # the same sweep, the same SVG
+    return Figure(name, title, caption, png.getvalue(), svg.getvalue())
 
 
 def drawn(name: str, data: ReportData) -> Drawing:
@@ -57,7 +59,8 @@ def make_figures(
     figures, skipped = [], {}
     for done, name in enumerate(DRAWERS, start=1):
         try:
-            figures.append(rendered(name, drawn(name, data)))
+            drawing = drawn(name, data)
+            figures.append(rendered(name, drawing.title, drawing.caption, drawing.figure))
         except Skipped as why:
             skipped[name] = str(why)
         if progress:

@@ -130,7 +130,7 @@ def test_the_backtest_shows_held_out_runs_and_the_trained_target(fitted):
 
 def test_svg_is_the_same_byte_for_byte_when_drawn_again(fitted):
     for name in ("frontier", "curves"):  # bands, mathtext, legends; the others draw nothing else
-        first, second = (rendered(name, drawn(name, fitted)).svg for _ in range(2))
+        first, second = (rendered(name, "", "", drawn(name, fitted).figure).svg for _ in range(2))
         assert first == second, name
 
 
