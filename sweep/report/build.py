@@ -48,11 +48,8 @@ def write_report(path: Path, progress: Progress | None = None) -> ReportResult:
     progress(stage, done, total) hears the fit (when it is not cached) and the figures."""
     out = report_dir(Path(path))
     data = gather(Path(path), progress)
-    if progress:
-        progress("figures", 0, 1)
-    figures, skipped = make_figures(data)
-    if progress:
-        progress("figures", 1, 1)
+    drawn = (lambda done, total: progress("figures", done, total)) if progress else None
+    figures, skipped = make_figures(data, drawn)
     record = provenance(SweepDir.open(path).config_file, list(data.fitted["run_id"]))
     written = write_figures(out, figures)
     atomic_write_json(out / "provenance.json", record.to_dict())
