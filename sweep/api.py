@@ -31,6 +31,7 @@ from sweep.rundir import FAILED_STATES, FINISHED_STATES, RunDir, atomic_write_js
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
 from sweep.sweepdir import SweepDir
+from sweep.wandb_log import log_fit, log_proposal
 
 # sweep.launch (submitit, rich.progress) and sweep.propose are imported in the functions that use
 # them: commands that need neither, such as `sweep fit`, start faster without them.
@@ -316,11 +317,14 @@ def source_runs(source: Path, columns: CsvColumns, overrides: list[str] | None) 
 def fit_source(
     source: Path, columns: CsvColumns, overrides: list[str] | None, progress: Progress | None = None
 ) -> FitReport:
-    """A sweep directory's fit (recorded in it, see `fit`) or a CSV file's (written nowhere)."""
+    """A sweep directory's fit (recorded in it, see `fit`, and logged to W&B when it is on) or a CSV
+    file's (written nowhere). The W&B run's figures are the report's: left out under overrides."""
     if is_csv(source):
         return fit_table(*source_runs(source, columns, overrides), progress)
     _no_csv_options(source, columns)
-    return fit(source, overrides, progress)
+    report = fit(source, overrides, progress)
+    log_fit(source, sweep_config(source, overrides), report, with_figures=not overrides)
+    return report
 
 
 def _no_csv_options(source: Path, columns: CsvColumns) -> None:
@@ -396,7 +400,7 @@ def propose_target(
     the config or of the runs: an imported sweep's budgets are not in its config). A fit that cannot
     choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
     batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
-    sweep, where it identifies their laws; else from the rules."""
+    sweep, where it identifies their laws; else from the rules. Logged to W&B when it is on (see fit_source)."""
     from sweep.propose import propose, target_yaml
 
     sweep = SweepDir.open(path)
@@ -414,6 +418,7 @@ def propose_target(
         atomic_write_json(record, proposal.to_dict())
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
+    log_proposal(path, config, report, proposal, with_figures=not overrides)
     return report, proposal
 
 
@@ -589,7 +594,7 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     run_dir.write_spec(spec)
     if run_dir.state in FAILED_STATES:
         run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
-    state = run_one(run_dir, train_options(config, executor="foreground"), str(os.getpid()))
+    state = run_one(run_dir, train_options(config, "foreground", Path(out).resolve().name), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
 
