@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -338,21 +338,43 @@ class ImportReport:
     rows: int
     new: int
     budgets: pd.DataFrame  # budget, runs, C_min, C_max: how the rows were grouped
+    skipped: dict[str, str] = field(default_factory=dict)  # a run not imported -> why (W&B runs)
 
 
 def import_csv(csv: Path, into: Path, columns: CsvColumns = CsvColumns()) -> ImportReport:
     """Add a CSV's finished runs to a sweep's store (a new sweep directory if `into` does not
     exist), so that `sweep fit` fits them, alone or with the sweep's own runs. Every row is
     checked before anything is written."""
-    runs = read_csv_runs(csv, columns)
+    return _import_runs(read_csv_runs(csv, columns), into, str(Path(csv).resolve()))
+
+
+def import_wandb(project: str, into: Path, columns: CsvColumns = CsvColumns()) -> ImportReport:
+    """Add the finished runs of the W&B project ENTITY/PROJECT, and their curves, to a sweep's store (see
+    sweep/wandb_import.py for what is read). Online only; nothing is written unless the runs were read."""
+    from sweep import wandb_import
+
+    if columns.name_col or columns.drop_highest_loss:
+        raise UserError("--name-col and --drop-highest-loss apply to CSV files; W&B runs are named by their id")
+    runs = wandb_import.convert(wandb_import.fetch_runs(project), columns)
+    if runs.table.empty:
+        why = "; ".join(f"{run_id}: {reason}" for run_id, reason in list(runs.skipped.items())[:3]) or "it has none"
+        raise UserError(f"no finished run of {project} can be imported ({why}); name the summary's keys with "
+                        "--n-col, --d-col, --c-col, --loss-col")  # fmt: skip
+    return _import_runs(runs.table, into, f"wandb:{project}", runs.curves, runs.skipped)
+
+
+def _import_runs(
+    runs: pd.DataFrame, into: Path, source: str, curves: dict[str, list[dict]] | None = None,
+    skipped: dict[str, str] | None = None,
+) -> ImportReport:  # fmt: skip
     table = prepare(runs)
     if "name" in runs:
         table["name"] = runs["name"].to_numpy()
     sweep = SweepDir.open(into) if (Path(into) / "plan.json").exists() else SweepDir.create(into, compose([]))
     with Store(sweep.db_file) as store:
-        new = store.import_runs(table, str(Path(csv).resolve()))
+        new = store.import_runs(table, source, curves)
     budgets = table.groupby("budget")["C"].agg(runs="count", C_min="min", C_max="max").reset_index()
-    return ImportReport(sweep.path, len(table), new, budgets)
+    return ImportReport(sweep.path, len(table), new, budgets, skipped or {})
 
 
 def fit_table(runs: pd.DataFrame, fit_config: FitConfig, progress: Progress | None = None) -> FitReport:
