@@ -45,7 +45,7 @@ def fit_rows(fit: dict) -> list[list]:
                 rows.append([approach, f"{law}.{part}", fitted[part], *_bounds(fitted[f"{part}_interval"])])
     for name, law in (("approach3", fit.get("approach3")), *fit.get("forms", {}).items()):
         for parameter, interval in (law or {}).get("intervals", {}).items():
-            rows.append([name, parameter, law[parameter], *_bounds(interval)])
+            rows.append([str(name), parameter, law[parameter], *_bounds(interval)])  # a form's name is a FitForm
     return rows
 
 

@@ -2,22 +2,26 @@
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
 from sweep import api
+from sweep.config import compose
 from sweep.rundir import RunDir
-from sweep.wandb_log import FIT_COLUMNS, PREDICTION_COLUMNS, fit_rows, prediction_rows
+from sweep.wandb_log import FIT_COLUMNS, POWER_LAWS, PREDICTION_COLUMNS, fit_rows, log_fit, prediction_rows
 from tests.unit.test_api import OVERRIDES, fake_train
 from tests.wandb_offline import OfflineRun, go_offline, read_runs
 
 
 @pytest.fixture
 def collected(tmp_path, monkeypatch):
-    """A sweep named `s` with wandb.mode=offline, its runs trained (fake results, three-point curves)."""
+    """A sweep named `s` with wandb.mode=offline and a fit.forms form, its runs trained (fake results, three-point
+    curves)."""
     go_offline(monkeypatch, tmp_path / "wandb-home")
-    sweep, planned = api.plan([*OVERRIDES, "wandb.mode=offline"], tmp_path / "s")
+    overrides = [o for o in OVERRIDES if not o.startswith("fit.forms=")] + ["fit.forms=[chinchilla,compute]"]
+    sweep, planned = api.plan([*overrides, "wandb.mode=offline"], tmp_path / "s")
     for run in planned:
         loss = fake_train(sweep.path, run.spec)
         tokens = [run.spec.tokens // 4, run.spec.tokens // 2, run.spec.tokens]
@@ -43,7 +47,7 @@ def test_fit_logs_its_parameters_with_intervals_and_the_report_figures(collected
     table = logged_table(run, "fit/parameters")
     assert table["columns"] == FIT_COLUMNS
     expected = fit_rows(report.to_dict())
-    assert {row[0] for row in expected} >= {"approach1", "approach2", "approach3"}
+    assert {row[0] for row in expected} == {"approach1", "approach2", "approach3", "compute"}
     assert [row[:2] for row in table["data"]] == [row[:2] for row in expected]
     assert [row[2:] for row in table["data"]] == [pytest.approx(row[2:]) for row in expected]
     assert run.summary["approach3/alpha"] == pytest.approx(report.parametric.law.alpha)
@@ -91,3 +95,15 @@ def test_nothing_goes_to_wandb_when_it_is_disabled(collected, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")  # overrides the sweep's wandb.mode=offline
     api.fit_source(collected, api.CsvColumns(), None)
     assert not (collected / "wandb").exists()
+
+
+def test_a_parameter_without_an_interval_is_logged_with_empty_bounds(tmp_path, monkeypatch):
+    go_offline(monkeypatch, tmp_path)
+    law = {"coefficient": 2.0, "exponent": 0.5, "coefficient_interval": None, "exponent_interval": [0.4, 0.6]}
+    fit = {"n_runs": 3, "counting": "non_embedding", "notes": [], "approach2": dict.fromkeys(POWER_LAWS, law)}
+    log_fit(tmp_path / "s", compose(["wandb.mode=offline"]), SimpleNamespace(to_dict=lambda: fit), with_figures=False)
+    [run] = read_runs(tmp_path / "s")
+    assert logged_table(run, "fit/parameters")["data"][:2] == [
+        ["approach2", "N_star.coefficient", 2.0, None, None],
+        ["approach2", "N_star.exponent", 0.5, 0.4, 0.6],
+    ]
