@@ -318,12 +318,14 @@ def fit_source(
     source: Path, columns: CsvColumns, overrides: list[str] | None, progress: Progress | None = None
 ) -> FitReport:
     """A sweep directory's fit (recorded in it, see `fit`, and logged to W&B when it is on) or a CSV
-    file's (written nowhere). The W&B run's figures are the report's: left out under overrides."""
+    file's (written nowhere). The W&B run's figures are the report's, which fits the sweep's saved config:
+    they are left out when overrides change the fit section."""
     if is_csv(source):
         return fit_table(*source_runs(source, columns, overrides), progress)
     _no_csv_options(source, columns)
     report = fit(source, overrides, progress)
-    log_fit(source, sweep_config(source, overrides), report, with_figures=not overrides)
+    config = sweep_config(source, overrides)
+    log_fit(source, config, report, with_figures=config.fit == sweep_config(source).fit)
     return report
 
 
@@ -440,7 +442,7 @@ def propose_target(
         atomic_write_json(record, proposal.to_dict())
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
-    log_proposal(path, config, report, proposal, with_figures=not overrides)
+    log_proposal(path, config, report, proposal, with_figures=config.fit == sweep.config().fit)
     return report, proposal
 
 

@@ -107,3 +107,12 @@ def test_a_parameter_without_an_interval_is_logged_with_empty_bounds(tmp_path, m
         ["approach2", "N_star.coefficient", 2.0, None, None],
         ["approach2", "N_star.exponent", 0.5, 0.4, 0.6],
     ]
+
+
+def test_figures_are_left_out_when_overrides_change_the_fit_they_would_not_show(collected):
+    api.fit_source(collected, api.CsvColumns(), ["fit.bootstrap=6"])
+    [run] = read_runs(collected)
+    assert run.config["fit"]["bootstrap"] == 6
+    logged = {key for row in run.history for key in row}
+    assert "fit/parameters.path" in logged and not any(key.startswith("figures/") for key in logged)
+    assert json.loads((collected / "fits" / "fit.json").read_text())["approach3"]["bootstrap"] == 6  # not refitted
