@@ -317,7 +317,7 @@ def import_(
         metavar="ENTITY/PROJECT",
         help="Import a W&B project's finished runs instead: summaries and curves (online only; the options name "
         "the summary's keys).",
-    ),  # fmt: skip
+    ),
     into: Path = typer.Option(
         ..., "--into", help="The sweep directory to add them to (made if it does not exist).", callback=writable_dir
     ),
