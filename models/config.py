@@ -10,6 +10,7 @@ Hoffmann 2022).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 
@@ -92,6 +93,14 @@ class TrainOptions:
     device: str = "auto"
     threads: int = 0
     checkpoint: bool = True
-    wandb_mode: str = "disabled"
+    wandb_mode: str = "disabled"  # see wandb_mode(): a WANDB_MODE in the environment overrides it
     wandb_project: str = "scaling-sweep"
+    wandb_entity: str | None = None  # None: the API key's default entity
+    wandb_group: str = ""  # the sweep's name: its directory's
     trainer: str = "real"  # real | noop (writes a made-up result at once: for orchestration tests and benchmarks)
+
+
+def wandb_mode(configured: str) -> str:
+    """W&B's mode (disabled, offline, online): WANDB_MODE from the environment when it is set (W&B's
+    own switch, e.g. offline on a cluster's nodes without network), else the configured one."""
+    return os.environ.get("WANDB_MODE") or str(configured)

@@ -26,6 +26,7 @@ from models.config import (
     TrainOptions,
     model_config,
     shape_counts,
+    wandb_mode,
 )
 from models.data import TokenData, load
 from models.gpt import GPT
@@ -270,11 +271,20 @@ def train(
 
 
 def _wandb_logger(options: TrainOptions, spec: RunSpec, run_dir: RunDir):
-    if options.wandb_mode == "disabled":
+    """A W&B run for this training run, or None when W&B is off. Its id is the run id: a resumed run
+    logs on where it stopped."""
+    mode = wandb_mode(options.wandb_mode)
+    if mode == "disabled":
         return None
     import wandb  # imported here: it costs a second and most runs do not log to W&B
 
     return wandb.init(
-        project=options.wandb_project, name=spec.run_id, id=spec.run_id, resume="allow",
-        mode=options.wandb_mode, dir=str(run_dir.path), config=spec.to_dict(),
+        project=options.wandb_project, entity=options.wandb_entity, group=options.wandb_group or None,
+        job_type="train", tags=run_tags(spec), name=spec.run_id, id=spec.run_id, resume="allow", mode=mode,
+        dir=str(run_dir.path), config=spec.to_dict(),
     )  # fmt: skip
+
+
+def run_tags(spec: RunSpec) -> list[str]:
+    """W&B tags to filter runs by: the budget, the shape and the role, e.g. budget=1e+12, d64xL2, proxy."""
+    return [f"budget={spec.budget:g}", f"d{spec.d_model}xL{spec.n_layers}", spec.role]

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from sweep.rundir import FAILED_STATES, FINISHED_STATES, RunDir, atomic_write_js
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
 from sweep.sweepdir import SweepDir
+from sweep.wandb_log import log_fit, log_proposal
 
 # sweep.launch (submitit, rich.progress) and sweep.propose are imported in the functions that use
 # them: commands that need neither, such as `sweep fit`, start faster without them.
@@ -317,11 +318,16 @@ def source_runs(source: Path, columns: CsvColumns, overrides: list[str] | None) 
 def fit_source(
     source: Path, columns: CsvColumns, overrides: list[str] | None, progress: Progress | None = None
 ) -> FitReport:
-    """A sweep directory's fit (recorded in it, see `fit`) or a CSV file's (written nowhere)."""
+    """A sweep directory's fit (recorded in it, see `fit`, and logged to W&B when it is on) or a CSV
+    file's (written nowhere). The W&B run's figures are the report's, which fits the sweep's saved config:
+    they are left out when overrides change the fit section."""
     if is_csv(source):
         return fit_table(*source_runs(source, columns, overrides), progress)
     _no_csv_options(source, columns)
-    return fit(source, overrides, progress)
+    report = fit(source, overrides, progress)
+    config = sweep_config(source, overrides)
+    log_fit(source, config, report, with_figures=config.fit == sweep_config(source).fit)
+    return report
 
 
 def _no_csv_options(source: Path, columns: CsvColumns) -> None:
@@ -335,21 +341,43 @@ class ImportReport:
     rows: int
     new: int
     budgets: pd.DataFrame  # budget, runs, C_min, C_max: how the rows were grouped
+    skipped: dict[str, str] = field(default_factory=dict)  # a run not imported -> why (W&B runs)
 
 
 def import_csv(csv: Path, into: Path, columns: CsvColumns = CsvColumns()) -> ImportReport:
     """Add a CSV's finished runs to a sweep's store (a new sweep directory if `into` does not
     exist), so that `sweep fit` fits them, alone or with the sweep's own runs. Every row is
     checked before anything is written."""
-    runs = read_csv_runs(csv, columns)
+    return _import_runs(read_csv_runs(csv, columns), into, str(Path(csv).resolve()))
+
+
+def import_wandb(project: str, into: Path, columns: CsvColumns = CsvColumns()) -> ImportReport:
+    """Add the finished runs of the W&B project ENTITY/PROJECT, and their curves, to a sweep's store (see
+    sweep/wandb_import.py for what is read). Online only; nothing is written unless the runs were read."""
+    from sweep import wandb_import
+
+    if columns.name_col or columns.drop_highest_loss:
+        raise UserError("--name-col and --drop-highest-loss apply to CSV files; W&B runs are named by their id")
+    runs = wandb_import.convert(wandb_import.fetch_runs(project), columns)
+    if runs.table.empty:
+        why = "; ".join(f"{run_id}: {reason}" for run_id, reason in list(runs.skipped.items())[:3]) or "it has none"
+        raise UserError(f"no finished run of {project} can be imported ({why}); name the summary's keys with "
+                        "--n-col, --d-col, --c-col, --loss-col")  # fmt: skip
+    return _import_runs(runs.table, into, f"wandb:{project}", runs.curves, runs.skipped)
+
+
+def _import_runs(
+    runs: pd.DataFrame, into: Path, source: str, curves: dict[str, list[dict]] | None = None,
+    skipped: dict[str, str] | None = None,
+) -> ImportReport:  # fmt: skip
     table = prepare(runs)
     if "name" in runs:
         table["name"] = runs["name"].to_numpy()
     sweep = SweepDir.open(into) if (Path(into) / "plan.json").exists() else SweepDir.create(into, compose([]))
     with Store(sweep.db_file) as store:
-        new = store.import_runs(table, str(Path(csv).resolve()))
+        new = store.import_runs(table, source, curves)
     budgets = table.groupby("budget")["C"].agg(runs="count", C_min="min", C_max="max").reset_index()
-    return ImportReport(sweep.path, len(table), new, budgets)
+    return ImportReport(sweep.path, len(table), new, budgets, skipped or {})
 
 
 def fit_table(runs: pd.DataFrame, fit_config: FitConfig, progress: Progress | None = None) -> FitReport:
@@ -397,7 +425,7 @@ def propose_target(
     the config or of the runs: an imported sweep's budgets are not in its config). A fit that cannot
     choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
     batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
-    sweep, where it identifies their laws; else from the rules."""
+    sweep, where it identifies their laws; else from the rules. Logged to W&B when it is on (see fit_source)."""
     from sweep.propose import propose, target_yaml
 
     sweep = SweepDir.open(path)
@@ -415,6 +443,7 @@ def propose_target(
         atomic_write_json(record, proposal.to_dict())
     with Store(sweep.db_file) as store:
         store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
+    log_proposal(path, config, report, proposal, with_figures=config.fit == sweep.config().fit)
     return report, proposal
 
 
@@ -598,7 +627,7 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     run_dir.write_spec(spec)
     if run_dir.state in FAILED_STATES:
         run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
-    state = run_one(run_dir, train_options(config, executor="foreground"), str(os.getpid()))
+    state = run_one(run_dir, train_options(config, "foreground", Path(out).resolve().name), str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
 

@@ -312,7 +312,16 @@ def backtest(
 
 @app.command("import")
 def import_(
-    csv: Path = typer.Argument(..., help="A CSV of finished runs: N, loss, and D or C (renamed with the options)."),
+    csv: Path = typer.Argument(
+        None, help="A CSV of finished runs: N, loss, and D or C (renamed with the options). Or give --wandb."
+    ),
+    wandb: str = typer.Option(
+        None,
+        "--wandb",
+        metavar="ENTITY/PROJECT",
+        help="Import a W&B project's finished runs instead: summaries and curves (online only; the options name "
+        "the summary's keys).",
+    ),
     into: Path = typer.Option(
         ..., "--into", help="The sweep directory to add them to (made if it does not exist).", callback=writable_dir
     ),
@@ -329,13 +338,16 @@ def import_(
 
     Every row is checked before anything is written. Without --budget-col, runs are grouped into
     budgets by their FLOPs to two significant digits.
-    Example: sweep import chinchilla.csv --into sweeps/chinchilla --n-col "Model Size" --c-col "Training FLOP"
+    Examples: sweep import chinchilla.csv --into sweeps/chinchilla --n-col "Model Size" --c-col "Training FLOP"  |
+    sweep import --wandb my-team/scaling --into sweeps/from-wandb
     """
+    if (csv is None) == (wandb is None):
+        raise UserError("give either a CSV file or --wandb ENTITY/PROJECT to import from")
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss, name_col)
-    report = api.import_csv(csv, into, columns)
+    report = api.import_csv(csv, into, columns) if wandb is None else api.import_wandb(wandb, into, columns)
     if as_json:
         emit_json({"sweep_dir": str(report.sweep_dir), "rows": report.rows, "new": report.new,
-                   "budgets": report.budgets.to_dict("records")})  # fmt: skip
+                   "budgets": report.budgets.to_dict("records"), "skipped": report.skipped})  # fmt: skip
         return
     print_import(report)
 

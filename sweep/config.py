@@ -370,8 +370,9 @@ class RunConfig:
 
 @dataclass
 class WandbConfig:
-    mode: WandbMode = WandbMode.disabled
+    mode: WandbMode = WandbMode.disabled  # a WANDB_MODE in the environment overrides it
     project: str = "scaling-sweep"
+    entity: str | None = None  # None: the API key's default entity
 
 
 @dataclass

@@ -398,6 +398,8 @@ def print_import(report) -> None:
         f"imported {report.new} new runs into {report.sweep_dir} ({report.rows - report.new} were already there); "
         f"next: sweep fit {report.sweep_dir}"
     )
+    for run_id, why in report.skipped.items():
+        console.print(f"[yellow]skipped {run_id}:[/] {why}")
 
 
 # --- progress --------------------------------------------------------------------------------------

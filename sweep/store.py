@@ -156,10 +156,10 @@ class Store:
             list(values.values()),
         )
 
-    def import_runs(self, runs: pd.DataFrame, source: str) -> int:
-        """Finished runs from elsewhere (columns N, D, C, loss, budget, optional name) as `done` runs.
-        The id is a hash of the row, so importing the same file twice changes nothing. Returns how
-        many were new."""
+    def import_runs(self, runs: pd.DataFrame, source: str, curves: dict[str, list[dict]] | None = None) -> int:
+        """Finished runs from elsewhere (columns N, D, C, loss, budget, optional name) as `done` runs,
+        with the curve rows (CURVE_COLUMNS) that `curves` holds under a run's name. The id is a hash of
+        the row, so importing the same file twice changes nothing. Returns how many were new."""
         before = self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         with self.db:
             for row in runs.to_dict("records"):
@@ -170,6 +170,10 @@ class Store:
                     "INSERT INTO runs (run_id, budget, state, N, D, C, loss, spec_json, updated) "
                     "VALUES (?, ?, 'done', ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO NOTHING",
                     (run_id, row["budget"], row["N"], row["D"], row["C"], row["loss"], text, time.time()),
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, *(point[c] for c in CURVE_COLUMNS)) for point in (curves or {}).get(row.get("name"), [])],
                 )
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] - before
 

@@ -142,7 +142,7 @@ def _launch(sweep: SweepDir, executor: str | None, retry_failed: bool, only: Col
 def _submit(sweep: SweepDir, config: Config, kind: str, pending: list[RunDir], job_name: str) -> list[submitit.Job]:
     """Submit the runs group by group (trunks.submission_groups), each group's jobs waiting for
     its trunk's job; write each run's job.json as soon as its job exists."""
-    options = train_options(config, kind)
+    options = train_options(config, kind, sweep.path.resolve().name)
     job_of: dict[str, str] = {}  # run id -> the job this launch submitted it in
     jobs = []
     for parent, runs in submission_groups(pending):

@@ -151,11 +151,13 @@ class TrainBundle(submitit.helpers.Checkpointable):
         return states
 
 
-def train_options(config: Config, executor: str) -> TrainOptions:
+def train_options(config: Config, executor: str, sweep_name: str) -> TrainOptions:
+    """How the runs of the sweep named `sweep_name` (its directory's name: their W&B group) train."""
     threads = config.train.threads
     if threads == 0 and executor in ("local", "debug"):  # elsewhere the job reads SLURM_CPUS_PER_TASK
         threads = config.launcher.cpus_per_run
     return TrainOptions(
         device=config.train.device, threads=threads, checkpoint=config.train.checkpoint,
-        wandb_mode=config.wandb.mode, wandb_project=config.wandb.project, trainer=config.launcher.trainer,
+        wandb_mode=str(config.wandb.mode), wandb_project=config.wandb.project, wandb_entity=config.wandb.entity,
+        wandb_group=sweep_name, trainer=config.launcher.trainer,
     )  # fmt: skip

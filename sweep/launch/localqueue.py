@@ -233,7 +233,7 @@ def train_startable(sweep: SweepDir, slot: Slot, config: Config) -> bool:
     from sweep.launch.jobstate import effective_state
 
     placement = pin(slot)
-    options = replace(train_options(config, "local"), threads=len(slot.cpus))
+    options = replace(train_options(config, "local", sweep.path.resolve().name), threads=len(slot.cpus))
     trained = False
     for run_dir in queued_runs(sweep):
         if not _waiting(run_dir):  # taken by another worker meanwhile

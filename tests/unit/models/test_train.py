@@ -1,5 +1,6 @@
 """Real training, small enough for CI: determinism, resume, and learning a known entropy."""
 
+import csv
 import json
 from dataclasses import replace
 
@@ -11,6 +12,7 @@ from models.train import Interrupted, eval_steps, train
 from sweep.config import compose
 from sweep.plan.grids import single_run_spec
 from sweep.rundir import RunDir
+from tests.wandb_offline import go_offline, read_runs
 
 
 def tiny_spec(*overrides):
@@ -191,3 +193,24 @@ def test_a_trunk_continued_from_another_trunks_checkpoint_ends_where_one_long_tr
         train(spec, RunDir(runs / spec.run_id), TrainOptions(threads=1))
     got = train(branch, RunDir(runs / branch.run_id), TrainOptions(threads=1))
     assert got["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+
+
+def test_a_run_logs_to_wandb_its_group_tags_spec_curve_and_result(tmp_path, monkeypatch):
+    go_offline(monkeypatch, tmp_path)
+    spec = replace(tiny_spec(), budget=1e12)
+    run = RunDir(tmp_path / "my-sweep" / "runs" / spec.run_id)
+    result = train(spec, run, TrainOptions(threads=1, wandb_mode="offline", wandb_group="my-sweep"))
+    [logged] = read_runs(run.path)
+    assert (logged.run_id, logged.name, logged.group, logged.job_type) == (
+        spec.run_id,
+        spec.run_id,
+        "my-sweep",
+        "train",
+    )
+    assert logged.tags == ["budget=1e+12", "d32xL1", "proxy"]
+    assert logged.config == json.loads(json.dumps(spec.to_dict()))  # the spec, as JSON has it
+    curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(run.curve_file.open())]
+    assert len(logged.history) == len(curve) == 4
+    for row, expected in zip(logged.history, curve, strict=True):
+        assert {k: row[k] for k in expected} == pytest.approx(expected)
+    assert {k: logged.summary[k] for k in result} == pytest.approx(result)
