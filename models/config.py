@@ -10,7 +10,8 @@ Hoffmann 2022).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 class DataError(ValueError):
@@ -95,3 +96,6 @@ class TrainOptions:
     wandb_mode: str = "disabled"
     wandb_project: str = "scaling-sweep"
     trainer: str = "real"  # real | noop (writes a made-up result at once: for orchestration tests and benchmarks)
+    # Called after every step with (step, total steps, eval loss at an eval step else None, tokens/s):
+    # a progress bar's feed. Not part of a job's options (never pickled into one): the foreground only.
+    on_step: Callable[[int, int, float | None, float], None] | None = field(default=None, compare=False)
