@@ -46,3 +46,15 @@ def test_after_stop_the_next_report_starts_a_new_bar(monkeypatch):
     wait_until_shown(progress)
     progress.stop()
     assert "Approach 2" in progress.terminal.file.getvalue()
+
+
+def test_training_shows_steps_the_last_eval_loss_tokens_per_second_and_time_left():
+    progress = render.TrainProgress(terminal())
+    progress(10, 100, 3.21, 12345.0)
+    progress(20, 100, None, 23456.0)  # between evaluations the last loss stays
+    task = progress.bar.tasks[0]
+    assert (task.completed, task.total, task.fields) == (20, 100, {"loss": "3.2100", "speed": "23,456"})
+    progress.bar.refresh()
+    shown = progress.bar.console.file.getvalue()
+    progress.stop()
+    assert "20/100" in shown and "loss 3.2100" in shown and "23,456 tokens/s" in shown
