@@ -1,4 +1,4 @@
-"""The `sweep` command: parse, call sweep.api, print. No logic of its own."""
+"""The `sweep` command: parse, call sweep.api (through sweep.Sweep for its stages), print. No logic of its own."""
 
 from __future__ import annotations
 
@@ -474,7 +474,7 @@ def export(
         emit_json({"format": fmt.value, "out": str(out),
                    "tables": [{"name": t.name, "path": str(t.path), "rows": t.rows} for t in tables]})  # fmt: skip
         return
-    print_export(tables, fmt)
+    print_export(tables, out, fmt)
 
 
 @app.command()

@@ -384,8 +384,7 @@ def print_import(report) -> None:
     )
 
 
-def print_export(tables: list[ExportedTable], fmt: ExportFormat) -> None:
-    out = tables[0].path.parent
+def print_export(tables: list[ExportedTable], out: Path, fmt: ExportFormat) -> None:
     written = ", ".join(f"{t.path.name} ({t.rows} rows)" for t in tables)
     console.print(f"exported {written} to {out} as {fmt}")
 

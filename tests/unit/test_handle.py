@@ -129,3 +129,15 @@ def test_report_writes_the_html_report(trained):
     trained.fit()
     path = trained.report()
     assert path == trained.path / "report" / "index.html" and path.read_text().startswith("<!")
+
+
+def test_imported_runs_are_in_status_as_imported_with_no_shape_and_in_runs(tmp_path):
+    from tests.unit.fit.test_report import TRUTH, chinchilla_runs
+
+    chinchilla_runs(TRUTH).to_csv(tmp_path / "runs.csv", index=False)
+    api.import_csv(tmp_path / "runs.csv", tmp_path / "imported")
+    imported = Sweep.open(tmp_path / "imported")
+    status = imported.status()
+    assert len(status) == 18 and (status["role"] == "imported").all() and (status["state"] == "done").all()
+    assert status["d_model"].isna().all() and status["run_id"].str.startswith("import-").all()
+    assert len(imported.runs()) == 18 and imported.curves().empty
