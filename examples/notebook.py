@@ -30,7 +30,7 @@ sweep.status()[["run_id", "budget", "N", "D", "d_model", "n_layers"]]
 
 # %% Train: launch returns at once; wait blocks with a progress bar until every run is finished.
 sweep.launch(executor=args.executor)
-states = sweep.wait()
+sweep.wait()
 sweep.collect()
 print(sweep)
 
