@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 class DataError(ValueError):
@@ -98,6 +99,9 @@ class TrainOptions:
     wandb_entity: str | None = None  # None: the API key's default entity
     wandb_group: str = ""  # the sweep's name: its directory's
     trainer: str = "real"  # real | noop (writes a made-up result at once: for orchestration tests and benchmarks)
+    # Called after every step with (step, total steps, eval loss at an eval step else None, tokens/s):
+    # a progress bar's feed. Not part of a job's options (never pickled into one): the foreground only.
+    on_step: Callable[[int, int, float | None, float], None] | None = field(default=None, compare=False)
 
 
 def wandb_mode(configured: str) -> str:

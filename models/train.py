@@ -230,6 +230,9 @@ def train(
                 save_checkpoint(stable_checkpoint(run_dir.path, step), model, optimizer, step, curve, (0.0, 0))
             if options.checkpoint and step < total_steps:
                 save_checkpoint(run_dir.checkpoint_file, model, optimizer, step, curve, (0.0, 0))
+        if options.on_step is not None:
+            tokens_per_s = (step - start_step) * tokens_per_step / max(time.time() - started, 1e-9)
+            options.on_step(step, total_steps, curve[-1]["eval_loss"] if step in evals else None, tokens_per_s)
         if stop is not None and step < total_steps and stop():
             if options.checkpoint:
                 save_checkpoint(

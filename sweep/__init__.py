@@ -12,3 +12,12 @@ try:
     __version__ = version("scaling-sweep")
 except PackageNotFoundError:  # run from a checkout that was never installed
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str):
+    """`from sweep import Sweep`, imported on first use: `import sweep` (and the CLI's start) stays light."""
+    if name == "Sweep":
+        from sweep.handle import Sweep
+
+        return Sweep
+    raise AttributeError(f"module 'sweep' has no attribute {name!r}")

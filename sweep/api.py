@@ -20,6 +20,7 @@ import pandas as pd
 from sweep.config import SEED_MAX, Config, FitConfig, compose
 from sweep.csvinput import CsvColumns, read_runs
 from sweep.errors import UserError
+from sweep.export import ExportedTable, ExportFormat, store_tables, write_tables
 from sweep.fit.backtest import Backtest
 from sweep.fit.backtest import backtest as run_backtest
 from sweep.fit.cache import FitCache, cached_fit_all
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
     from sweep.report.build import ReportResult
+
+
+StepReport = Callable[[int, int, float | None, float], None]  # see models/config.py TrainOptions.on_step
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,25 @@ def status(path: Path) -> list[RunState]:
     ]
 
 
+# The columns of status_table: the run's state, then its shape and plan (from its spec), then why.
+STATUS_COLUMNS = (
+    "run_id", "state", "role", "budget", "N", "D", "C", "d_model", "n_layers", "n_heads", "batch_size", "steps",
+    "lr", "parent", "branch_step", "reason",
+)  # fmt: skip
+
+
+def status_table(path: Path, states: list[RunState]) -> pd.DataFrame:
+    """The states (of `status` or `wait`) as a DataFrame, one row per run, with the shape and role its
+    spec gives; a run only the store holds has no spec here, and its role is the one `status` names."""
+    specs = {run.run_id: spec for run in SweepDir.open(path).runs() if (spec := run.checked_spec()[0])}
+    rows = [
+        {**(describe(specs[s.run_id]).row() if s.run_id in specs else {"role": s.reason}),
+         "run_id": s.run_id, "state": s.state, "budget": s.budget, "reason": s.reason}
+        for s in states
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
+
+
 def _roles_named(sweep: SweepDir, states: list[RunState]) -> list[RunState]:
     """The states with the role as the reason of each target or trunk run that has no other."""
     roles = {entry["run_id"]: entry["role"] for entry in sweep.planned() if entry.get("role") in ("target", "trunk")}
@@ -260,7 +283,23 @@ def finished_runs(path: Path) -> pd.DataFrame:
         return store.runs(state="done")
 
 
+def export(path: Path, fmt: ExportFormat | str, out: Path) -> list[ExportedTable]:
+    """The sweep's runs, curves, fits and proposals as out/<table>.<fmt> (see sweep/export.py); a sweep
+    with nothing collected gives the tables empty."""
+    return write_tables(store_tables(SweepDir.open(path).db_file), fmt, out)
+
+
 def fit(path: Path, overrides: list[str] | None = None, progress: Progress | None = None) -> FitReport:
+    """Fit the sweep's collected runs (fit_recorded), and log the fit to W&B when it is on. The W&B
+    run's figures are the report's, which fits the sweep's saved config: they are left out when
+    overrides change the fit section."""
+    report = fit_recorded(path, overrides, progress)
+    config = sweep_config(path, overrides)
+    log_fit(path, config, report, with_figures=config.fit == sweep_config(path).fit)
+    return report
+
+
+def fit_recorded(path: Path, overrides: list[str] | None = None, progress: Progress | None = None) -> FitReport:
     """Fit the sweep's collected runs; the report goes to fits/fit.json and the store's fits table.
     progress(stage, done, total) hears how the fit goes (sweep/fit/report.py fit_all), unless it is
     read from the sweep's saved fits."""
@@ -311,26 +350,11 @@ def source_runs(source: Path, columns: CsvColumns, overrides: list[str] | None) 
     """The runs to fit and the fit section of the config, from a sweep directory or a CSV file."""
     if is_csv(source):
         return read_csv_runs(source, columns), compose(overrides or []).fit
-    _no_csv_options(source, columns)
+    no_csv_options(source, columns)
     return finished_runs(source), sweep_config(source, overrides).fit
 
 
-def fit_source(
-    source: Path, columns: CsvColumns, overrides: list[str] | None, progress: Progress | None = None
-) -> FitReport:
-    """A sweep directory's fit (recorded in it, see `fit`, and logged to W&B when it is on) or a CSV
-    file's (written nowhere). The W&B run's figures are the report's, which fits the sweep's saved config:
-    they are left out when overrides change the fit section."""
-    if is_csv(source):
-        return fit_table(*source_runs(source, columns, overrides), progress)
-    _no_csv_options(source, columns)
-    report = fit(source, overrides, progress)
-    config = sweep_config(source, overrides)
-    log_fit(source, config, report, with_figures=config.fit == sweep_config(source).fit)
-    return report
-
-
-def _no_csv_options(source: Path, columns: CsvColumns) -> None:
+def no_csv_options(source: Path, columns: CsvColumns) -> None:
     if columns != CsvColumns():
         raise UserError(f"{source} is a sweep directory: the CSV options (--n-col ...) apply to CSV files only")
 
@@ -425,7 +449,7 @@ def propose_target(
     the config or of the runs: an imported sweep's budgets are not in its config). A fit that cannot
     choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
     batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
-    sweep, where it identifies their laws; else from the rules. Logged to W&B when it is on (see fit_source)."""
+    sweep, where it identifies their laws; else from the rules. Logged to W&B when it is on (see fit)."""
     from sweep.propose import propose, target_yaml
 
     sweep = SweepDir.open(path)
@@ -614,8 +638,11 @@ def plan_next_wave(sweep: SweepDir, wave: NextWave, number: int) -> list[RunSpec
     return sweep.add_runs(wave.specs, wave=number)
 
 
-def train(overrides: list[str], out: Path, config_file: Path | None = None) -> tuple[RunSpec, str, dict]:
-    """Train the run named by the config's `run` section in this process, under out/runs/<id>."""
+def train(
+    overrides: list[str], out: Path, config_file: Path | None = None, on_step: StepReport | None = None
+) -> tuple[RunSpec, str, dict]:
+    """Train the run named by the config's `run` section in this process, under out/runs/<id>.
+    on_step(step, total, eval loss or None, tokens/s) hears how training goes (TrainOptions.on_step)."""
     from sweep.launch.job import run_one, train_options
     from sweep.plan.grids import single_run_spec
 
@@ -627,7 +654,8 @@ def train(overrides: list[str], out: Path, config_file: Path | None = None) -> t
     run_dir.write_spec(spec)
     if run_dir.state in FAILED_STATES:
         run_dir.set_state("queued", executor="foreground")  # asked for explicitly: try again
-    state = run_one(run_dir, train_options(config, "foreground", Path(out).resolve().name), str(os.getpid()))
+    options = replace(train_options(config, "foreground", Path(out).resolve().name), on_step=on_step)
+    state = run_one(run_dir, options, str(os.getpid()))
     result = run_dir.read_result() if state == "done" else run_dir.read_status()
     return spec, state, result
 

@@ -1,4 +1,4 @@
-"""The `sweep` command: parse, call sweep.api, print. No logic of its own."""
+"""The `sweep` command: parse, call sweep.api (through sweep.Sweep for its stages), print. No logic of its own."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ from models.config import DataError
 from sweep import api
 from sweep.config import Executor
 from sweep.errors import UserError
+from sweep.export import ExportFormat
 from sweep.fit.errors import FitError
+from sweep.handle import Sweep
 from sweep.render import (
     console,
     emit_json,
     fit_progress,
     print_backtest,
     print_curve_backtest,
+    print_export,
     print_fit,
     print_import,
     print_launch,
@@ -36,6 +39,7 @@ from sweep.render import (
     print_status,
     print_target_launch,
     print_targets,
+    train_progress,
 )
 
 app = typer.Typer(
@@ -85,7 +89,8 @@ def plan(
 
     Example: sweep plan sweep=smoke --out sweeps/smoke
     """
-    sweep, runs = api.plan(overrides or [], out)
+    sweep = Sweep.plan(overrides or [], out)
+    runs = sweep.planned
     cost = api.PlanCost.of(runs)
     if as_json:
         emit_json({"sweep": str(sweep.path), "runs": [r.row() for r in runs], **asdict(cost)})
@@ -171,7 +176,8 @@ def status(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
     Example: sweep status sweeps/smoke
     """
-    show_states(api.status(sweep_dir), as_json, api.local_workers(sweep_dir))
+    sweep = Sweep.open(sweep_dir)
+    show_states(sweep.run_states(), as_json, sweep.local_workers())
 
 
 @app.command()
@@ -208,7 +214,7 @@ def collect(
 
     Example: sweep collect sweeps/smoke  |  sweep collect --rebuild sweeps/smoke
     """
-    report = api.collect(sweep_dir, rebuild)
+    report = Sweep.open(sweep_dir).collect(rebuild)
     if as_json:
         emit_json({"ingested": report.ingested, "skipped": report.skipped})
     else:
@@ -260,7 +266,11 @@ def fit(
     """
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
     with fit_progress(show=not as_json) as progress:
-        report = api.fit_source(source, columns, overrides, progress)
+        if api.is_csv(source):
+            report = api.fit_table(*api.source_runs(source, columns, overrides), progress)
+        else:
+            api.no_csv_options(source, columns)
+            report = Sweep.open(source).fit(overrides, progress)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -398,10 +408,11 @@ def propose(
     chosen_seeds = seed_list(seeds)
     api.check_launch_options(chosen_seeds, executor)
     with fit_progress(show=not as_json) as progress:
-        _, proposal = api.propose_target(sweep_dir, compute, overrides, hparams_from, progress)
-    yaml_path = api.proposal_file(api.SweepDir.open(sweep_dir), proposal)
+        sweep = Sweep.open(sweep_dir)
+        proposal = sweep.propose(compute, overrides, hparams_from, progress)
+    yaml_path = sweep.proposal_file(proposal)
     launched = api.launch_proposal(sweep_dir, yaml_path, chosen_seeds, executor) if and_launch else None
-    targets = api.trained_targets(sweep_dir)
+    targets = sweep.trained_targets()
     if as_json:
         launch_payload = {"launch": target_launch_json(launched)} if launched else {}
         emit_json({**proposal.to_dict(), "config": str(yaml_path), "trained_targets": [t.to_dict() for t in targets],
@@ -443,7 +454,8 @@ def train(
 
     Example: sweep train run.d_model=64 run.n_layers=2 run.tokens=2e6 --out sweeps/manual
     """
-    spec, state, result = api.train(overrides or [], out, config)
+    with train_progress(show=not as_json) as progress:
+        spec, state, result = api.train(overrides or [], out, config, progress)
     if as_json:
         emit_json({"run_id": spec.run_id, "state": state, **result})
     elif state == "done":
@@ -467,11 +479,34 @@ def report(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
     Each figure is also written beside it as PNG and SVG. Example: sweep report sweeps/demo
     """
     with fit_progress(show=not as_json) as progress:
-        result = api.report(sweep_dir, progress)
+        result = Sweep.open(sweep_dir).report(progress)
     if as_json:
         emit_json(result.to_dict())
         return
     print_report(result)
+
+
+@app.command()
+def export(
+    sweep_dir: Path = SWEEP_DIR,
+    fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="The files' format."),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory to write the files to (made if absent).", callback=writable_dir
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Write the store's runs, curves, fits and proposals as OUT/runs.csv, curves.csv, fits.csv, proposals.csv.
+
+    Fits and proposals keep their JSON, and each scalar in it gets a column too (params.alpha, ...).
+    A sweep with nothing collected gives the tables empty. json: a list of records per table.
+    Example: sweep export sweeps/smoke --format parquet --out exports/smoke
+    """
+    tables = Sweep.open(sweep_dir).export(fmt, out)
+    if as_json:
+        emit_json({"format": fmt.value, "out": str(out),
+                   "tables": [{"name": t.name, "path": str(t.path), "rows": t.rows} for t in tables]})  # fmt: skip
+        return
+    print_export(tables, out, fmt)
 
 
 @app.command()

@@ -7,8 +7,8 @@ import math
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from sweep.fit.report import FitReport
 if TYPE_CHECKING:  # not imported at run time: they would slow every command's start
     from rich.progress import Progress, TaskID
 
+    from sweep.export import ExportedTable, ExportFormat
     from sweep.launch.executors import LaunchReport
     from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
@@ -402,6 +403,11 @@ def print_import(report) -> None:
         console.print(f"[yellow]skipped {run_id}:[/] {why}")
 
 
+def print_export(tables: list[ExportedTable], out: Path, fmt: ExportFormat) -> None:
+    written = ", ".join(f"{t.path.name} ({t.rows} rows)" for t in tables)
+    console.print(f"exported {written} to {out} as {fmt}")
+
+
 # --- progress --------------------------------------------------------------------------------------
 
 PROGRESS_DELAY_S = 1.0  # a fit that ends sooner shows no bar
@@ -451,14 +457,46 @@ class FitProgress:
         self.bar, self.task, self.timer, self.stage = None, None, None, ""
 
 
-@contextmanager
-def fit_progress(show: bool) -> Iterator[FitProgress | None]:
+class TrainProgress:
+    """A run's training (TrainOptions.on_step's reports) as a bar on stderr: steps done/total, the loss
+    of the last evaluation, tokens/s and the time left. Erased by `stop`."""
+
+    def __init__(self, terminal: Console | None = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} tokens/s"), TimeRemainingColumn(),
+            console=terminal or Console(stderr=True), transient=True,
+        )  # fmt: skip
+        self.task = self.bar.add_task("training", total=None, loss="-", speed="-")
+        self.bar.start()
+
+    def __call__(self, step: int, total: int, loss: float | None, tokens_per_s: float) -> None:
+        shown = {"loss": f"{loss:.4f}"} if loss is not None else {}  # the last one stays until the next eval
+        self.bar.update(self.task, completed=step, total=total, speed=f"{tokens_per_s:,.0f}", **shown)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def fit_progress(show: bool) -> AbstractContextManager[FitProgress | None]:
     """A FitProgress for the fits in the block, stopped at its end; None (nothing is shown) unless
     `show` and stderr is a terminal, so that pipes, logs and captured output never hold a bar."""
+    return _terminal_bar(show, FitProgress)
+
+
+def train_progress(show: bool) -> AbstractContextManager[TrainProgress | None]:
+    """A TrainProgress for `sweep train`, shown like fit_progress's bar (on a terminal only)."""
+    return _terminal_bar(show, TrainProgress)
+
+
+@contextmanager
+def _terminal_bar(show: bool, make: Callable[[], FitProgress | TrainProgress]) -> Iterator:
     if not (show and sys.stderr.isatty()):
         yield None
         return
-    progress = FitProgress()
+    progress = make()
     try:
         yield progress
     finally:

@@ -205,6 +205,9 @@ class Store:
     def fits(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM fits ORDER BY fit_id", self.db)
 
+    def proposals(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM proposals ORDER BY created", self.db)
+
 
 def _disk_nearly_full(directory: Path) -> bool:
     try:

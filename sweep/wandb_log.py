@@ -83,7 +83,7 @@ def log_fit(path: Path, config: Config, report: FitReport, with_figures: bool = 
     `with_figures=False` leaves the report's figures out (they show the fit of the sweep's saved config)."""
     fit = report.to_dict()
     tables = {"fit/parameters": (FIT_COLUMNS, fit_rows(fit)), "fit/notes": (["note"], [[n] for n in fit["notes"]])}
-    _log(path, config, "fit", tables, fit_summary(fit), with_figures)
+    _log(path, config, "fit", tables, fit_summary(fit), report if with_figures else None)
 
 
 def log_proposal(path: Path, config: Config, report: FitReport, proposal: Proposal, with_figures: bool = True) -> None:
@@ -94,12 +94,25 @@ def log_proposal(path: Path, config: Config, report: FitReport, proposal: Propos
         "proposal/predictions": (PREDICTION_COLUMNS, prediction_rows(proposed)),
         "proposal/warnings": (["warning"], [[w] for w in proposed["warnings"]]),
     }
-    _log(path, config, "propose", tables, {**fit_summary(fit), **proposal_summary(proposed)}, with_figures)
+    _log(
+        path,
+        config,
+        "propose",
+        tables,
+        {**fit_summary(fit), **proposal_summary(proposed)},
+        report if with_figures else None,
+    )
 
 
 def _log(
-    path: Path, config: Config, job_type: str, tables: dict[str, tuple[list, list]], summary: dict, with_figures: bool
+    path: Path,
+    config: Config,
+    job_type: str,
+    tables: dict[str, tuple[list, list]],
+    summary: dict,
+    figures_of: FitReport | None,
 ) -> None:
+    """figures_of: the fit whose report figures are logged too (None: no figures)."""
     mode = wandb_mode(config.wandb.mode)
     if mode == "disabled":
         return
@@ -108,7 +121,7 @@ def _log(
         import wandb
 
         logged = {key: wandb.Table(columns=columns, data=rows) for key, (columns, rows) in tables.items()}
-        logged |= figure_images(wandb, path) if with_figures else {}
+        logged |= figure_images(wandb, path, figures_of) if figures_of else {}
         run = wandb.init(
             project=config.wandb.project, entity=config.wandb.entity, group=sweep_name, job_type=job_type,
             name=f"{sweep_name}-{job_type}", mode=mode, dir=str(path), config=asdict(config),
@@ -123,7 +136,7 @@ def _log(
         log.warning(f"W&B: the {job_type} was not logged ({type(exc).__name__}: {reason}); it is saved in {path}")
 
 
-def figure_images(wandb: ModuleType, path: Path) -> dict:
+def figure_images(wandb: ModuleType, path: Path, report: FitReport) -> dict:
     """The report's figures of the sweep as W&B images (figures/<name>); none, with a warning, where
     the sweep cannot be gathered for a report (e.g. its fit has too few runs)."""
     from PIL import Image
@@ -132,7 +145,7 @@ def figure_images(wandb: ModuleType, path: Path) -> dict:
     from sweep.report.figures import make_figures
 
     try:
-        figures, _ = make_figures(gather(path))
+        figures, _ = make_figures(gather(path, fit=report))
     except (UserError, FitError) as exc:
         log.warning(f"W&B: no figures logged ({exc})")
         return {}

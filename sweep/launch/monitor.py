@@ -6,7 +6,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from sweep.launch.jobstate import effective_state
 from sweep.launch.trunks import trunk
@@ -20,6 +27,11 @@ class RunState:
     budget: float
     state: str
     reason: str
+
+
+# The time left is the runs left over the rate runs finished at in this window: rich's default (30 s)
+# is shorter than most runs, and would show no estimate between two finishing.
+ETA_WINDOW_S = 3600.0
 
 
 def run_states(sweep: SweepDir) -> list[RunState]:
@@ -47,7 +59,8 @@ def wait(sweep: SweepDir, poll_s: float = 2.0, show_progress: bool = True) -> li
     reported = {s.run_id for s in states if s.state in FINISHED_STATES}
     with Progress(
         TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), disable=not show_progress, transient=False,
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show_progress, transient=False,
+        speed_estimate_period=ETA_WINDOW_S,
     ) as progress:  # fmt: skip
         task = progress.add_task("", total=len(states))
         while True:

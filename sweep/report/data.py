@@ -33,13 +33,14 @@ class ReportData:
         return self.path.resolve().name
 
 
-def gather(path: Path, progress: Progress | None = None) -> ReportData:
-    """Read (and where needed fit: the fit is cached in the sweep) what the report shows."""
+def gather(path: Path, progress: Progress | None = None, fit: FitReport | None = None) -> ReportData:
+    """Read what the report shows; the sweep's fit is `fit` where the caller has just made it, else fitted
+    here (cached in the sweep, so mostly read)."""
     sweep = SweepDir.open(path)
     config = api.sweep_config(path)
     runs = api.finished_runs(path)
     curves = api.stored_curves(sweep)
-    report = api.fit(path, progress=progress)
+    report = fit or api.fit_recorded(path, progress=progress)
     fitted = prepare(proxies(runs, config.fit.include_targets)[0], config.fit.counting)
     return ReportData(
         path=path, config=config, runs=runs, fitted=fitted, curves=curves, fit=report,

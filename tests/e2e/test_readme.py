@@ -46,3 +46,21 @@ def test_the_readmes_next_wave_is_planned_and_launched(tmp_path):
     launched = sweep_cli(*readme_command("sweep launch sweeps/wave", None), cwd=tmp_path)
     assert launched.returncode == 0, launched.stderr
     assert f"submitted {runs} runs" in launched.stdout
+
+
+def readme_api_example() -> str:
+    """The README's ```python block that imports Sweep."""
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "from sweep import Sweep" in b]
+    return block
+
+
+def test_the_readmes_python_api_example_runs_and_prints_what_it_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_api_example(), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "<Sweep 'api' at sweeps/api: 6 runs (6 done)>" in printed
+    assert "Chinchilla(E=1.69" in printed and "sweeps/api/proposals/target-C1e12.yaml" in printed
+    assert sorted(p.name for p in (tmp_path / "exports/api").iterdir()) == [
+        "curves.parquet", "fits.parquet", "proposals.parquet", "runs.parquet",
+    ]  # fmt: skip
+    assert "sweeps/api/report/index.html" in printed and (tmp_path / "sweeps/api/report/index.html").is_file()

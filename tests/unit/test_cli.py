@@ -1,8 +1,11 @@
+import json
 from contextlib import nullcontext
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from sweep import cli, render
+from tests.conftest import sweep_cli
 from tests.unit.fit.test_report import TRUTH, chinchilla_runs
 
 
@@ -68,3 +71,47 @@ def test_backtest_curves_of_a_csv_or_no_sweep_is_one_error_line(tmp_path):
         result = sweep_cli("backtest", source, "--curves")
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert result.stderr.startswith("error: ") and says in result.stderr and result.stderr.count("\n") == 1
+
+
+TINY_RUN = ["data=synthetic", "data.vocab_size=16", "data.synthetic_tokens=400000", "train.eval_points=4",
+            "run.d_model=32", "run.n_layers=1", "run.tokens=200000", "run.batch_size=16",
+            "train.threads=1"]  # fmt: skip
+
+
+def test_train_feeds_its_progress_bar_every_step_and_shows_none_off_a_terminal(tmp_path, monkeypatch):
+    args = ["train", *TINY_RUN, "--out", str(tmp_path / "plain")]
+    plain = CliRunner().invoke(cli.app, args)
+    assert plain.exit_code == 0 and plain.stderr == "" and plain.stdout.startswith("run ")
+    assert len(plain.stdout.strip().splitlines()) == 1
+
+    heard = []
+    monkeypatch.setattr(cli, "train_progress", lambda show: nullcontext(lambda *report: heard.append(report)))
+    shown = CliRunner().invoke(cli.app, ["train", *TINY_RUN, "--out", str(tmp_path / "shown")])
+    assert shown.exit_code == 0, shown.output
+    steps = [step for step, *_ in heard]
+    assert steps == list(range(1, heard[0][1] + 1)) and sum(loss is not None for _, _, loss, _ in heard) == 4
+
+
+def test_export_prints_what_it_wrote_and_json_lists_the_files(tmp_path):
+    from sweep import api
+    from tests.unit.test_api import OVERRIDES
+
+    sweep, _ = api.plan(OVERRIDES, tmp_path / "s")
+    human = sweep_cli("export", sweep.path, "--format", "parquet", "--out", tmp_path / "out")
+    assert human.returncode == 0, human.stderr
+    files = ", ".join(f"{name}.parquet (0 rows)" for name in ("runs", "curves", "fits", "proposals"))
+    assert " ".join(human.stdout.split()) == f"exported {files} to {tmp_path / 'out'} as parquet"
+    machine = sweep_cli("export", sweep.path, "--format", "json", "--out", tmp_path / "out", "--json")
+    payload = json.loads(machine.stdout)
+    assert payload["format"] == "json" and [t["name"] for t in payload["tables"]] == ["runs", "curves", "fits",
+                                                                                      "proposals"]  # fmt: skip
+    assert all(Path(t["path"]).is_file() and t["rows"] == 0 for t in payload["tables"])
+
+
+def test_export_refuses_a_bad_format_and_an_out_that_is_a_file_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    for args in (["--format", "xml", "--out", tmp_path / "out"], ["--out", tmp_path / "file"]):
+        result = sweep_cli("export", tmp_path, *args)
+        assert result.returncode == 2 and result.stdout == ""
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: Invalid value for")
+    assert not (tmp_path / "out").exists()

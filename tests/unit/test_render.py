@@ -60,3 +60,15 @@ def test_a_report_names_its_page_its_figures_and_why_each_other_was_skipped(monk
     assert f"report: {tmp_path / 'index.html'}" in text
     assert "figures: 1 written beside it as PNG and SVG (valleys)" in text
     assert f"figure lr skipped: {why}" in text
+
+
+def test_training_shows_steps_the_last_eval_loss_tokens_per_second_and_time_left():
+    progress = render.TrainProgress(terminal())
+    progress(10, 100, 3.21, 12345.0)
+    progress(20, 100, None, 23456.0)  # between evaluations the last loss stays
+    task = progress.bar.tasks[0]
+    assert (task.completed, task.total, task.fields) == (20, 100, {"loss": "3.2100", "speed": "23,456"})
+    progress.bar.refresh()
+    shown = progress.bar.console.file.getvalue()
+    progress.stop()
+    assert "20/100" in shown and "loss 3.2100" in shown and "23,456 tokens/s" in shown

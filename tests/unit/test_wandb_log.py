@@ -40,7 +40,7 @@ def logged_table(run: OfflineRun, key: str) -> dict:
 
 
 def test_fit_logs_its_parameters_with_intervals_and_the_report_figures(collected):
-    report = api.fit_source(collected, api.CsvColumns(), None)
+    report = api.fit(collected)
     [run] = read_runs(collected)
     assert (run.name, run.group, run.job_type) == ("s-fit", "s", "fit")
     assert run.config["fit"]["bootstrap"] == 8
@@ -83,7 +83,7 @@ def test_a_wandb_failure_is_one_warning_and_never_costs_the_fit(collected, monke
 
     monkeypatch.setattr(wandb, "init", refuse)
     with caplog.at_level(logging.WARNING, logger="sweep.wandb_log"):
-        report = api.fit_source(collected, api.CsvColumns(), None)
+        report = api.fit(collected)
     assert report.parametric is not None and (collected / "fits" / "fit.json").exists()
     [warning] = caplog.messages
     assert (
@@ -93,7 +93,7 @@ def test_a_wandb_failure_is_one_warning_and_never_costs_the_fit(collected, monke
 
 def test_nothing_goes_to_wandb_when_it_is_disabled(collected, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")  # overrides the sweep's wandb.mode=offline
-    api.fit_source(collected, api.CsvColumns(), None)
+    api.fit(collected)
     assert not (collected / "wandb").exists()
 
 
@@ -110,7 +110,7 @@ def test_a_parameter_without_an_interval_is_logged_with_empty_bounds(tmp_path, m
 
 
 def test_figures_are_left_out_when_overrides_change_the_fit_they_would_not_show(collected):
-    api.fit_source(collected, api.CsvColumns(), ["fit.bootstrap=6"])
+    api.fit(collected, ["fit.bootstrap=6"])
     [run] = read_runs(collected)
     assert run.config["fit"]["bootstrap"] == 6
     logged = {key for row in run.history for key in row}

@@ -214,3 +214,16 @@ def test_a_run_logs_to_wandb_its_group_tags_spec_curve_and_result(tmp_path, monk
     for row, expected in zip(logged.history, curve, strict=True):
         assert {k: row[k] for k in expected} == pytest.approx(expected)
     assert {k: logged.summary[k] for k in result} == pytest.approx(result)
+
+
+def test_on_step_hears_every_step_and_the_loss_at_each_evaluation_only(tmp_path):
+    spec = tiny_spec()
+    heard = []
+    run = RunDir(tmp_path / spec.run_id)
+    train(spec, run, TrainOptions(threads=1, on_step=lambda *report: heard.append(report)))
+    total = spec.steps
+    assert [step for step, *_ in heard] == list(range(1, total + 1)) and {t for _, t, *_ in heard} == {total}
+    curve = run.curve_file.read_text().strip().splitlines()[1:]
+    evaluated = {int(line.split(",")[0]): float(line.split(",")[4]) for line in curve}
+    assert {step: loss for step, _, loss, _ in heard if loss is not None} == evaluated
+    assert all(tokens_per_s > 0 for *_, tokens_per_s in heard)
