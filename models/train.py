@@ -26,11 +26,11 @@ from models.config import (
     TrainOptions,
     model_config,
     shape_counts,
-    wandb_mode,
 )
 from models.data import TokenData, load
 from models.gpt import GPT
 from models.schedules import Schedule, spec_schedule
+from models.tracking import RunLogger
 
 if TYPE_CHECKING:  # handed in by the caller: models never imports sweep at run time
     from sweep.rundir import RunDir
@@ -191,7 +191,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         step, curve, (train_loss_sum, train_loss_count) = state["step"], state["curve"], state["train_loss"]
 
-    logger = _wandb_logger(options, spec, run_dir)
+    logger = RunLogger.start(options, spec, run_dir)
     started = time.time()
     start_step = step
     while step < total_steps:
@@ -224,8 +224,7 @@ def train(
             curve.append(row)
             train_loss_sum, train_loss_count = 0.0, 0
             run_dir.write_curve(curve)
-            if logger:
-                logger.log(row, step=step)
+            logger.log(row, step=step)
             if step in keep:
                 save_checkpoint(stable_checkpoint(run_dir.path, step), model, optimizer, step, curve, (0.0, 0))
             if options.checkpoint and step < total_steps:
@@ -267,27 +266,5 @@ def train(
     }
     run_dir.write_result(result)
     run_dir.checkpoint_file.unlink(missing_ok=True)
-    if logger:
-        logger.summary.update(result)
-        logger.finish()
+    logger.finish(summary=result)
     return result
-
-
-def _wandb_logger(options: TrainOptions, spec: RunSpec, run_dir: RunDir):
-    """A W&B run for this training run, or None when W&B is off. Its id is the run id: a resumed run
-    logs on where it stopped."""
-    mode = wandb_mode(options.wandb_mode)
-    if mode == "disabled":
-        return None
-    import wandb  # imported here: it costs a second and most runs do not log to W&B
-
-    return wandb.init(
-        project=options.wandb_project, entity=options.wandb_entity, group=options.wandb_group or None,
-        job_type="train", tags=run_tags(spec), name=spec.run_id, id=spec.run_id, resume="allow", mode=mode,
-        dir=str(run_dir.path), config=spec.to_dict(),
-    )  # fmt: skip
-
-
-def run_tags(spec: RunSpec) -> list[str]:
-    """W&B tags to filter runs by: the budget, the shape and the role, e.g. budget=1e+12, d64xL2, proxy."""
-    return [f"budget={spec.budget:g}", f"d{spec.d_model}xL{spec.n_layers}", spec.role]

@@ -17,14 +17,12 @@ A run without a positive N, loss, and D or C is skipped, and the import says why
 from __future__ import annotations
 
 import math
-import netrc
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 
+from models.tracking import has_api_key
 from sweep.csvinput import FLOPS_PER_PARAM_TOKEN, CsvColumns
 from sweep.errors import UserError
 from sweep.rundir import CURVE_COLUMNS
@@ -124,16 +122,3 @@ def check_online(project: str) -> None:
                         "import with WANDB_MODE=online (or unset it)")  # fmt: skip
     if not has_api_key():
         raise UserError("--wandb needs a W&B API key, and none is configured; run `wandb login` or set WANDB_API_KEY")
-
-
-def has_api_key() -> bool:
-    """Whether W&B has credentials to use: WANDB_API_KEY (or an identity token file), or a netrc entry
-    for its server (what `wandb login` writes)."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-    try:
-        entries = netrc.netrc(os.environ.get("NETRC") or Path.home() / ".netrc")
-    except (OSError, netrc.NetrcParseError):
-        return False
-    return entries.authenticators(host) is not None

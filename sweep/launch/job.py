@@ -26,6 +26,7 @@ from typing import Any
 import submitit
 
 from models.config import DataError, Diverged, Interrupted, TrainOptions
+from models.tracking import close_abandoned_run
 from sweep.config import Config
 from sweep.launch.jobstate import trunk_unfinished
 from sweep.rundir import FINISHED_STATES, RunDir
@@ -128,6 +129,8 @@ def _train_claimed(
     else:
         if run_dir.recorded_status()["state"] == "running":  # not cancelled while it finished
             run_dir.set_state("done")
+    finally:
+        close_abandoned_run()
     return run_dir.state
 
 
