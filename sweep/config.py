@@ -317,6 +317,16 @@ class SlurmConfig:
                 raise UserError(f"launcher.slurm.additional_parameters.{name} must be a single value (sbatch --{name})")
 
 
+def shareable(config: dict) -> dict:
+    """A config (a plain dict, as saved) fit to log or show elsewhere: launcher.slurm.setup, the shell
+    lines each job runs first (where keys and tokens get exported), is replaced by its line count."""
+    setup = config.get("launcher", {}).get("slurm", {}).get("setup")
+    if not setup:
+        return config
+    slurm = {**config["launcher"]["slurm"], "setup": [f"<{len(setup)} lines not shown>"]}
+    return {**config, "launcher": {**config["launcher"], "slurm": slurm}}
+
+
 @dataclass
 class LauncherConfig:
     executor: Executor = Executor.local

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from models.config import wandb_mode
-from sweep.config import Config
+from sweep.config import Config, shareable
 from sweep.errors import UserError
 from sweep.fit.errors import FitError
 
@@ -124,7 +124,7 @@ def _log(
         logged |= figure_images(wandb, path, figures_of) if figures_of else {}
         run = wandb.init(
             project=config.wandb.project, entity=config.wandb.entity, group=sweep_name, job_type=job_type,
-            name=f"{sweep_name}-{job_type}", mode=mode, dir=str(path), config=asdict(config),
+            name=f"{sweep_name}-{job_type}", mode=mode, dir=str(path), config=shareable(asdict(config)),
         )  # fmt: skip
         try:
             run.log(logged)

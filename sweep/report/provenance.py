@@ -9,7 +9,10 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import yaml
+
 import sweep
+from sweep.config import shareable
 
 PACKAGES = ("scaling-sweep", "torch", "numpy", "scipy", "pandas", "matplotlib", "hydra-core", "submitit", "wandb")
 SOURCE_DIR = Path(sweep.__file__).resolve().parent  # the package's own directory
@@ -18,7 +21,7 @@ GIT_TIMEOUT_S = 10
 
 @dataclass(frozen=True)
 class Provenance:
-    config: str  # the sweep's config.yaml, as written
+    config: str  # the sweep's config.yaml, as written (less launcher.slurm.setup: see shown_config)
     versions: dict[str, str]  # package -> version ("not installed" where it is not), python among them
     commit: str  # the git commit the package runs from, "-dirty" appended if its tree has changes; or "unknown"
     date: str  # when the report was made, UTC ISO 8601
@@ -30,9 +33,16 @@ class Provenance:
 
 def provenance(config_file: Path, run_ids: list[str]) -> Provenance:
     return Provenance(
-        config=config_file.read_text(), versions=versions(), commit=git_commit(SOURCE_DIR),
+        config=shown_config(config_file.read_text()), versions=versions(), commit=git_commit(SOURCE_DIR),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_ids=sorted(run_ids),
     )  # fmt: skip
+
+
+def shown_config(text: str) -> str:
+    """The config as written, unless it holds SLURM setup lines: then without them (sweep.config.shareable)."""
+    saved = yaml.safe_load(text)
+    shown = shareable(saved)
+    return text if shown is saved else yaml.safe_dump(shown, sort_keys=False)
 
 
 def versions() -> dict[str, str]:

@@ -116,3 +116,10 @@ def test_figures_are_left_out_when_overrides_change_the_fit_they_would_not_show(
     logged = {key for row in run.history for key in row}
     assert "fit/parameters.path" in logged and not any(key.startswith("figures/") for key in logged)
     assert json.loads((collected / "fits" / "fit.json").read_text())["approach3"]["bootstrap"] == 6  # not refitted
+
+
+def test_the_logged_config_leaves_out_slurm_setup_lines(collected):
+    api.fit(collected, ["launcher.slurm.setup=['export HF_TOKEN=hf_secret']"])
+    [run] = read_runs(collected)
+    assert run.config["launcher"]["slurm"]["setup"] == ["<1 lines not shown>"]
+    assert "hf_secret" not in json.dumps(run.config)

@@ -72,3 +72,10 @@ def test_a_record_holds_the_config_the_runs_and_the_utc_date(tmp_path):
         "config": record.config, "versions": record.versions, "commit": record.commit, "date": record.date,
         "run_ids": ["a1", "b2"],
     }  # fmt: skip
+
+
+def test_slurm_setup_lines_are_never_shown(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("launcher:\n  slurm:\n    partition: gpu\n    setup:\n    - export HF_TOKEN=hf_secret\n")
+    shown = provenance(config, []).config
+    assert "hf_secret" not in shown and "partition: gpu" in shown and "<1 lines not shown>" in shown
