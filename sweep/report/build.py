@@ -9,7 +9,7 @@ from sweep import api
 from sweep.errors import UserError
 from sweep.fit.report import Progress
 from sweep.report.data import gather
-from sweep.report.figures import Figure, make_figures
+from sweep.report.figures import DRAWERS, Figure, make_figures
 from sweep.report.html import page
 from sweep.report.provenance import provenance
 from sweep.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -70,7 +70,8 @@ def write_figures(out: Path, figures: list[Figure]) -> list[Path]:
 
 
 def remove_stale_figures(out: Path, written: list[Path]) -> None:
-    """Remove the PNG and SVG files of an earlier report's figures that this report did not draw."""
+    """Remove the PNG and SVG files of an earlier report's figures that this report did not draw; a
+    user's own images there, named otherwise, stay."""
     for file in out.iterdir():
-        if file.suffix in FIGURE_SUFFIXES and file not in written:
+        if file.suffix in FIGURE_SUFFIXES and file.stem in DRAWERS and file not in written:
             file.unlink()

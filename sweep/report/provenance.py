@@ -57,10 +57,11 @@ def versions() -> dict[str, str]:
 
 def git_commit(source_dir: Path) -> str:
     """HEAD of the git checkout that holds `source_dir`, "-dirty" if its tracked or new files changed;
-    "unknown" where it is not in a checkout (an installed wheel) or git is missing."""
+    "unknown" where no checkout tracks it (an installed wheel, even in a venv inside some other repository)
+    or git is missing."""
     head = _git(source_dir, "rev-parse", "HEAD")
-    if head is None:
-        return "unknown"
+    if head is None or _git(source_dir, "ls-files", "--error-unmatch", "__init__.py") is None:
+        return "unknown"  # no checkout, or one that does not track the package (a venv inside a user's repo)
     changes = _git(source_dir, "status", "--porcelain")
     return head + ("-dirty" if changes else "") if changes is not None else head
 

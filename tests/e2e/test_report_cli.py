@@ -56,12 +56,13 @@ def test_report_json_is_one_document_naming_the_files(sweep_dir):
 def test_a_new_report_removes_the_figures_an_earlier_one_drew_and_no_longer_applies(sweep_dir):
     out = sweep_dir / "report"
     out.mkdir()
-    for stale in ("gone.png", "gone.svg"):
+    for stale in ("lr.png", "lr.svg"):  # this sweep has no LR grid: an earlier one of that name is stale
         (out / stale).write_text("an earlier report's figure")
-    (out / "notes.txt").write_text("the user's")
+    for own in ("notes.txt", "my-slide.png"):
+        (out / own).write_text("the user's")
     assert sweep_cli("report", sweep_dir).returncode == 0
-    assert not (out / "gone.png").exists() and not (out / "gone.svg").exists()
-    assert (out / "notes.txt").read_text() == "the user's"
+    assert not (out / "lr.png").exists() and not (out / "lr.svg").exists()
+    assert (out / "notes.txt").read_text() == (out / "my-slide.png").read_text() == "the user's"
 
 
 def test_fit_and_propose_point_to_the_report_but_a_csv_fit_does_not(sweep_dir, tmp_path):

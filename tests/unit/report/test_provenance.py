@@ -21,6 +21,7 @@ def git(cwd: Path, *args: str) -> str:
 def checkout(tmp_path) -> Path:
     """A git checkout with one commit, holding a package directory."""
     (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
     (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
@@ -33,6 +34,14 @@ def test_the_commit_is_the_checkouts_head_and_dirty_once_a_file_changes(checkout
     assert git_commit(checkout / "pkg") == head
     (checkout / "pkg" / "code.py").write_text("x = 2\n")
     assert git_commit(checkout / "pkg") == f"{head}-dirty"
+
+
+def test_a_package_the_checkout_does_not_track_has_no_commit(checkout):
+    installed = checkout / ".venv" / "site-packages" / "pkg"  # a venv inside the user's own repository
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    (checkout / ".gitignore").write_text(".venv/\n")
+    assert git_commit(installed) == "unknown"
 
 
 def test_the_commit_is_unknown_outside_a_checkout_or_without_git(tmp_path, checkout, monkeypatch):
