@@ -221,7 +221,7 @@ def contours(data: ReportData) -> Drawing:
     if data.fit.parametric is None:
         raise Skipped(not_fitted(data, "approach3"))
     law, table, colours = data.fit.parametric.law, fitted_table(data), budget_colours(data)
-    target = (data.proposal or {}).get("shape", {}).get("N"), (data.proposal or {}).get("tokens")
+    target = target_point(data)
     n_span = np.r_[table["N"], [target[0]] if target[0] else []]
     d_span = np.r_[table["D"], [target[1]] if target[1] else []]
     N = np.logspace(np.log10(n_span.min() / 3), np.log10(n_span.max() * 3), 150)
@@ -247,6 +247,13 @@ def contours(data: ReportData) -> Drawing:
     return Drawing(figure, "Approach 3 loss surface", contours_caption(data, law))
 
 
+def target_point(data: ReportData) -> tuple[float | None, float | None]:
+    """The proposed target's (N, D), N counted as the fit counts it (the axes' N)."""
+    proposal = data.proposal or {}
+    shape = proposal.get("shape", {})
+    return shape.get("N_total" if str(data.fit.counting) == "total" else "N"), proposal.get("tokens")
+
+
 def contours_caption(data: ReportData, law: Chinchilla) -> str:
     bands = data.fit.parameter_intervals()
     terms = ", ".join(f"{k} = {with_interval(getattr(law, k), bands[k])}" for k in ("E", "A", "B", "alpha", "beta"))
@@ -256,7 +263,7 @@ def contours_caption(data: ReportData, law: Chinchilla) -> str:
     text += f" Along the line N_opt ∝ C^{num(law.beta / (law.alpha + law.beta))}."
     predicted = [p for p in (data.proposal or {}).get("predictions", []) if p["approach"] == "approach3"]
     if predicted:
-        p, n, d = predicted[0], data.proposal["shape"]["N"], data.proposal["tokens"]
+        p, (n, d) = predicted[0], target_point(data)
         text += (f" The proposed target (star; N = {num(n)}, D = {num(d)}) is predicted at "
                  f"{nats(p['loss'], p['loss_interval'])} nats/token.")  # fmt: skip
     return text

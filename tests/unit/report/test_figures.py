@@ -20,6 +20,7 @@ from sweep.plan.flops import spec_counts
 from sweep.plan.grids import single_run_spec
 from sweep.report.data import ReportData, gather
 from sweep.report.figures import DRAWERS, Skipped, drawn, make_figures, rendered
+from sweep.report.figures.fits import target_point
 from sweep.report.figures.style import num
 from sweep.rundir import RunDir
 from sweep.sweepdir import SweepDir
@@ -193,3 +194,14 @@ def test_the_curves_tell_the_target_from_the_proxies_and_colour_by_budget(fitted
     budgets = {float(b) for b in fitted.runs["budget"]}
     assert len({tuple(line.get_color()) for line in ax.lines}) == len(budgets)
     assert check.compute in budgets
+
+
+@pytest.mark.parametrize("counting", ["non_embedding", "total"])
+def test_the_target_is_placed_at_its_n_as_the_fit_counts_it(fitted, counting):
+    data = replace(fitted, fit=replace(fitted.fit, counting=counting))
+    shape = fitted.proposal["shape"]
+    assert shape["N_total"] > shape["N"]  # the two countings differ for this target
+    n, d = target_point(data)
+    assert n == shape["N_total" if counting == "total" else "N"] and d == fitted.proposal["tokens"]
+    (star,) = [line for line in drawn("contours", data).figure.axes[0].lines if line.get_label() == "proposed target"]
+    assert star.get_xdata()[0] == n
