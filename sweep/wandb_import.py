@@ -66,6 +66,8 @@ def run_row(run: WandbRun, columns: CsvColumns) -> dict | str:
     """The run's N, D, C, loss, budget and name, or why it cannot be imported."""
     if run.state != "finished":
         return f"its state is {run.state}, not finished"
+    if run.config.get("role", "proxy") != "proxy":  # a run of ours: a WSD trunk or a trained target
+        return f"its role is {run.config['role']}: only proxies are fitted"
     n, d, c, loss = (_positive(run.summary.get(key)) if key else None
                      for key in (columns.n_col, columns.d_col, columns.c_col, columns.loss_col))  # fmt: skip
     missing = [key for key, value in ((columns.n_col, n), (columns.loss_col, loss)) if value is None]

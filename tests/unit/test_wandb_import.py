@@ -1,6 +1,7 @@
 """W&B runs as our runs and curves: what our training runs log imports back (read from an offline run)."""
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -39,6 +40,14 @@ def test_a_logged_run_converts_to_its_result_budget_and_curve(logged):
     assert row == pytest.approx({"N": result["N"], "D": result["D"], "C": result["C"], "loss": result["loss"],
                                  "budget": spec.budget})  # fmt: skip
     pd.testing.assert_frame_equal(pd.DataFrame(imported.curves[spec.run_id]), curve, check_dtype=False)
+
+
+def test_our_trunks_and_targets_are_skipped_as_never_fitted(logged):
+    *_, run = logged
+    as_roles = [replace(run, id=role, config={**run.config, "role": role}) for role in ("trunk", "target", "proxy")]
+    imported = convert(as_roles)
+    assert imported.skipped == {role: f"its role is {role}: only proxies are fitted" for role in ("trunk", "target")}
+    assert list(imported.table["name"]) == ["proxy"]
 
 
 def test_an_import_puts_the_run_and_its_curve_in_the_store(logged, tmp_path, monkeypatch):
