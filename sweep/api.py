@@ -286,7 +286,11 @@ def finished_runs(path: Path) -> pd.DataFrame:
 def export(path: Path, fmt: ExportFormat | str, out: Path) -> list[ExportedTable]:
     """The sweep's runs, curves, fits and proposals as out/<table>.<fmt> (see sweep/export.py); a sweep
     with nothing collected gives the tables empty."""
-    return write_tables(store_tables(SweepDir.open(path).db_file), fmt, out)
+    sweep = SweepDir.open(path)
+    if Path(out).resolve().is_relative_to(sweep.path.resolve()):
+        raise UserError(f"--out {out} is inside the sweep directory {path}, whose files are the sweep's own; "
+                        f"export elsewhere, e.g. --out exports/{sweep.path.resolve().name}")  # fmt: skip
+    return write_tables(store_tables(sweep.db_file), fmt, out)
 
 
 def fit(path: Path, overrides: list[str] | None = None, progress: Progress | None = None) -> FitReport:
@@ -350,11 +354,21 @@ def source_runs(source: Path, columns: CsvColumns, overrides: list[str] | None) 
     """The runs to fit and the fit section of the config, from a sweep directory or a CSV file."""
     if is_csv(source):
         return read_csv_runs(source, columns), compose(overrides or []).fit
-    no_csv_options(source, columns)
+    _no_csv_options(source, columns)
     return finished_runs(source), sweep_config(source, overrides).fit
 
 
-def no_csv_options(source: Path, columns: CsvColumns) -> None:
+def fit_source(
+    source: Path, columns: CsvColumns, overrides: list[str] | None, progress: Progress | None = None
+) -> FitReport:
+    """A CSV file's fit (written nowhere) or a sweep directory's (`fit`: recorded in it, logged to W&B)."""
+    if is_csv(source):
+        return fit_table(*source_runs(source, columns, overrides), progress)
+    _no_csv_options(source, columns)
+    return fit(source, overrides, progress)
+
+
+def _no_csv_options(source: Path, columns: CsvColumns) -> None:
     if columns != CsvColumns():
         raise UserError(f"{source} is a sweep directory: the CSV options (--n-col ...) apply to CSV files only")
 

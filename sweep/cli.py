@@ -266,11 +266,7 @@ def fit(
     """
     columns = csv_columns(n_col, d_col, c_col, loss_col, budget_col, drop_highest_loss)
     with fit_progress(show=not as_json) as progress:
-        if api.is_csv(source):
-            report = api.fit_table(*api.source_runs(source, columns, overrides), progress)
-        else:
-            api.no_csv_options(source, columns)
-            report = Sweep.open(source).fit(overrides, progress)
+        report = api.fit_source(source, columns, overrides, progress)
     if as_json:
         emit_json(report.to_dict())
         return

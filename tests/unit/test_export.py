@@ -107,3 +107,12 @@ def test_an_out_path_that_is_a_file_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=r"--out .*file is a file, not a directory; choose another path"):
         api.export(sweep.path, "csv", tmp_path / "file")
+
+
+@pytest.mark.parametrize("inside", [".", "fits", "exports"])
+def test_an_out_path_inside_the_sweep_is_refused_and_nothing_is_written(tmp_path, inside):
+    sweep, _ = api.plan(OVERRIDES, tmp_path / "s")
+    before = sorted(p.relative_to(sweep.path) for p in sweep.path.rglob("*"))
+    with pytest.raises(UserError, match=r"is inside the sweep directory .*; export elsewhere, e.g. --out exports/s"):
+        api.export(sweep.path, "csv", sweep.path / inside)
+    assert sorted(p.relative_to(sweep.path) for p in sweep.path.rglob("*")) == before
