@@ -397,10 +397,11 @@ def print_import(report) -> None:
     console.print(table)
     console.print(
         f"imported {report.new} new runs into {report.sweep_dir} ({report.rows - report.new} were already there); "
-        f"next: sweep fit {report.sweep_dir}"
+        f"next: sweep fit {report.sweep_dir}",
+        markup=False,
     )
     for run_id, why in report.skipped.items():
-        console.print(f"[yellow]skipped {run_id}:[/] {why}")
+        console.print(f"[yellow]skipped {escape(run_id)}:[/] {escape(why)}")
 
 
 def print_export(tables: list[ExportedTable], out: Path, fmt: ExportFormat) -> None:

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from models.config import wandb_mode
+from models.tracking import has_api_key
 from sweep.config import Config, shareable
 from sweep.errors import UserError
 from sweep.fit.errors import FitError
@@ -115,6 +116,10 @@ def _log(
     """figures_of: the fit whose report figures are logged too (None: no figures)."""
     mode = wandb_mode(config.wandb.mode)
     if mode == "disabled":
+        return
+    if mode == "online" and not has_api_key():  # wandb.init would stop at its login prompt
+        log.warning(f"W&B: the {job_type} was not logged (no API key: run `wandb login` or set WANDB_API_KEY); "
+                    f"it is saved in {path}")  # fmt: skip
         return
     sweep_name = Path(path).resolve().name
     try:

@@ -123,3 +123,14 @@ def test_the_logged_config_leaves_out_slurm_setup_lines(collected):
     [run] = read_runs(collected)
     assert run.config["launcher"]["slurm"]["setup"] == ["<1 lines not shown>"]
     assert "hf_secret" not in json.dumps(run.config)
+
+
+def test_online_without_an_api_key_logs_nothing_and_says_so(collected, monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no key anywhere
+    monkeypatch.delenv("NETRC", raising=False)
+    with caplog.at_level(logging.WARNING):
+        report = api.fit(collected)
+    assert report.parametric is not None and not read_runs(collected)
+    (warning,) = [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()]
+    assert "the fit was not logged (no API key" in warning
