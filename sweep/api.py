@@ -452,6 +452,14 @@ def curve_backtest(source: Path, overrides: list[str] | None = None) -> CurveBac
     return backtest_curves(curves, config.fit.huber_delta)
 
 
+MAX_COMPUTE = 1e35  # the largest compute proposed for, and the largest run.budget `sweep train --config` accepts
+
+
+def check_compute(compute: float | None) -> None:
+    if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
+        raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
+
+
 def propose_target(
     path: Path,
     compute: float | None = None,
@@ -464,6 +472,7 @@ def propose_target(
     choose a shape never fails the proposal: it falls back and says so in the warnings. The LR and
     batch come from the LR x batch grid of `hparams_from` (a sweep=lrbatch directory), else of this
     sweep, where it identifies their laws; else from the rules. Logged to W&B when it is on (see fit)."""
+    check_compute(compute)
     from sweep.propose import propose, target_yaml
 
     sweep = SweepDir.open(path)
@@ -600,6 +609,7 @@ def propose_next_wave(
     interval of its predicted loss (sweep/nextwave.py) as a new wave, which `sweep launch` trains;
     the wave is recorded in proposals/next-wave-<wave>.json. Nothing is written when the allowance
     buys no run or Approach 3 has no interval to narrow."""
+    check_compute(compute)
     if not (math.isfinite(budget_flops) and budget_flops > 0):
         raise UserError(f"--budget-flops {budget_flops} must be a positive number of FLOPs, e.g. 1e13")
     sweep = SweepDir.open(path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import math
 import os
 import sys
 from dataclasses import asdict
@@ -51,7 +50,6 @@ OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. sweep=smoke sweep.b
 SWEEP_DIR = typer.Argument(..., help="A sweep directory made by `sweep plan`.")
 JSON = typer.Option(False, "--json", help="Print exactly one JSON document on stdout instead of tables.")
 DEFAULT_OUT = Path("sweeps/default")
-MAX_COMPUTE = 1e35  # the largest run.budget that `sweep train --config` accepts
 MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
 
@@ -391,8 +389,7 @@ def propose(
     the target's predicted loss instead, and prints the interval now, the expected one after, the cost.
     Examples: sweep propose sweeps/smoke --compute 1e13  |  sweep propose sweeps/smoke --launch --seeds 0,1
     """
-    if compute is not None and not (math.isfinite(compute) and 0 < compute <= MAX_COMPUTE):
-        raise UserError(f"--compute {compute} must be a positive number of FLOPs up to {MAX_COMPUTE:g}")
+    api.check_compute(compute)
     if next_wave or budget_flops is not None:
         if and_launch or seeds is not None or executor is not None or hparams_from is not None:
             raise UserError("--launch, --seeds, --executor and --hparams-from apply to the target; with --next-wave "

@@ -63,6 +63,8 @@ class SweepDir:
     @classmethod
     def open(cls, path: Path) -> SweepDir:
         sweep = cls(Path(path))
+        if sweep.path.exists() and not sweep.path.is_dir():
+            raise UserError(f"{path} is a file, not a sweep directory; give the directory `sweep plan --out` made")
         if not sweep.path.is_dir():
             raise UserError(f"sweep directory {path} does not exist; create one with `sweep plan --out {path}`")
         if not sweep.plan_file.is_file() or not sweep.config_file.is_file():

@@ -116,6 +116,15 @@ def test_opening_what_is_no_sweep_is_a_one_line_user_error(tmp_path):
     with pytest.raises(UserError, match="is not a sweep directory") as empty:
         Sweep.open(tmp_path / "empty")
     assert "\n" not in str(empty.value)
+    (tmp_path / "runs.csv").write_text("N,D,loss\n")
+    with pytest.raises(UserError, match=r"runs.csv is a file, not a sweep directory"):
+        Sweep.open(tmp_path / "runs.csv")
+
+
+@pytest.mark.parametrize("compute", [-1.0, 0.0, float("nan"), 1e40])
+def test_a_compute_no_run_can_have_is_the_clis_user_error_from_python_too(trained, compute):
+    with pytest.raises(UserError, match=r"--compute .* must be a positive number of FLOPs up to 1e\+35"):
+        trained.propose(compute=compute)
 
 
 def test_a_bad_export_format_is_a_user_error(trained, tmp_path):
