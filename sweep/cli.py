@@ -466,10 +466,11 @@ def train(
 
 @app.command()
 def report(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
-    """Write DIR/report/index.html: one self-contained page (open it in any browser, no network needed)
-    with the proposal and its warnings, the figures, the fit's tables with intervals, and provenance.
+    """Write DIR/report/index.html: figures, fit tables, the proposal and provenance on one page.
 
-    Each figure is also written beside it as PNG and SVG. Example: sweep report sweeps/demo
+    The page is self-contained (any browser opens it, no network needed): the proposal and its
+    warnings, the figures, the fit's tables with intervals, and provenance. Each figure is also
+    written beside it as PNG and SVG. Example: sweep report sweeps/demo
     """
     with fit_progress(show=not as_json) as progress:
         result = Sweep.open(sweep_dir).report(progress)
@@ -488,10 +489,11 @@ def export(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Write the store's runs, curves, fits and proposals as OUT/runs.csv, curves.csv, fits.csv, proposals.csv.
+    """Write the store's runs, curves, fits and proposals as files (csv, parquet or json).
 
-    Fits and proposals keep their JSON, and each scalar in it gets a column too (params.alpha, ...).
-    A sweep with nothing collected gives the tables empty. json: a list of records per table.
+    OUT/runs.csv, curves.csv, fits.csv and proposals.csv (or .parquet, .json). Fits and proposals keep
+    their JSON, and each scalar in it gets a column too (params.alpha, ...). A sweep with nothing
+    collected gives the tables empty. json: a list of records per table.
     Example: sweep export sweeps/smoke --format parquet --out exports/smoke
     """
     tables = Sweep.open(sweep_dir).export(fmt, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 import sys
 import threading
@@ -287,7 +288,7 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
 
 
 def print_report_pointer(sweep_dir: Path) -> None:
-    console.print(f"report: sweep report {sweep_dir}", markup=False)
+    console.print(f"report: sweep report {shlex.quote(str(sweep_dir))}", markup=False)
 
 
 def print_report(result: ReportResult) -> None:
@@ -405,7 +406,7 @@ def print_import(report) -> None:
 
 
 def print_export(tables: list[ExportedTable], out: Path, fmt: ExportFormat) -> None:
-    written = ", ".join(f"{t.path.name} ({t.rows} rows)" for t in tables)
+    written = ", ".join(f"{t.path.name} ({t.rows} row{'' if t.rows == 1 else 's'})" for t in tables)
     console.print(f"exported {written} to {out} as {fmt}")
 
 

@@ -27,6 +27,8 @@ class ReportData:
     proposal: dict | None  # the latest target proposal (Proposal.to_dict()), None when none was made
     targets: list[TargetCheck]  # trained targets beside their predictions
     backtest: Backtest | None  # the fit on all but the largest budget, None when too few budgets
+    proposal_made: float | None = None  # when the proposal was written (seconds since the epoch)
+    trained_since_proposal: int = 0  # fitted runs that finished after it: the proposal did not see them
 
     @property
     def name(self) -> str:
@@ -42,21 +44,29 @@ def gather(path: Path, progress: Progress | None = None, fit: FitReport | None =
     curves = api.stored_curves(sweep)
     report = fit or api.fit_recorded(path, progress=progress)
     fitted = prepare(proxies(runs, config.fit.include_targets)[0], config.fit.counting)
+    proposal, made = latest_proposal(sweep)
     return ReportData(
-        path=path, config=config, runs=runs, fitted=fitted, curves=curves, fit=report,
-        proposal=latest_proposal(sweep), targets=api.trained_targets(path), backtest=held_out_backtest(path, progress),
+        path=path, config=config, runs=runs, fitted=fitted, curves=curves, fit=report, proposal=proposal,
+        targets=api.trained_targets(path), backtest=held_out_backtest(path, progress), proposal_made=made,
+        trained_since_proposal=finished_after(sweep, fitted, made) if made else 0,
     )  # fmt: skip
 
 
-def latest_proposal(sweep: SweepDir) -> dict | None:
-    """The newest target proposal file (proposals/target-*.json), by modification time."""
+def latest_proposal(sweep: SweepDir) -> tuple[dict | None, float | None]:
+    """The newest target proposal file (proposals/target-*.json), by modification time, and that time."""
     files = sorted(sweep.proposals_dir.glob("target-*.json"), key=lambda p: p.stat().st_mtime)
     for path in reversed(files):
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_text()), path.stat().st_mtime
         except (OSError, ValueError):
             continue
-    return None
+    return None, None
+
+
+def finished_after(sweep: SweepDir, fitted: pd.DataFrame, moment: float) -> int:
+    """How many of the fitted runs wrote their result after `moment` (imported runs have no result file)."""
+    results = (sweep.run(run_id).result_file for run_id in fitted.get("run_id", []))
+    return sum(1 for result in results if result.exists() and result.stat().st_mtime > moment)
 
 
 def held_out_backtest(path: Path, progress: Progress | None) -> Backtest | None:

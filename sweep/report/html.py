@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
 from html import escape
 
 from sweep.render import num, vertex_used, with_interval
@@ -138,7 +139,7 @@ def proposal_section(data: ReportData) -> str:
     if p is None:
         out.append(none(f"No proposal yet: `sweep propose {data.path}` makes one, then `sweep report` again."))
     else:
-        out += [warnings_box(p.get("warnings", [])), proposal_facts(p), predictions_table(p)]
+        out += [warnings_box(staleness(data) + p.get("warnings", [])), proposal_facts(data), predictions_table(p)]
         if recommendation := p.get("recommendation"):
             out.append(f"<p>Recommended: <strong>{escape(recommendation['approach'])}</strong>, "
                        f"{escape(recommendation['why'])}</p>")  # fmt: skip
@@ -153,10 +154,28 @@ def warnings_box(warnings: list[str]) -> str:
     return f'<div class="warnings"><h3>Warnings ({len(warnings)})</h3>{bullets(warnings)}</div>'
 
 
-def proposal_facts(p: dict) -> str:
+def staleness(data: ReportData) -> list[str]:
+    """A warning when runs finished after the proposal was made: the fit below saw them, it did not."""
+    if not data.trained_since_proposal:
+        return []
+    return [f"this proposal predates {data.trained_since_proposal} of the fitted runs, which the fit and "
+            f"figures below include: `sweep propose {data.path}` proposes from them"]  # fmt: skip
+
+
+def utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def proposal_facts(data: ReportData) -> str:
+    p = data.proposal
     s = p["shape"]
+    made = (
+        datetime.fromtimestamp(data.proposal_made, timezone.utc).isoformat(timespec="seconds")
+        if data.proposal_made
+        else "-"
+    )
     rows = (
-        ("proposal", p["proposal_id"]),
+        ("proposal", f"{p['proposal_id']} (made {made})"),
         ("target compute C", f"{num(p['compute'])} FLOPs"),
         ("shape", f"d_model {s['d_model']}, n_layers {s['n_layers']}, n_heads {s['n_heads']} "
                   f"(from {p.get('shape_from', '-')})"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 from dataclasses import replace
 from html import escape
@@ -112,3 +113,17 @@ def test_trained_targets_show_their_loss_beside_each_prediction_and_its_error(da
     assert len(rows) == len(predictions)
     for row, (approach, error) in zip(rows, check.errors().items(), strict=True):
         assert f"<td>{approach}</td>" in row and f"<td>{100 * error:+.2f}%</td>" in row and num(actual, 4) in row
+
+
+def test_a_proposal_older_than_some_fitted_runs_is_flagged_and_dated(data, record, tmp_path):
+    assert data.proposal_made is not None and data.trained_since_proposal == 0  # proposed after its runs
+    html = page(data, [], {}, record)
+    assert "predates" not in html and f"{data.proposal['proposal_id']} (made 20" in html
+    sweep = sweep_with_curves(tmp_path / "s")
+    later = data.proposal_made + 3600
+    for run_id in list(gather(sweep).fitted["run_id"])[:2]:  # two runs finish after the proposal
+        result = sweep / "runs" / run_id / "result.json"
+        os.utime(result, (later, later))
+    stale = gather(sweep)
+    assert stale.trained_since_proposal == 2
+    assert "this proposal predates 2 of the fitted runs" in page(stale, [], {}, record)
