@@ -130,6 +130,7 @@ def _log(
         run = wandb.init(
             project=config.wandb.project, entity=config.wandb.entity, group=sweep_name, job_type=job_type,
             name=f"{sweep_name}-{job_type}", mode=mode, dir=str(path), config=shareable(asdict(config)),
+            settings=wandb.Settings(silent=True),  # W&B's banner would split the command's own output
         )  # fmt: skip
         try:
             run.log(logged)
