@@ -14,12 +14,12 @@ eager fp32 (TF32 off), torch's default AdamW over all parameters, `loss.item()` 
 CPU:
 - ours vs reference on a small proxy, one thread pinned to one core, alternately, best of several:
   tokens/s and `speedup` (ours / reference);
-- slots: the aggregate tokens/s of one run on all cores (threads = cores) against one run per core,
-  side by side, each pinned to its core with one thread (what the local queue does with
-  launcher.cpus_per_run=1), and against the same runs unpinned with threads = cores each (the
-  oversubscription the queue avoids).
+- slots: on the first SLOT_CORES cores, the aggregate tokens/s of one run on all of them (threads =
+  cores) against one run per core side by side, each pinned to its core with one thread (what the
+  local queue does with launcher.cpus_per_run=1), and against the same runs unpinned with threads =
+  cores each (the oversubscription the queue avoids).
 GPU (when there is one):
-- a ~100M-parameter proxy (d_model 1024, 8 layers, seq_len 1024): ours (bf16 autocast, torch.compile,
+- a ~100M-parameter proxy (d_model 1024, 8 layers, seq_len 1024, batch 64): ours (bf16 autocast, torch.compile,
   fused AdamW) vs the reference: tokens/s, achieved FLOP/s and MFU against the device's peak
   (models/hardware.py), `speedup`;
 - packing: K = 1, 2, 4 tiny proxies side by side on the one GPU (launcher.runs_per_gpu = K), each a
@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere, the checkout's packages first
 
 WARMUP_STEPS = 3  # untimed: compilation, allocator and cache warm-up
+SLOT_CORES = 4  # the CPU slots comparison uses at most this many cores: on a big node it would take long
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,7 @@ def bench(quick: bool, skip_cpu: bool) -> dict:
         # a multi-threaded timing mostly a reading of the other processes' load
         document["cpu"] = {"device_name": device_name(torch.device("cpu")),
                            **ours_vs_reference(proxy, "cpu", 1, 1 if quick else 5, cpus=tuple(cores[:1])),
-                           "slots": cpu_slots(proxy, cores)}  # fmt: skip
+                           "slots": cpu_slots(proxy, cores[:SLOT_CORES])}  # fmt: skip
     if torch.cuda.is_available():
         threads = min(4, len(cores))
         document["cuda"] = {"device_name": device_name(torch.device("cuda")),
