@@ -99,6 +99,8 @@ class TrainOptions:
     wandb_entity: str | None = None  # None: the API key's default entity
     wandb_group: str = ""  # the sweep's name: its directory's
     trainer: str = "real"  # real | noop (writes a made-up result at once: for orchestration tests and benchmarks)
+    compile: str = "auto"  # auto (on CUDA only) | true | false: torch.compile the model, eager if it fails
+    peak_flops: float = 0.0  # the device's peak FLOP/s for MFU; 0 = models/hardware.py's table
     # Called after every step with (step, total steps, eval loss at an eval step else None, tokens/s):
     # a progress bar's feed. Not part of a job's options (never pickled into one): the foreground only.
     on_step: Callable[[int, int, float | None, float], None] | None = field(default=None, compare=False)

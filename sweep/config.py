@@ -72,6 +72,15 @@ class Device(Choice):
     cuda = "cuda"
 
 
+class Precision(Choice):
+    auto = "auto"  # bf16 on CUDA, fp32 on CPU
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+COMPILE_CHOICES = ("auto", "true", "false")
+
+
 class Executor(Choice):
     local = "local"
     slurm = "slurm"
@@ -282,6 +291,11 @@ class TrainConfig:
     device: Device = Device.auto
     threads: int = bounded(0, 0, 4096)  # 0 = SLURM_CPUS_PER_TASK when set, else launcher.cpus_per_run
     checkpoint: bool = True
+    precision: Precision = Precision.auto  # part of a run's spec: bf16 changes the losses a little
+    # torch.compile the model: auto (on CUDA only) | true | false; eager, with a warning saying why, if it fails.
+    # A string, not a choice: YAML and Hydra read true and false as booleans, which arrive here as "True", "False".
+    compile: str = "auto"
+    peak_flops: float = bounded(0.0, 0, 1e21)  # the device's peak FLOP/s for MFU; 0 = models/hardware.py's table
 
     def check(self) -> None:
         if self.schedule == "wsd" and self.warmup_frac + self.decay_frac > 1:
@@ -289,6 +303,8 @@ class TrainConfig:
                 f"train.warmup_frac={self.warmup_frac:g} + train.decay_frac={self.decay_frac:g} exceed 1: the decay "
                 "would start inside the warmup; lower one of them"
             )
+        if self.compile.lower() not in COMPILE_CHOICES:
+            raise UserError(f"train.compile={self.compile} is not one of {', '.join(COMPILE_CHOICES)}")
         if self.min_batch_size > self.max_batch_size:
             raise UserError(
                 f"train.min_batch_size={self.min_batch_size} exceeds train.max_batch_size={self.max_batch_size}"

@@ -11,7 +11,7 @@ NON_IDENTITY = ("budget", "role", "branch_steps")
 # Fields added after run ids were first published: left out of a run's identity at their defaults, so
 # the ids of runs planned before them do not change.
 LATER_DEFAULTS = {"schedule": "cosine", "decay_frac": 0.0, "decay_shape": "linear", "warmup_steps": 0,
-                  "parent": "", "branch_step": 0}  # fmt: skip
+                  "parent": "", "branch_step": 0, "precision": "auto"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ class RunSpec:
     # A decay branch (or a trunk's continuation) starts from `parent`'s stable checkpoint at `branch_step`.
     parent: str = ""
     branch_step: int = 0
+    # auto | fp32 | bf16 (autocast). It changes the losses, so it is part of the id, as written: auto is
+    # resolved where the run trains (bf16 on CUDA, fp32 on CPU; result.json records which), not where it
+    # is planned, which may be a login node without the GPU.
+    precision: str = "auto"
     # Not part of the run's identity: which budget of the plan asked for it, and whether it is a proxy
     # (fitted) or a target (a proposal's run, checked against its prediction and not fitted).
     budget: float = field(default=0.0, compare=False)

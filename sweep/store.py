@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS runs (
     lr REAL, seed INTEGER, steps INTEGER,
     N REAL, N_total REAL, D REAL, C REAL, flops_per_token REAL, loss REAL,
     wall_time_s REAL, tokens_per_s REAL, device TEXT,
-    spec_json TEXT NOT NULL, result_json TEXT, updated REAL NOT NULL, role TEXT NOT NULL DEFAULT 'proxy'
+    spec_json TEXT NOT NULL, result_json TEXT, updated REAL NOT NULL, role TEXT NOT NULL DEFAULT 'proxy',
+    flops_per_s REAL, mfu REAL, device_name TEXT
 );
 CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens REAL, flops REAL,
@@ -47,7 +48,10 @@ CREATE TABLE IF NOT EXISTS proposals (
 
 DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed SQLite write is blamed on the disk
 
-RESULT_FIELDS = ("N", "N_total", "D", "C", "flops_per_token", "loss", "wall_time_s", "tokens_per_s")
+RESULT_FIELDS = ("N", "N_total", "D", "C", "flops_per_token", "loss", "wall_time_s", "tokens_per_s", "flops_per_s",
+                 "mfu", "device", "device_name")  # fmt: skip
+# Columns of `runs` added after stores were first written: a store opened without them gets them.
+LATER_COLUMNS = {"role": "TEXT NOT NULL DEFAULT 'proxy'", "flops_per_s": "REAL", "mfu": "REAL", "device_name": "TEXT"}
 
 
 @dataclass
@@ -71,8 +75,10 @@ class Store:
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
-            if "role" not in {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}:  # from before roles
-                self.db.execute("ALTER TABLE runs ADD COLUMN role TEXT NOT NULL DEFAULT 'proxy'")
+            present = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+            for column, kind in LATER_COLUMNS.items():
+                if column not in present:
+                    self.db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise self.error(exc) from None
@@ -143,7 +149,6 @@ class Store:
             "d_model": spec.d_model, "n_layers": spec.n_layers, "n_heads": spec.n_heads, "seq_len": spec.seq_len,
             "batch_size": spec.batch_size, "lr": spec.lr, "seed": spec.seed, "steps": spec.steps,
             "role": spec.role,
-            "device": (result or {}).get("device"),
             "spec_json": json.dumps(spec.to_dict(), sort_keys=True),
             "result_json": json.dumps(result, sort_keys=True) if result else None, "updated": time.time(),
         }  # fmt: skip

@@ -162,5 +162,6 @@ def train_options(config: Config, executor: str, sweep_name: str) -> TrainOption
     return TrainOptions(
         device=config.train.device, threads=threads, checkpoint=config.train.checkpoint,
         wandb_mode=str(config.wandb.mode), wandb_project=config.wandb.project, wandb_entity=config.wandb.entity,
-        wandb_group=sweep_name, trainer=config.launcher.trainer,
+        wandb_group=sweep_name, trainer=config.launcher.trainer, compile=config.train.compile.lower(),
+        peak_flops=config.train.peak_flops,
     )  # fmt: skip

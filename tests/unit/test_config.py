@@ -235,3 +235,10 @@ def test_a_config_saved_before_a_key_existed_takes_an_override_of_it(tmp_path):
     assert config.train.schedule == "wsd" and config.sweep.share_trunks
     with pytest.raises(UserError, match="train.schedule"):
         compose(["train.schedule=step"], config_file=path)
+
+
+def test_train_compile_takes_auto_true_or_false_as_yaml_and_hydra_spell_them():
+    assert compose(["train.compile=true"]).train.compile == "True"  # a boolean to YAML, lower-cased where used
+    assert compose(["train.precision=bf16"]).train.precision == "bf16"
+    with pytest.raises(UserError, match="train.compile=maybe is not one of auto, true, false"):
+        compose(["train.compile=maybe"])

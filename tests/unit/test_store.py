@@ -83,3 +83,21 @@ def test_reading_a_store_that_does_not_exist_is_an_error_not_an_empty_store(tmp_
     with pytest.raises(UserError, match="sweep collect"):
         Store(tmp_path / "typo" / "results.db", create=False)
     assert not (tmp_path / "typo").exists()
+
+
+def test_speed_is_stored_and_an_older_store_gains_its_columns(tmp_path):
+    with sqlite3.connect(tmp_path / "results.db") as db:  # a store from before roles and MFU
+        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, budget REAL, state TEXT NOT NULL, reason TEXT, "
+                   "d_model INTEGER, n_layers INTEGER, n_heads INTEGER, seq_len INTEGER, batch_size INTEGER, lr REAL, "
+                   "seed INTEGER, steps INTEGER, N REAL, N_total REAL, D REAL, C REAL, flops_per_token REAL, "
+                   "loss REAL, wall_time_s REAL, tokens_per_s REAL, device TEXT, spec_json TEXT NOT NULL, "
+                   "result_json TEXT, updated REAL NOT NULL)")  # fmt: skip
+    spec = make_plan(compose(["sweep=smoke"])).specs[0]
+    run = fake_done_run(tmp_path / "runs", spec, 3.0)
+    speed = {"tokens_per_s": 1e5, "flops_per_s": 4e14, "mfu": 0.4, "device": "cuda", "device_name": "NVIDIA H100"}
+    run.write_result({**run.read_result(), **speed})
+    with Store(tmp_path / "results.db") as store:
+        store.collect([run], {})
+        row = store.runs().iloc[0]
+    assert {k: row[k] for k in speed} == speed
+    assert row["role"] == "proxy"

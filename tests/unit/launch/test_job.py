@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from models.config import TrainOptions
 from sweep.config import compose
-from sweep.launch.job import claim, run_one
+from sweep.launch.job import claim, run_one, train_options
 from sweep.plan.grids import single_run_spec
 from sweep.rundir import RunDir
 
@@ -77,3 +77,9 @@ def test_an_edited_spec_fails_its_run_without_training(tmp_path):
     run.spec_file.write_text(run.spec_file.read_text().replace('"seed": 0', '"seed": 7'))
     assert run_one(run, TrainOptions(threads=1), "test") == "failed"
     assert "describes run" in run.read_status()["reason"] and not run.result_file.exists()
+
+
+def test_train_options_carry_compile_and_the_peak_whatever_case_yaml_gave_compile():
+    options = train_options(compose(["train.compile=true", "train.peak_flops=1e15"]), "local", "demo")
+    assert (options.compile, options.peak_flops) == ("true", 1e15)
+    assert train_options(compose([]), "local", "demo").compile == "auto"

@@ -2,13 +2,22 @@
 
 import csv
 import json
+import sys
 from dataclasses import replace
 
 import pytest
 import torch
 
+import models.train
 from models.config import TrainOptions
-from models.train import Interrupted, eval_steps, train
+from models.train import (
+    Interrupted,
+    eval_steps,
+    resolve_compile,
+    resolve_precision,
+    resolve_threads,
+    train,
+)
 from sweep.config import compose
 from sweep.plan.grids import single_run_spec
 from sweep.rundir import RunDir
@@ -227,3 +236,109 @@ def test_on_step_hears_every_step_and_the_loss_at_each_evaluation_only(tmp_path)
     evaluated = {int(line.split(",")[0]): float(line.split(",")[4]) for line in curve}
     assert {step: loss for step, _, loss, _ in heard if loss is not None} == evaluated
     assert all(tokens_per_s > 0 for *_, tokens_per_s in heard)
+
+
+def test_auto_precision_and_compile_are_bf16_and_on_for_cuda_only():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert (resolve_precision("auto", cpu), resolve_precision("auto", cuda)) == ("fp32", "bf16")
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cuda) == "fp32"
+    assert (resolve_compile("auto", cpu), resolve_compile("auto", cuda)) == (False, True)
+    assert resolve_compile("true", cpu) and not resolve_compile("false", cuda)
+
+
+def test_threads_default_to_the_jobs_allocation_not_the_node(monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setattr(models.train.os, "sched_getaffinity", lambda pid: {3, 5})  # pinned to two cores
+    assert resolve_threads(0) == 2
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert resolve_threads(0) == 3
+    assert resolve_threads(7) == 7
+
+
+def test_bf16_autocast_trains_on_cpu_within_a_few_percent_of_fp32(tmp_path):
+    fp32_spec, bf16_spec = tiny_spec(), tiny_spec("train.precision=bf16")
+    assert bf16_spec.run_id != fp32_spec.run_id  # it changes the losses, so it is part of the identity
+    fp32 = train(fp32_spec, RunDir(tmp_path / "fp32"), TrainOptions(threads=1))
+    bf16 = train(bf16_spec, RunDir(tmp_path / "bf16"), TrainOptions(threads=1))
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert bf16["loss"] != fp32["loss"]  # autocast really ran
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.03)
+
+
+def test_the_step_loop_reads_the_loss_back_at_evaluations_only(tmp_path, monkeypatch):
+    """Host syncs from the trainer's own code (Tensor.item, bool, float) grow with evaluations, not
+    steps: the same evaluations over twice the steps read back exactly as often. (AdamW on CPU reads
+    its step counters; that is torch's and never a sync there, and fused AdamW on CUDA does not.)"""
+    reads = []
+
+    def counted(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args):
+            if sys._getframe(1).f_globals.get("__name__") == "models.train":
+                reads.append(name)
+            return original(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, read)
+
+    for name in ("item", "__bool__", "__float__"):
+        counted(name)
+    short, long = tiny_spec("run.tokens=51200"), tiny_spec("run.tokens=102400")  # 25 and 50 steps, 4 evaluations each
+    train(short, RunDir(tmp_path / "short"), TrainOptions(threads=1))
+    counted_short = len(reads)
+    train(long, RunDir(tmp_path / "long"), TrainOptions(threads=1))
+    assert long.steps == 2 * short.steps and counted_short > 0
+    assert len(reads) - counted_short == counted_short
+
+
+def test_fused_adamw_is_chosen_on_cuda_only(tmp_path, monkeypatch):
+    chosen = []
+    build = models.train.build_optimizer
+
+    def spy(model, spec, fused=False):
+        chosen.append(fused)
+        return build(model, spec, fused)
+
+    monkeypatch.setattr(models.train, "build_optimizer", spy)
+    train(tiny_spec("run.tokens=5120"), RunDir(tmp_path / "r"), TrainOptions(threads=1))
+    assert chosen == [False]
+    model = models.train.GPT(models.train.model_config(tiny_spec()))
+    assert models.train.build_optimizer(model, tiny_spec()).defaults["fused"] is None  # torch's CPU default
+    assert models.train.build_optimizer(model, tiny_spec(), fused=True).defaults["fused"] is True
+
+
+def test_result_records_flops_per_second_and_mfu_against_the_configured_peak(tmp_path):
+    spec = tiny_spec("run.tokens=10240")
+    result = train(spec, RunDir(tmp_path / "a"), TrainOptions(threads=1))
+    assert result["flops_per_s"] == pytest.approx(result["tokens_per_s"] * result["flops_per_token"])
+    assert result["mfu"] is None  # no peak known for a CPU
+    assert result["device"] == "cpu" and result["device_name"] and result["compile"] == "off"
+    peaked = train(spec, RunDir(tmp_path / "b"), TrainOptions(threads=1, peak_flops=1e12))
+    assert peaked["mfu"] == pytest.approx(peaked["flops_per_s"] / 1e12)
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["mfu"] == peaked["mfu"]
+
+
+def test_a_compile_failure_trains_eager_and_says_why(tmp_path, monkeypatch):
+    spec = tiny_spec("run.tokens=10240")
+    eager = train(spec, RunDir(tmp_path / "eager"), TrainOptions(threads=1))
+
+    def broken(model):
+        def compiled(*batch):
+            raise RuntimeError("no C compiler found\nmore detail")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(UserWarning, match="torch.compile failed, training eager instead: RuntimeError: no C compiler"):
+        fallback = train(spec, RunDir(tmp_path / "fallback"), TrainOptions(threads=1, compile="true"))
+    assert fallback["compile"] == "failed: RuntimeError: no C compiler found"
+    assert fallback["loss"] == eager["loss"]  # the probe step changed nothing
+
+
+@pytest.mark.slow
+def test_a_compiled_run_on_cpu_trains_to_about_the_eager_loss(tmp_path):
+    spec = tiny_spec("run.tokens=51200")
+    eager = train(spec, RunDir(tmp_path / "eager"), TrainOptions(threads=1))
+    compiled = train(spec, RunDir(tmp_path / "compiled"), TrainOptions(threads=1, compile="true"))
+    assert compiled["compile"] == "on"
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-3)
