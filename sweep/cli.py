@@ -470,7 +470,9 @@ def report(sweep_dir: Path = SWEEP_DIR, as_json: bool = JSON) -> None:
 
     The page is self-contained (any browser opens it, no network needed): the proposal and its
     warnings, the figures, the fit's tables with intervals, and provenance. Each figure is also
-    written beside it as PNG and SVG. Example: sweep report sweeps/demo
+    written beside it as PNG and SVG.
+
+    Example: sweep report sweeps/demo
     """
     with fit_progress(show=not as_json) as progress:
         result = Sweep.open(sweep_dir).report(progress)
@@ -494,6 +496,7 @@ def export(
     OUT/runs.csv, curves.csv, fits.csv and proposals.csv (or .parquet, .json). Fits and proposals keep
     their JSON, and each scalar in it gets a column too (params.alpha, ...). A sweep with nothing
     collected gives the tables empty. json: a list of records per table.
+
     Example: sweep export sweeps/smoke --format parquet --out exports/smoke
     """
     tables = Sweep.open(sweep_dir).export(fmt, out)
