@@ -287,10 +287,14 @@ def export(path: Path, fmt: ExportFormat | str, out: Path) -> list[ExportedTable
     """The sweep's runs, curves, fits and proposals as out/<table>.<fmt> (see sweep/export.py); a sweep
     with nothing collected gives the tables empty."""
     sweep = SweepDir.open(path)
-    if Path(out).resolve().is_relative_to(sweep.path.resolve()):
-        raise UserError(f"--out {out} is inside the sweep directory {path}, whose files are the sweep's own; "
-                        f"export elsewhere, e.g. --out exports/{sweep.path.resolve().name}")  # fmt: skip
+    root, target = sweep.path.resolve(), Path(out).resolve()
+    if target == root or any(target.is_relative_to(root / own) for own in SWEEP_FOLDERS):
+        raise UserError(f"--out {out} is the sweep directory {path} or one of its own folders; export elsewhere, "
+                        f"e.g. --out {Path(path) / 'export'} or --out exports/{root.name}")  # fmt: skip
     return write_tables(store_tables(sweep.db_file), fmt, out)
+
+
+SWEEP_FOLDERS = ("runs", "fits", "proposals", "jobs", "report", "wandb")  # what the sweep writes, besides its files
 
 
 def fit(path: Path, overrides: list[str] | None = None, progress: Progress | None = None) -> FitReport:

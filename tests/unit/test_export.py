@@ -109,10 +109,16 @@ def test_an_out_path_that_is_a_file_is_a_user_error(tmp_path):
         api.export(sweep.path, "csv", tmp_path / "file")
 
 
-@pytest.mark.parametrize("inside", [".", "fits", "exports"])
-def test_an_out_path_inside_the_sweep_is_refused_and_nothing_is_written(tmp_path, inside):
+@pytest.mark.parametrize("inside", [".", "fits", "runs/x", "report"])
+def test_an_out_path_that_is_the_sweep_or_one_of_its_folders_is_refused_and_nothing_is_written(tmp_path, inside):
     sweep, _ = api.plan(OVERRIDES, tmp_path / "s")
     before = sorted(p.relative_to(sweep.path) for p in sweep.path.rglob("*"))
-    with pytest.raises(UserError, match=r"is inside the sweep directory .*; export elsewhere, e.g. --out exports/s"):
+    with pytest.raises(UserError, match=r"is the sweep directory .* or one of its own folders; export elsewhere"):
         api.export(sweep.path, "csv", sweep.path / inside)
     assert sorted(p.relative_to(sweep.path) for p in sweep.path.rglob("*")) == before
+
+
+def test_a_folder_of_its_own_inside_the_sweep_takes_the_export(tmp_path):
+    sweep, _ = api.plan(OVERRIDES, tmp_path / "s")
+    written = api.export(sweep.path, "csv", sweep.path / "export")
+    assert sorted(t.path.name for t in written) == ["curves.csv", "fits.csv", "proposals.csv", "runs.csv"]
