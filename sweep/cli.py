@@ -454,7 +454,9 @@ def train(
     elif state == "done":
         console.print(
             f"run {spec.run_id} done: loss {result['loss']:.4f}, N={result['N']:,}, D={result['D']:,}, "
-            f"{result['wall_time_s']:.1f} s, {result['tokens_per_s']:,.0f} tokens/s on {result['device']}"
+            f"{result['wall_time_s']:.1f} s, {result['tokens_per_s']:,.0f} tokens/s"
+            + (f" (MFU {result['mfu']:.1%})" if result.get("mfu") is not None else "")
+            + f" on {result['device']}"
         )
     else:
         elsewhere = state in ("queued", "running")  # claimed by another process: it was not trained here

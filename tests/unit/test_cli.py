@@ -92,6 +92,15 @@ def test_train_feeds_its_progress_bar_every_step_and_shows_none_off_a_terminal(t
     assert steps == list(range(1, heard[0][1] + 1)) and sum(loss is not None for _, _, loss, _ in heard) == 4
 
 
+def test_train_says_its_mfu_where_the_devices_peak_is_known(tmp_path):
+    unknown = CliRunner().invoke(cli.app, ["train", *TINY_RUN, "--out", str(tmp_path / "a")])
+    assert unknown.exit_code == 0 and "MFU" not in unknown.stdout  # a CPU has no peak in the table
+    known = CliRunner().invoke(cli.app, ["train", *TINY_RUN, "train.peak_flops=1e12", "--out", str(tmp_path / "b")])
+    assert known.exit_code == 0, known.output
+    mfu = json.loads(next((tmp_path / "b" / "runs").glob("*/result.json")).read_text())["mfu"]
+    assert f"tokens/s (MFU {mfu:.1%}) on cpu" in known.stdout
+
+
 def test_export_prints_what_it_wrote_and_json_lists_the_files(tmp_path):
     from sweep import api
     from tests.unit.test_api import OVERRIDES
