@@ -550,6 +550,7 @@ def run(
     print_proposal(result.proposal, result.proposal_file, out)
     if result.stopped:
         console.print(f"[yellow]note:[/] {result.stopped}")
+    print_report_pointer(out)
 
 
 # Errors of the file system that the user can fix, with what to do. Files already written stay

@@ -188,6 +188,7 @@ def test_the_readmes_sweep_run_does_everything_in_one_go(tmp_path):
     relative = config.relative_to(tmp_path)
     assert f"launch it: sweep launch sweeps/smoke --proposal {relative}" in result.stdout
     assert f"or in the foreground: sweep train --config {relative} --out sweeps/smoke" in result.stdout
+    assert result.stdout.rstrip().endswith("report: sweep report sweeps/smoke")
     assert yaml.safe_load(config.read_text())["run"]["budget"] == pytest.approx(1e12)
 
 
