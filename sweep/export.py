@@ -71,10 +71,12 @@ def write_tables(tables: dict[str, pd.DataFrame], fmt: str, out: Path) -> list[E
     fmt, out = export_format(fmt), Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory; choose another path")
+    # Every table encoded before any file is replaced: one that cannot be encoded leaves an earlier export whole.
+    files = {name: encoded(tables[name], fmt) for name in TABLES}
     written = []
-    for name in TABLES:
+    for name, data in files.items():
         path = out / f"{name}.{fmt.value}"
-        atomic_write_bytes(path, encoded(tables[name], fmt))
+        atomic_write_bytes(path, data)
         written.append(ExportedTable(name, path, len(tables[name])))
     return written
 
