@@ -391,6 +391,14 @@ def fit_all(
                      edges(parametric, forms, table["loss"].min()), len(with_predicted) - len(table))  # fmt: skip
 
 
+def approach3_points(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The points fit_all fits Approach 3 to: the proxies outside an LR x batch grid, and with
+    fit.curve_law_points the curve law's predictions."""
+    runs = proxies(runs, config.include_targets)[0]
+    runs = runs[~grid_runs(runs)]
+    return with_curve_law_points(prepare(runs, config.counting), runs, curves, config)
+
+
 def with_curve_law_points(
     table: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame | None, config: FitConfig
 ) -> pd.DataFrame:

@@ -1,0 +1,30 @@
+"""Runs generated from a known law, for checking what a fit or a comparison recovers (tests, bench/):
+an IsoFLOP grid whose losses are the law's, off it by multiplicative noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sweep.fit.forms import Chinchilla
+
+
+def isoflop_runs(
+    law: Chinchilla, budgets, sizes: int = 5, span: float = 8.0, noise: float = 0.0, seed: int = 0
+) -> pd.DataFrame:
+    """`sizes` sizes per budget, log-spaced over `span` around the law's optimal N, D = C / 6N, each
+    loss law(N, D) x exp(N(0, noise)); columns run_id, N, D, C, loss, budget."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        for n in law.optimal_params(c) * span ** np.linspace(-0.5, 0.5, sizes):
+            d = c / (6 * n)
+            loss = float(law.loss(n, d)) * np.exp(rng.normal(0, noise))
+            rows.append({"run_id": f"r{len(rows):04d}", "N": n, "D": d, "C": c, "loss": loss, "budget": c})
+    return pd.DataFrame(rows)
+
+
+def compute_scaled(law: Chinchilla, k: float) -> Chinchilla:
+    """The law of a variant worth k times the compute: L'(N, D) = L(sqrt(k) N, sqrt(k) D), so that its
+    compute-optimal loss at C is the law's at kC (6 sqrt(k)N sqrt(k)D = 6kND)."""
+    return Chinchilla(law.E, law.A * k ** (-law.alpha / 2), law.B * k ** (-law.beta / 2), law.alpha, law.beta)
