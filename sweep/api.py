@@ -37,6 +37,7 @@ from sweep.wandb_log import log_fit, log_proposal
 # sweep.launch (submitit, rich.progress) and sweep.propose are imported in the functions that use
 # them: commands that need neither, such as `sweep fit`, start faster without them.
 if TYPE_CHECKING:
+    from sweep.compare import CompareResult
     from sweep.launch.executors import LaunchReport
     from sweep.launch.monitor import RunState
     from sweep.nextwave import NextWave
@@ -341,6 +342,21 @@ def _fit(
 def fit_cache(sweep: SweepDir) -> FitCache:
     """The sweep's saved fits: a fit of unchanged runs with an unchanged fit config is read, not redone."""
     return FitCache(sweep.fits_dir / "cache")
+
+
+def compare(
+    paths: list[Path],
+    overrides: list[str] | None = None,
+    computes: list[float] | None = None,
+    shared_floor: bool = False,
+    progress: Progress | None = None,
+) -> CompareResult:
+    """Each sweep against the first: predicted losses, the effective-compute multiplier and the crossover,
+    with intervals, at `computes` (default: powers of ten from the smallest budget to 1000x the largest);
+    recorded in every sweep's store (sweep/compare.py, sweep/fit/compare.py)."""
+    from sweep.compare import compare as compare_sweeps
+
+    return compare_sweeps([Path(p) for p in paths], overrides, computes, shared_floor, progress)
 
 
 def read_csv_runs(csv: Path, columns: CsvColumns = CsvColumns()) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from sweep.render import (
     emit_json,
     fit_progress,
     print_backtest,
+    print_comparison,
     print_curve_backtest,
     print_export,
     print_fit,
@@ -271,6 +272,44 @@ def fit(
     print_fit(report)
     if not api.is_csv(source):
         print_report_pointer(source)
+
+
+@app.command()
+def compare(
+    sweeps: list[str] = typer.Argument(
+        ..., help="Sweep directories, the baseline first, then fit.* overrides for every sweep, e.g. fit.bootstrap=500"
+    ),
+    compute: list[float] = typer.Option(
+        None,
+        "--compute",
+        help="A target compute in FLOPs; repeat for more (default: powers of ten from the "
+        "smallest budget to 1000x the largest).",
+    ),  # fmt: skip
+    shared_e: bool = typer.Option(
+        False, "--shared-e", help="Fit the sweeps jointly with one irreducible loss E (same data, same floor)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """How much compute each sweep's change is worth over the first sweep's, with 95% intervals.
+
+    Fits each sweep's Approach 3 and, per target compute: each sweep's compute-optimal loss; the
+    effective-compute multiplier (the compute the baseline needs to reach the sweep's loss, over C;
+    > 1: the change helps) and whether its interval excludes 1; and the compute where the two
+    frontiers cross, if they do. Intervals pair bootstrap refits, runs resampled within each sweep.
+    Recorded in every sweep's store; drawn into the baseline's report (`sweep report`).
+    Examples: sweep compare sweeps/gelu sweeps/swiglu  |  sweep compare sweeps/a sweeps/b sweeps/c --shared-e
+    --compute 1e15 --compute 1e17  |  sweep compare sweeps/a sweeps/b fit.bootstrap=1000
+    """
+    paths = [Path(s) for s in sweeps if not is_override(s)]
+    overrides = [s for s in sweeps if is_override(s)]
+    with fit_progress(show=not as_json) as progress:
+        result = api.compare(paths, overrides, compute or None, shared_e, progress)
+    emit_json(result.comparison.to_dict()) if as_json else print_comparison(result)
+
+
+def is_override(argument: str) -> bool:
+    """A Hydra override (key=value), not a sweep directory (which may hold '=' in its name, if it exists)."""
+    return "=" in argument and not Path(argument).exists()
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """`Sweep`: a sweep directory as one object, for notebooks and scripts. Each method is one stage
-of the loop (plan, launch, wait, collect, fit, propose, report, export) and calls sweep.api, as
+of the loop (plan, launch, wait, collect, fit, propose, compare, report, export) and calls sweep.api, as
 the CLI's commands do; tables come back as pandas DataFrames.
 
     from sweep import Sweep
@@ -25,6 +25,7 @@ from sweep.sweepdir import SweepDir
 
 if TYPE_CHECKING:
     from sweep.export import ExportedTable, ExportFormat
+    from sweep.fit.compare import Comparison
     from sweep.launch.executors import LaunchReport
     from sweep.launch.monitor import RunState
     from sweep.propose import Proposal, TargetCheck
@@ -119,6 +120,18 @@ class Sweep:
         """Write the HTML report (report/index.html: figures, fit tables, the proposal) and each figure
         as PNG and SVG beside it; what was written, and which figures did not apply and why."""
         return api.report(self.path, progress)
+
+    def compare(
+        self,
+        *others: Path | str,
+        computes: list[float] | None = None,
+        shared_e: bool = False,
+        overrides: list[str] | None = None,
+        progress: Progress | None = None,
+    ) -> Comparison:
+        """This sweep as the baseline against each of `others`: predicted losses, the effective-compute
+        multiplier and the crossover, each with its interval (to_dict() for the numbers)."""
+        return api.compare([self.path, *map(Path, others)], overrides, computes, shared_e, progress).comparison
 
     def export(self, format: ExportFormat | str, out: Path | str) -> list[ExportedTable]:
         """Write runs, curves, fits and proposals as out/<table>.<format> (csv, parquet or json)."""

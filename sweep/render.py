@@ -24,7 +24,9 @@ from sweep.fit.report import FitReport
 if TYPE_CHECKING:  # not imported at run time: they would slow every command's start
     from rich.progress import Progress, TaskID
 
+    from sweep.compare import CompareResult
     from sweep.export import ExportedTable, ExportFormat
+    from sweep.fit.compare import Crossover, Estimate
     from sweep.launch.executors import LaunchReport
     from sweep.nextwave import NextWave
     from sweep.propose import Proposal, TargetCheck
@@ -285,6 +287,60 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
     console.print(f"launch it: sweep launch {out} --proposal {yaml_path}")
     console.print(f"  run {proposal.run_id}, role target: never fitted, checked against this prediction")
     console.print(f"  or in the foreground: sweep train --config {yaml_path} --out {out}")
+
+
+def print_comparison(result: CompareResult) -> None:
+    c = result.comparison
+    floor = "one E shared by all" if c.shared_floor else "each its own E"
+    table = Table(
+        title=f"Effective compute over {c.baseline}: Approach 3, {floor}",
+        caption=f"C counted as 6ND, N {c.counting}; losses are compute-optimal L*(C); x compute = the compute "
+        f"{c.baseline} needs for the sweep's loss at C, over C; [95% intervals of {c.refits} paired bootstrap refits]",
+    )  # fmt: skip
+    table.add_column("C (FLOPs)", justify="right")
+    for name in c.sweeps:
+        table.add_column(f"{name} loss", justify="right")
+    for name in c.sweeps[1:]:
+        table.add_column(f"{name} x compute", justify="right")
+        table.add_column("differs", justify="right")
+    for target in c.targets:
+        losses = [with_interval(v.loss.value, v.loss.interval) for v in target.variants]
+        gains = [cell for v in target.variants[1:] for cell in (estimate(v.multiplier), differs(v.multiplier))]
+        table.add_row(num(target.compute), *losses, *gains)
+    console.print(table)
+    for crossing in c.crossovers:
+        console.print(crossover_line(crossing, c.baseline, c.searched), markup=False)
+    for name, runs, law in zip(c.sweeps, c.n_runs, c.laws, strict=True):
+        terms = f"{law.E:.4g} + {law.A:.4g}/N^{law.alpha:.3g} + {law.B:.4g}/D^{law.beta:.3g}"
+        console.print(f"{name}: {runs} runs, L = {terms}", markup=False)
+    for note in c.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    console.print(f"recorded in the store of {', '.join(c.sweeps)} (fits table, approach compare)", markup=False)
+    if result.figure:
+        console.print(f"figure: {result.figure}", markup=False)
+    else:
+        print_report_pointer(Path(c.baseline))
+
+
+def estimate(e: Estimate) -> str:
+    """A multiplier and its interval; inf where the baseline never reaches the loss."""
+    return with_interval(e.value, e.interval, 3)
+
+
+def differs(m: Estimate) -> str:
+    """Whether the multiplier's interval excludes 1, and which way."""
+    if m.interval is None:
+        return "-"
+    return "better" if m.interval[0] > 1 else "worse" if m.interval[1] < 1 else "no"
+
+
+def crossover_line(crossing: Crossover, baseline: str, searched: tuple[float, float]) -> str:
+    span = f"between C = {num(searched[0])} and {num(searched[1])}"
+    share = f"{crossing.share:.0%} of refits cross there"
+    if crossing.compute is None:
+        return f"{crossing.sweep} and {baseline} do not cross {span} ({share})"
+    return (f"{crossing.sweep} crosses {baseline} at C = {estimate(crossing.compute)} ({share}); "
+            f"above it {crossing.better_above} is better")  # fmt: skip
 
 
 def print_report_pointer(sweep_dir: Path) -> None:

@@ -1,0 +1,149 @@
+"""sweep/fit/compare.py: frontiers, multipliers, crossings and the shared floor, on laws whose answer
+is known (sweep/fit/synthetic.py). The coverage of the multiplier's interval over 40 noisy pairs is
+measured by bench/compare_coverage.py; here a smaller set of pairs checks it cannot silently collapse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sweep.config import FitConfig
+from sweep.fit.compare import Frontiers, compare_fits, crossings, fit_shared_floor, interval, multipliers
+from sweep.fit.errors import FitError
+from sweep.fit.forms import Chinchilla
+from sweep.fit.report import fit_all
+from sweep.fit.synthetic import compute_scaled, isoflop_runs
+
+LAW = Chinchilla(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+BUDGETS = [1e18, 3e18, 1e19, 3e19]
+
+
+def test_the_frontier_is_the_law_at_its_best_allocation():
+    compute = np.array([1e17, 1e20, 1e23])
+    n = np.geomspace(1e5, 1e13, 200_001)[:, None]
+    brute = LAW.loss(n, compute / (6 * n)).min(axis=0)
+    np.testing.assert_allclose(Frontiers.of([LAW]).loss(compute)[0], brute, rtol=1e-9)
+
+
+def test_compute_for_inverts_the_frontier_and_is_infinite_at_the_floor():
+    frontier = Frontiers.of([LAW])
+    compute = np.array([1e18, 1e22])
+    np.testing.assert_allclose(frontier.compute_for(frontier.loss(compute))[0], compute, rtol=1e-9)
+    assert frontier.compute_for(np.array([[LAW.E, LAW.E - 0.1]]))[0].tolist() == [np.inf, np.inf]
+
+
+def test_an_unidentified_law_has_no_frontier():
+    flat = Chinchilla(E=1.0, A=10.0, B=10.0, alpha=-0.1, beta=0.3)
+    assert np.isnan(Frontiers.of([flat]).loss([1e20])).all()
+
+
+@pytest.mark.parametrize("k", [1.2, 2.0])
+def test_a_compute_scaled_law_is_worth_k_at_every_compute(k):
+    compute = np.geomspace(1e15, 1e25, 7)
+    m = multipliers(Frontiers.of([LAW]), Frontiers.of([compute_scaled(LAW, k)]), compute)
+    np.testing.assert_allclose(m[0], k, rtol=1e-9)
+
+
+def crossing_at(at: float) -> Chinchilla:
+    steeper = Chinchilla(LAW.E, LAW.A * 3, LAW.B * 3, LAW.alpha * 1.15, LAW.beta * 1.15)
+    gap = Frontiers.of([LAW]).loss([at])[0, 0] - Frontiers.of([steeper]).loss([at])[0, 0]
+    return Chinchilla(LAW.E + gap, steeper.A, steeper.B, steeper.alpha, steeper.beta)
+
+
+def test_crossings_find_where_two_frontiers_meet_and_nothing_where_they_do_not():
+    base, crossing = Frontiers.of([LAW, LAW]), Frontiers.of([crossing_at(3e20), compute_scaled(LAW, 2)])
+    found = crossings(base, crossing, 1e16, 1e25)
+    assert found[0] == pytest.approx(3e20, rel=1e-9)
+    assert np.isnan(found[1])  # a constant multiplier: parallel frontiers never meet
+
+
+def test_interval_keeps_infinite_bounds_and_drops_nan():
+    values = np.r_[np.linspace(1, 2, 97), np.inf, np.inf, np.inf, np.nan]
+    low, high = interval(values)
+    assert 1.0 < low < 1.05 and high == np.inf  # order statistics: no inf - inf NaN from interpolation
+    assert interval([np.nan, 1.0]) is None
+
+
+def fitted(law: Chinchilla, noise: float, seed: int, config: FitConfig):
+    runs = isoflop_runs(law, BUDGETS, noise=noise, seed=seed)
+    return runs, fit_all(runs, config)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("k", [1.2, 2.0])
+def test_noise_free_sweeps_give_the_multiplier_within_five_percent(k, shared):
+    config = FitConfig(bootstrap=20)
+    (a, fit_a), (b, fit_b) = fitted(LAW, 0.0, 0, config), fitted(compute_scaled(LAW, k), 0.0, 1, config)
+    comparison = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config, shared_floor=shared)
+    assert [t.compute for t in comparison.targets] == [1e18, 1e19, 1e20, 1e21, 1e22]
+    for target in comparison.targets:
+        m = target.variants[1].multiplier
+        assert m.value == pytest.approx(k, rel=0.05)
+        assert target.variants[1].significant  # exact data: the interval is k itself, away from 1
+    assert comparison.crossovers[0].compute is None  # parallel frontiers
+    if shared:
+        assert comparison.laws[0].E == comparison.laws[1].E == pytest.approx(LAW.E, rel=1e-3)
+
+
+def test_a_known_crossing_is_found_within_ten_percent_and_which_side_is_better():
+    config = FitConfig(bootstrap=20)
+    (a, fit_a), (b, fit_b) = fitted(LAW, 0.0, 0, config), fitted(crossing_at(1e21), 0.0, 1, config)
+    (crossing,) = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config).crossovers
+    assert crossing.compute.value == pytest.approx(1e21, rel=0.10)
+    assert crossing.better_above == "b"  # its steeper exponents win at large compute
+
+
+def test_noisy_pairs_intervals_cover_k_and_exclude_one_at_the_budgets():
+    """12 noisy pairs (the bench runs 40): the interval covers k at a budget's compute in at least 10,
+    and a 2x change is told from none there in most."""
+    config = FitConfig(bootstrap=100)
+    covered, significant = 0, 0
+    for seed in range(12):
+        (a, fit_a), (b, fit_b) = fitted(LAW, 0.005, 2 * seed, config), fitted(compute_scaled(LAW, 2), 0.005,
+                                                                              2 * seed + 1, config)  # fmt: skip
+        target = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config, computes=[1e19]).targets[0]
+        m = target.variants[1].multiplier
+        covered += m.interval[0] <= 2 <= m.interval[1]
+        significant += bool(target.variants[1].significant)
+    assert covered >= 10
+    assert significant >= 10
+
+
+def test_the_shared_floor_fits_one_e_and_refits_pair_up():
+    config = FitConfig(bootstrap=30)
+    (a, fit_a), (b, fit_b) = fitted(LAW, 0.003, 0, config), fitted(compute_scaled(LAW, 1.5), 0.003, 1, config)
+    laws, z, points = fit_shared_floor([a, b], [fit_a.parametric.law, fit_b.parametric.law], 1e-3)
+    assert laws[0].E == laws[1].E
+    separate = fit_a.parametric.objective + fit_b.parametric.objective
+    assert separate <= compare_objective(z, points) <= separate * 1.5 + 1e-6  # one constraint: a little worse
+    comparison = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config, shared_floor=True)
+    assert comparison.shared_floor and comparison.refits <= 30
+    assert all(law.E == comparison.laws[0].E for law in comparison.laws)
+
+
+def compare_objective(z, points) -> float:
+    from sweep.fit.compare import joint_objective
+
+    return joint_objective(z, points, 1e-3)[0]
+
+
+def test_an_unfittable_or_unidentified_sweep_is_refused_with_its_name():
+    config = FitConfig(bootstrap=0)
+    a, fit_a = fitted(LAW, 0.0, 0, config)
+    few = a.iloc[:4]
+    with pytest.raises(FitError, match="few: Approach 3 could not be fitted"):
+        compare_fits(["a", "few"], [a, few], [fit_a, fit_all(few, config, allow_unfitted=True)], config)
+
+
+def test_three_sweeps_are_each_compared_with_the_first_and_the_json_has_the_issue_shape():
+    config = FitConfig(bootstrap=20)
+    fits = [fitted(compute_scaled(LAW, k), 0.0, i, config) for i, k in enumerate((1.0, 1.5, 3.0))]
+    comparison = compare_fits(["a", "b", "c"], [f[0] for f in fits], [f[1] for f in fits], config,
+                              computes=[1e21, 1e19])  # fmt: skip
+    payload = comparison.to_dict()
+    assert [t["compute"] for t in payload["targets"]] == [1e19, 1e21]
+    a, b, c = payload["targets"][0]["variants"]
+    assert "multiplier" not in a and set(a["loss"]) == {"value", "interval"}
+    assert b["multiplier"]["value"] == pytest.approx(1.5, rel=0.01) and len(b["multiplier"]["interval"]) == 2
+    assert c["multiplier"]["value"] == pytest.approx(3.0, rel=0.01)
+    assert set(payload["curves"]["multiplier"]) == {"b", "c"}
