@@ -28,6 +28,7 @@ from sweep.fit.curvelaw import CurveBacktest, backtest_curves, run_curves
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
 from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies
 from sweep.plan.flops import spec_counts
+from sweep.provenance import origin
 from sweep.rundir import FAILED_STATES, FINISHED_STATES, RunDir, atomic_write_json, atomic_write_text
 from sweep.spec import RunSpec
 from sweep.store import CollectReport, Store
@@ -332,10 +333,11 @@ def _fit(
     report = cached_fit_all(runs, config.fit, curves, allow_unfitted, fit_cache(sweep), progress)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
+    fitted_from = origin(proxies(runs, config.fit.include_targets)[0]["run_id"], config.fit)
     with Store(sweep.db_file) as store:
         for approach in ("approach1", "approach2", "approach3"):
             if approach in payload:
-                store.record_fit(approach, report.counting, report.n_runs, payload[approach])
+                store.record_fit(approach, report.counting, report.n_runs, payload[approach], fitted_from)
     return report
 
 
@@ -509,7 +511,7 @@ def propose_target(
     if sweep.run(proposal.run_id).state != "done":  # a trained target keeps the prediction made before it ran
         atomic_write_json(record, proposal.to_dict())
     with Store(sweep.db_file) as store:
-        store.record_proposal(proposal.proposal_id, compute, proposal.to_dict())
+        store.record_proposal(proposal.proposal_id, compute, proposal.to_dict(), origin(fitted["run_id"], config.fit))
     log_proposal(path, config, report, proposal, with_figures=config.fit == sweep.config().fit)
     return report, proposal
 

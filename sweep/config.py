@@ -566,5 +566,6 @@ def to_yaml(config: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
-def to_dict(config: Config) -> dict[str, Any]:
+def to_dict(config: Config | FitConfig) -> dict[str, Any]:
+    """A config, or its fit section, as plain JSON-able values: enums as their values."""
     return OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)  # type: ignore[return-value]

@@ -16,12 +16,16 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sweep.errors import UserError
 from sweep.rundir import CURVE_COLUMNS, RunDir
 from sweep.spec import RunSpec, is_run_id
+
+if TYPE_CHECKING:  # the store only reads an Origin's fields; sweep.provenance brings the config with it
+    from sweep.provenance import Origin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -39,10 +43,12 @@ CREATE TABLE IF NOT EXISTS curves (
 );
 CREATE TABLE IF NOT EXISTS fits (
     fit_id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, approach TEXT NOT NULL,
-    counting TEXT NOT NULL, n_points INTEGER, params_json TEXT NOT NULL
+    counting TEXT NOT NULL, n_points INTEGER, params_json TEXT NOT NULL,
+    run_ids_json TEXT, fit_config_json TEXT, code_version TEXT
 );
 CREATE TABLE IF NOT EXISTS proposals (
-    proposal_id TEXT PRIMARY KEY, created REAL NOT NULL, compute REAL NOT NULL, payload_json TEXT NOT NULL
+    proposal_id TEXT PRIMARY KEY, created REAL NOT NULL, compute REAL NOT NULL, payload_json TEXT NOT NULL,
+    run_ids_json TEXT, fit_config_json TEXT, code_version TEXT
 );
 """
 
@@ -50,8 +56,13 @@ DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed SQLite write is bl
 
 RESULT_FIELDS = ("N", "N_total", "D", "C", "flops_per_token", "loss", "wall_time_s", "tokens_per_s", "flops_per_s",
                  "mfu", "device", "device_name")  # fmt: skip
-# Columns of `runs` added after stores were first written: a store opened without them gets them.
-LATER_COLUMNS = {"role": "TEXT NOT NULL DEFAULT 'proxy'", "flops_per_s": "REAL", "mfu": "REAL", "device_name": "TEXT"}
+ORIGIN_COLUMNS = {"run_ids_json": "TEXT", "fit_config_json": "TEXT", "code_version": "TEXT"}  # see record_fit
+# Columns added after stores were first written, by table: a store opened without them gets them.
+LATER_COLUMNS = {
+    "runs": {"role": "TEXT NOT NULL DEFAULT 'proxy'", "flops_per_s": "REAL", "mfu": "REAL", "device_name": "TEXT"},
+    "fits": ORIGIN_COLUMNS,
+    "proposals": ORIGIN_COLUMNS,
+}
 
 
 @dataclass
@@ -75,10 +86,11 @@ class Store:
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
-            present = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
-            for column, kind in LATER_COLUMNS.items():
-                if column not in present:
-                    self.db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            for table, columns in LATER_COLUMNS.items():
+                present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                for column, kind in columns.items():
+                    if column not in present:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise self.error(exc) from None
@@ -182,18 +194,21 @@ class Store:
                 )
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] - before
 
-    def record_fit(self, approach: str, counting: str, n_points: int, params: dict) -> None:
+    def record_fit(self, approach: str, counting: str, n_points: int, params: dict, origin: Origin) -> None:
+        """One approach's fit, with where it came from (ORIGIN_COLUMNS): the runs, fit config and code version."""
         with self.db:
             self.db.execute(
-                "INSERT INTO fits (created, approach, counting, n_points, params_json) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), approach, counting, n_points, json.dumps(params, sort_keys=True)),
+                "INSERT INTO fits (created, approach, counting, n_points, params_json, run_ids_json, fit_config_json, "
+                "code_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), approach, counting, n_points, json.dumps(params, sort_keys=True), *_origin_row(origin)),
             )
 
-    def record_proposal(self, proposal_id: str, compute: float, payload: dict) -> None:
+    def record_proposal(self, proposal_id: str, compute: float, payload: dict, origin: Origin) -> None:
         with self.db:
             self.db.execute(
-                "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?)",
-                (proposal_id, time.time(), compute, json.dumps(payload, sort_keys=True)),
+                "INSERT OR REPLACE INTO proposals (proposal_id, created, compute, payload_json, run_ids_json, "
+                "fit_config_json, code_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (proposal_id, time.time(), compute, json.dumps(payload, sort_keys=True), *_origin_row(origin)),
             )
 
     # --- out -----------------------------------------------------------------------------------
@@ -212,6 +227,11 @@ class Store:
 
     def proposals(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM proposals ORDER BY created", self.db)
+
+
+def _origin_row(origin: Origin) -> tuple[str, str, str]:
+    """An origin as the values of ORIGIN_COLUMNS, in their order."""
+    return json.dumps(origin.run_ids), json.dumps(origin.fit_config, sort_keys=True), origin.code_version
 
 
 def _disk_nearly_full(directory: Path) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -11,12 +10,10 @@ from pathlib import Path
 
 import yaml
 
-import sweep
 from sweep.config import shareable
+from sweep.provenance import SOURCE_DIR, git_commit
 
 PACKAGES = ("scaling-sweep", "torch", "numpy", "scipy", "pandas", "matplotlib", "hydra-core", "submitit", "wandb")
-SOURCE_DIR = Path(sweep.__file__).resolve().parent  # the package's own directory
-GIT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -53,25 +50,3 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
-
-
-def git_commit(source_dir: Path) -> str:
-    """HEAD of the git checkout that holds `source_dir`, "-dirty" if its tracked or new files changed;
-    "unknown" where no checkout tracks it (an installed wheel, even in a venv inside some other repository)
-    or git is missing."""
-    head = _git(source_dir, "rev-parse", "HEAD")
-    if head is None or _git(source_dir, "ls-files", "--error-unmatch", "__init__.py") is None:
-        return "unknown"  # no checkout, or one that does not track the package (a venv inside a user's repo)
-    changes = _git(source_dir, "status", "--porcelain")
-    return head + ("-dirty" if changes else "") if changes is not None else head
-
-
-def _git(cwd: Path, *args: str) -> str | None:
-    """git's output, stripped; None if git is missing, fails or hangs."""
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()

@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 
 from sweep import api
-from sweep.config import compose
+from sweep.config import compose, to_dict
 from sweep.errors import UserError
 from sweep.fit.cache import MAX_ENTRIES, FitCache
 from sweep.fit.forms import Chinchilla
 from sweep.plan.flops import spec_counts
 from sweep.plan.grids import shape_rules, single_run_spec
+from sweep.provenance import code_version
 from sweep.rundir import RunDir
 from sweep.spec import RunSpec
 from sweep.store import Store
@@ -288,3 +289,28 @@ def test_a_sweep_backtest_reuses_its_fit_and_a_csv_backtest_writes_nothing(train
     api.backtest_source(csv, api.CsvColumns(), ["fit.bootstrap=4"], holdout_top=1)
     api.backtest_source(csv, api.CsvColumns(), ["fit.bootstrap=4"], holdout_top=1)
     assert calls["n"] == 4 and sorted(csv.parent.rglob("*")) == before
+
+
+def test_fits_and_proposals_record_the_finished_proxies_the_fit_config_and_the_code_version(trained):
+    path, _ = trained
+    spec = RunDir(next((path / "runs").iterdir())).read_spec()
+    target, failed = replace(spec, seed=98, role="target"), replace(spec, seed=99)
+    fake_train(path, target, loss=1.9)  # a trained target: not fitted, so not in the origin
+    RunDir(path / "runs" / failed.run_id).write_spec(failed)
+    RunDir(path / "runs" / failed.run_id).set_state("failed", reason="diverged at step 3")
+    api.collect(path)
+    proxies = sorted(p.name for p in (path / "runs").iterdir() if p.name not in (target.run_id, failed.run_id))
+
+    api.fit(path, ["fit.bootstrap=7"])
+    _, proposal = api.propose_target(path, overrides=["fit.bootstrap=7"])
+    fit_config = to_dict(api.sweep_config(path, ["fit.bootstrap=7"]).fit)
+    assert fit_config["bootstrap"] == 7 and api.sweep_config(path).fit.bootstrap == 8
+    with Store(SweepDir.open(path).db_file) as store:
+        fits, proposals, runs = store.fits(), store.proposals(), store.runs().set_index("run_id")
+    assert runs.loc[target.run_id, "state"] == "done" and runs.loc[target.run_id, "role"] == "target"
+    assert runs.loc[failed.run_id, "state"] == "failed"
+    assert "approach3" in set(fits["approach"]) and proposals["proposal_id"].tolist() == [proposal.proposal_id]
+    for row in [*fits.to_dict("records"), *proposals.to_dict("records")]:
+        assert json.loads(row["run_ids_json"]) == proxies
+        assert json.loads(row["fit_config_json"]) == fit_config
+        assert row["code_version"] == code_version()

@@ -6,6 +6,7 @@ import pytest
 from sweep.config import compose
 from sweep.errors import UserError
 from sweep.plan.grids import make_plan
+from sweep.provenance import Origin
 from sweep.rundir import RunDir
 from sweep.store import Store
 
@@ -101,3 +102,49 @@ def test_speed_is_stored_and_an_older_store_gains_its_columns(tmp_path):
         row = store.runs().iloc[0]
     assert {k: row[k] for k in speed} == speed
     assert row["role"] == "proxy"
+
+
+ORIGIN = Origin(
+    run_ids=["a1", "b2"], fit_config={"bootstrap": 7, "forms": ["chinchilla"]}, code_version="0.1.0+g1a2b3c4"
+)
+
+
+def test_fits_and_proposals_are_recorded_with_their_origin(tmp_path):
+    with Store(tmp_path / "results.db") as store:
+        store.record_fit("approach3", "non_embedding", 2, {"alpha": 0.3}, ORIGIN)
+        store.record_proposal("p1", 1e15, {"compute": 1e15}, ORIGIN)
+        fit, proposal = store.fits().iloc[0], store.proposals().iloc[0]
+    for row in (fit, proposal):
+        assert json.loads(row["run_ids_json"]) == ORIGIN.run_ids
+        assert json.loads(row["fit_config_json"]) == ORIGIN.fit_config
+        assert row["code_version"] == ORIGIN.code_version
+    assert json.loads(fit["params_json"]) == {"alpha": 0.3} and fit["n_points"] == 2
+    assert json.loads(proposal["payload_json"]) == {"compute": 1e15} and proposal["compute"] == 1e15
+
+
+def test_a_store_from_before_provenance_gains_the_origin_columns_and_keeps_its_rows(tmp_path):
+    with sqlite3.connect(tmp_path / "results.db") as db:  # fits and proposals as stores first wrote them
+        db.execute(
+            "CREATE TABLE fits (fit_id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, "
+            "approach TEXT NOT NULL, counting TEXT NOT NULL, n_points INTEGER, params_json TEXT NOT NULL)"
+        )
+        db.execute("CREATE TABLE proposals (proposal_id TEXT PRIMARY KEY, created REAL NOT NULL, "
+                   "compute REAL NOT NULL, payload_json TEXT NOT NULL)")  # fmt: skip
+        db.execute("INSERT INTO fits (created, approach, counting, n_points, params_json) "
+                   "VALUES (1, 'approach3', 'non_embedding', 9, '{}')")  # fmt: skip
+        db.execute("INSERT INTO proposals VALUES ('old', 1, 1e15, '{}')")
+    db.close()
+    for _ in range(2):  # opening again adds nothing twice
+        with Store(tmp_path / "results.db") as store:
+            fits, proposals = store.fits(), store.proposals()
+    for table in (fits, proposals):
+        assert list(table.columns[-3:]) == ["run_ids_json", "fit_config_json", "code_version"]
+        assert table[["run_ids_json", "fit_config_json", "code_version"]].isna().all().all()
+    assert fits["n_points"].tolist() == [9] and proposals["proposal_id"].tolist() == ["old"]
+
+    with Store(tmp_path / "results.db") as store:
+        store.record_fit("approach2", "total", 3, {}, ORIGIN)
+        store.record_proposal("new", 1e16, {}, ORIGIN)
+        fits, proposals = store.fits(), store.proposals()
+    assert fits["code_version"].tolist()[1:] == [ORIGIN.code_version] and fits["approach"].tolist()[0] == "approach3"
+    assert proposals.set_index("proposal_id").loc["new", "run_ids_json"] == json.dumps(ORIGIN.run_ids)
