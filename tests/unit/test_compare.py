@@ -12,6 +12,7 @@ import yaml
 
 from sweep import api
 from sweep.errors import UserError
+from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.synthetic import compute_scaled, isoflop_runs
 from sweep.provenance import code_version
@@ -100,7 +101,7 @@ def test_a_counting_override_fits_every_sweep_alike(pair):
     set_config(b, "fit", "counting", "total")
     with pytest.raises(UserError, match="pass fit.counting=non_embedding"):
         api.compare([a, b])
-    with pytest.raises(UserError, match="N_total"):  # imported runs have no N_total: a fit with it says so
+    with pytest.raises(FitError, match="N_total"):  # imported runs have no N_total: a fit with it says so
         api.compare([a, b], ["fit.counting=total"])
 
 
@@ -111,7 +112,7 @@ def test_a_counting_override_fits_every_sweep_alike(pair):
         (["a", "a"], [], "a is given twice"),
         (["a", "b"], ["data.vocab_size=512"], "compare takes fit.\\* overrides only"),
         (["a", "missing"], [], "missing"),
-        (["a", "runs.csv"], [], "runs.csv is a file; .*sweep import runs.csv"),
+        (["a", "runs.csv"], [], "runs.csv is a file; .*sweep import .*runs.csv --into"),
     ],
 )
 def test_bad_arguments_are_refused_with_what_to_do(pair, tmp_path, arguments, overrides, message):
