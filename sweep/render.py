@@ -335,12 +335,15 @@ def differs(m: Estimate) -> str:
 
 
 def crossover_line(crossing: Crossover, baseline: str, searched: tuple[float, float]) -> str:
-    span = f"between C = {num(searched[0])} and {num(searched[1])}"
-    share = f"{crossing.share:.0%} of refits cross there"
-    if crossing.compute is None:
-        return f"{crossing.sweep} and {baseline} do not cross {span} ({share})"
-    return (f"{crossing.sweep} crosses {baseline} at C = {estimate(crossing.compute)} ({share}); "
-            f"above it {crossing.better_above} is better")  # fmt: skip
+    share = f"{crossing.share:.0%} of refits cross"
+    if crossing.compute is not None:
+        return (f"{crossing.sweep} crosses {baseline} at C = {estimate(crossing.compute)} ({share}); "
+                f"above it {crossing.better_above} is better")  # fmt: skip
+    line = f"{crossing.sweep} and {baseline} do not cross between C = {num(searched[0])} and {num(searched[1])}"
+    if not crossing.undecided:
+        return f"{line}; they are told apart at every compute there ({share})"
+    ranges = ", ".join(f"{num(lo)} to {num(hi)}" for lo, hi in crossing.undecided)
+    return f"{line}, though they are not told apart at C = {ranges} ({share})"
 
 
 def print_report_pointer(sweep_dir: Path) -> None:

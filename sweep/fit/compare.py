@@ -32,6 +32,7 @@ from sweep.fit.report import FitReport
 
 LEVEL = 0.95
 CROSSING_GRID = 400  # log-spaced computes on which the frontiers' difference is searched for a sign change
+ZERO_GAP = 1e-12  # a loss difference this small is 0 (rounding; losses are O(1) nats)
 BISECTIONS = 60  # halvings of the bracketing interval in log C: far below any reported digit
 
 
@@ -278,16 +279,21 @@ class Target:
 
 @dataclass(frozen=True)
 class Crossover:
-    """Where a variant's frontier crosses the baseline's within the searched computes."""
+    """Where a variant's frontier crosses the baseline's within the searched computes. Its interval is
+    the range of computes around the crossing where the 95% interval of the two losses' difference
+    holds 0: where the frontiers are not told apart, the crossing may be (a bound at the edge of the
+    searched range is open: 0 or inf)."""
 
     sweep: str
     compute: Estimate | None  # None: the point fits do not cross in the searched range
     share: float  # of the paired refits that cross there
     better_above: str | None  # which is better above the crossing: the variant's sweep or the baseline's
+    undecided: list[tuple[float, float]]  # every range of computes where the frontiers are not told apart
 
     def to_dict(self) -> dict:
         return {"sweep": self.sweep, "compute": None if self.compute is None else self.compute.to_dict(),
-                "share_of_refits_crossing": self.share, "better_above": self.better_above}  # fmt: skip
+                "share_of_refits_crossing": self.share, "better_above": self.better_above,
+                "not_told_apart": [[finite_or_none(lo), finite_or_none(hi)] for lo, hi in self.undecided]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -384,13 +390,30 @@ def crossover(
     searched: tuple[float, float],
 ) -> Crossover:  # fmt: skip
     point = crossings(base, variant, *searched)[0]
-    refits = crossings(base_samples, samples, *searched)
-    share = float(np.mean(~np.isnan(refits))) if len(refits) else 0.0
+    share = float(np.mean(~np.isnan(crossings(base_samples, samples, *searched)))) if len(samples) else 0.0
+    grid = np.geomspace(*searched, CROSSING_GRID)
+    grid = grid if np.isnan(point) else np.union1d(grid, point)
+    undecided = not_told_apart(grid, base_samples.loss(grid) - samples.loss(grid))
     if np.isnan(point):
-        return Crossover(name, None, share, None)
+        return Crossover(name, None, share, None, undecided)
+    around = next(((lo, hi) for lo, hi in undecided if lo <= point <= hi), None)
     above = float(point) * 10
     better = name if variant.loss([above])[0, 0] < base.loss([above])[0, 0] else base_name
-    return Crossover(name, Estimate.of(float(point), refits), share, better)
+    return Crossover(name, Estimate(float(point), around), share, better, undecided)
+
+
+def not_told_apart(grid: np.ndarray, gaps: np.ndarray) -> list[tuple[float, float]]:
+    """The ranges of the grid where the 95% interval of the paired gaps (pairs, grid) holds 0, a range
+    reaching an end of the grid open there (0 or inf)."""
+    bands = [interval(gaps[:, j]) for j in range(len(grid))]
+    holds_zero = np.array([band is not None and band[0] <= ZERO_GAP and band[1] >= -ZERO_GAP for band in bands])
+    edges = np.flatnonzero(np.diff(np.r_[0, holds_zero.astype(int), 0]))
+    ranges = []
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        low = 0.0 if start == 0 else float(grid[start])
+        high = np.inf if stop == len(grid) else float(grid[stop - 1])
+        ranges.append((low, high))
+    return ranges
 
 
 def default_computes(tables: Sequence[pd.DataFrame]) -> list[float]:

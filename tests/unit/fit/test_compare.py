@@ -90,7 +90,17 @@ def test_a_known_crossing_is_found_within_ten_percent_and_which_side_is_better()
     (a, fit_a), (b, fit_b) = fitted(LAW, 0.0, 0, config), fitted(crossing_at(1e21), 0.0, 1, config)
     (crossing,) = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config).crossovers
     assert crossing.compute.value == pytest.approx(1e21, rel=0.10)
+    low, high = crossing.compute.interval  # exact data: the refits agree, the interval is the point itself
+    assert low <= 1e21 * (1 + 1e-9) and high >= 1e21 * (1 - 1e-9)
     assert crossing.better_above == "b"  # its steeper exponents win at large compute
+
+
+def test_the_crossings_interval_is_where_the_difference_is_not_told_apart():
+    from sweep.fit.compare import not_told_apart
+
+    grid = np.geomspace(1, 1e6, 7)
+    gaps = np.array([[-3.0, -2, -1, 0, 1, 2, -1], [-2.0, -1, 0, 1, 2, 3, 1]] * 20)  # 0 inside at 1e2-1e3, 1e6
+    assert not_told_apart(grid, gaps) == [(1e2, 1e3), (1e6, np.inf)]
 
 
 def test_noisy_pairs_intervals_cover_k_and_exclude_one_at_the_budgets():
