@@ -277,7 +277,9 @@ def fit(
 @app.command()
 def compare(
     sweeps: list[str] = typer.Argument(
-        ..., help="Sweep directories, the baseline first, then fit.* overrides for every sweep, e.g. fit.bootstrap=500"
+        ...,
+        metavar="SWEEP_DIR",
+        help="Sweep directories, the baseline first, then fit.* overrides for every sweep, e.g. fit.bootstrap=500",
     ),
     compute: list[float] = typer.Option(
         None,

@@ -4,7 +4,7 @@ sweep's store (and drawn into the baseline's report when it has one)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sweep.api import check_compute, finished_runs, fit_cache, is_csv, stored_curves, sweep_config
@@ -71,6 +71,17 @@ def check_comparable(names: list[str], configs: list[Config]) -> None:
             )
 
 
+def fitted_alike(names: list[str], configs: list[Config]) -> list[str]:
+    """Notes for the sweeps whose own fit section differs from the baseline's, which fits them here."""
+    base = asdict(configs[0].fit)
+    notes = []
+    for name, config in zip(names[1:], configs[1:], strict=True):
+        if differ := [key for key, value in asdict(config.fit).items() if value != base[key]]:
+            notes.append(f"{name}'s own fit section differs from {names[0]}'s ({', '.join(differ)}); every sweep "
+                         f"is fitted here with {names[0]}'s")  # fmt: skip
+    return notes
+
+
 def compare(
     paths: list[Path],
     overrides: list[str] | None = None,
@@ -78,8 +89,8 @@ def compare(
     shared_floor: bool = False,
     progress: Progress | None = None,
 ) -> CompareResult:
-    """Each sweep against the first (see sweep/fit/compare.py); the fit settings are each sweep's own
-    (overrides apply to all), the bootstrap's seed the baseline's."""
+    """Each sweep against the first (see sweep/fit/compare.py), every sweep fitted with the baseline's
+    fit section (overrides apply to it), so that one fit config stands behind every number."""
     overrides = list(overrides or [])
     check_sweeps(paths)
     check_overrides(overrides)
@@ -89,15 +100,16 @@ def compare(
     names = [str(p) for p in paths]
     configs = [sweep_config(p, overrides) for p in paths]
     check_comparable(names, configs)
+    fit_config = configs[0].fit
     tables, reports, run_ids = [], [], []
-    for sweep, config in zip(sweeps, configs, strict=True):
+    for sweep in sweeps:
         runs, curves = finished_runs(sweep.path), stored_curves(sweep)
-        reports.append(cached_fit_all(runs, config.fit, curves, True, fit_cache(sweep), progress))
-        tables.append(approach3_points(runs, config.fit, curves))
+        reports.append(cached_fit_all(runs, fit_config, curves, True, fit_cache(sweep), progress))
+        tables.append(approach3_points(runs, fit_config, curves))
         run_ids.append(list(tables[-1]["run_id"]) if "run_id" in tables[-1] else [])
-    comparison = compare_fits(names, tables, reports, configs[0].fit, computes, shared_floor)
+    comparison = compare_fits(names, tables, reports, fit_config, computes, shared_floor, fitted_alike(names, configs))
     payload = comparison.to_dict()
-    source = origin([f"{name}:{run}" for name, ids in zip(names, run_ids, strict=True) for run in ids], configs[0].fit)
+    source = origin([f"{name}:{run}" for name, ids in zip(names, run_ids, strict=True) for run in ids], fit_config)
     for sweep in sweeps:
         with Store(sweep.db_file) as store:
             store.record_fit("compare", comparison.counting, sum(comparison.n_runs), payload, source)

@@ -431,6 +431,7 @@ def compare_fits(
     config: FitConfig,
     computes: Sequence[float] | None = None,
     shared_floor: bool = False,
+    notes: Sequence[str] = (),
 ) -> Comparison:
     """Each sweep against the first, from each sweep's fit (its Approach 3 and bootstrap refits) and
     the points it was fitted to (report.approach3_points; only the shared floor refits them)."""
@@ -445,7 +446,8 @@ def compare_fits(
     lowest = min(t["C"].min() for t in tables)
     searched = (float(lowest) / 100, max(computes) * 100)
     laws = [r.parametric.law for r in reports]
-    notes = [note for r in reports if (note := r.parametric_samples.note("approach3"))]
+    notes = [*notes, *(f"{name}: {note}" for name, r in zip(sweeps, reports, strict=True)
+                       if (note := r.parametric_samples.note("approach3")))]  # fmt: skip
     if shared_floor:
         laws, z, points = fit_shared_floor(tables, laws, config.huber_delta)
         draws = shared_floor_draws(tables, config.bootstrap, config.seed, config.seed_noise)

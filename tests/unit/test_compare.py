@@ -125,3 +125,14 @@ def test_bad_arguments_are_refused_with_what_to_do(pair, tmp_path, arguments, ov
 def test_a_bad_target_compute_is_refused(pair):
     with pytest.raises(UserError, match="--compute"):
         api.compare(list(pair), computes=[-1.0])
+
+
+def test_every_sweep_is_fitted_with_the_baselines_fit_section_and_a_difference_is_noted(pair):
+    a, b = pair
+    set_config(b, "fit", "bootstrap", 7)
+    comparison = api.compare([a, b], ["fit.bootstrap=30"]).comparison  # the override applies to both
+    assert comparison.refits == 30 and comparison.notes == []
+    comparison = api.compare([a, b]).comparison
+    assert comparison.refits == SweepDir.open(a).config().fit.bootstrap
+    assert comparison.notes == [f"{b}'s own fit section differs from {a}'s (bootstrap); every sweep is fitted here "
+                                f"with {a}'s"]  # fmt: skip
