@@ -9,7 +9,9 @@ from sweep import api
 from sweep.errors import UserError
 from sweep.fit.report import Progress
 from sweep.report.data import gather
-from sweep.report.figures import DRAWERS, Figure, make_figures
+from sweep.report.figures import DRAWERS, Figure, make_figures, rendered
+from sweep.report.figures.compare import draw
+from sweep.report.figures.style import style
 from sweep.report.html import page
 from sweep.report.provenance import provenance
 from sweep.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -67,6 +69,16 @@ def write_figures(out: Path, figures: list[Figure]) -> list[Path]:
         atomic_write_text(svg, figure.svg)
         written += [png, svg]
     return written
+
+
+def write_comparison(report_dir: Path, payload: dict) -> Path:
+    """Draw a comparison (Comparison.to_dict()) as report_dir/compare.png and .svg, each replaced
+    atomically, as `sweep report` writes it; returns the PNG. The page shows it once made again."""
+    with style():
+        drawing = draw(payload)
+    figure = rendered("compare", drawing.title, drawing.caption, drawing.figure)
+    png, _ = write_figures(Path(report_dir), [figure])
+    return png
 
 
 def remove_stale_figures(out: Path, written: list[Path]) -> None:

@@ -13,6 +13,7 @@ from sweep.config import Config
 from sweep.fit.backtest import Backtest
 from sweep.fit.report import FitReport, Progress, prepare, proxies
 from sweep.propose import TargetCheck
+from sweep.store import Store
 from sweep.sweepdir import SweepDir
 
 
@@ -29,6 +30,7 @@ class ReportData:
     backtest: Backtest | None  # the fit on all but the largest budget, None when too few budgets
     proposal_made: float | None = None  # when the proposal was written (seconds since the epoch)
     trained_since_proposal: int = 0  # fitted runs that finished after it: the proposal did not see them
+    comparison: dict | None = None  # the latest `sweep compare` (Comparison.to_dict()), None when none was made
 
     @property
     def name(self) -> str:
@@ -49,6 +51,7 @@ def gather(path: Path, progress: Progress | None = None, fit: FitReport | None =
         path=path, config=config, runs=runs, fitted=fitted, curves=curves, fit=report, proposal=proposal,
         targets=api.trained_targets(path), backtest=held_out_backtest(path, progress), proposal_made=made,
         trained_since_proposal=finished_after(sweep, fitted, made) if made else 0,
+        comparison=latest_comparison(sweep),
     )  # fmt: skip
 
 
@@ -61,6 +64,37 @@ def latest_proposal(sweep: SweepDir) -> tuple[dict | None, float | None]:
         except (OSError, ValueError):
             continue
     return None, None
+
+
+COMPARISON_KEYS = {"baseline", "sweeps", "shared_e", "refits", "targets", "crossovers", "crossover_searched",
+                   "curves", "notes", "compute_counted_as"}  # fmt: skip
+
+
+def latest_comparison(sweep: SweepDir) -> dict | None:
+    """The newest comparison in the store's fits table (approach "compare"); a row that is not one
+    (unreadable JSON, a key the report reads missing) is passed over for the one before it."""
+    with Store(sweep.db_file, create=False) as store:
+        rows = store.db.execute("SELECT params_json FROM fits WHERE approach = 'compare' ORDER BY fit_id DESC")
+        for (text,) in rows:
+            try:
+                payload = json.loads(text)
+            except (TypeError, ValueError):
+                continue
+            if is_comparison(payload):
+                return payload
+    return None
+
+
+def is_comparison(payload: object) -> bool:
+    """Whether payload has what the report reads of a comparison, down to its targets and curves."""
+    if not isinstance(payload, dict) or not payload.keys() >= COMPARISON_KEYS:
+        return False
+    curves, targets = payload["curves"], payload["targets"]
+    return (
+        isinstance(curves, dict) and {"compute", "loss", "multiplier"} <= curves.keys()
+        and isinstance(targets, list) and len(targets) > 0
+        and all(isinstance(t, dict) and {"compute", "variants"} <= t.keys() for t in targets)
+    )  # fmt: skip
 
 
 def finished_after(sweep: SweepDir, fitted: pd.DataFrame, moment: float) -> int:

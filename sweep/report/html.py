@@ -13,6 +13,8 @@ from html import escape
 from sweep.render import num, vertex_used, with_interval
 from sweep.report.data import ReportData
 from sweep.report.figures import Figure
+from sweep.report.figures.compare import crossover_text, floor_text, loss_text, multiplier_text, significance
+from sweep.report.figures.style import num as figure_num
 from sweep.report.provenance import Provenance
 
 # The page may load nothing but its own data: URIs and inline style; a browser refuses the rest.
@@ -53,9 +55,11 @@ code { font-size: 13px; }
 
 
 def page(data: ReportData, figures: Sequence[Figure], skipped: dict[str, str], provenance: Provenance) -> str:
-    """The report's HTML: header, the proposal, the figures, the fit's tables, the provenance."""
+    """The report's HTML: header, the proposal, the comparison (where one was made), the figures, the
+    fit's tables, the provenance."""
     sections = (
         proposal_section(data),
+        comparison_section(data.comparison, any(f.name == "compare" for f in figures)),
         figures_section(figures, skipped),
         fit_section(data),
         provenance_section(provenance),
@@ -80,7 +84,8 @@ def page(data: ReportData, figures: Sequence[Figure], skipped: dict[str, str], p
 
 
 def header(data: ReportData, provenance: Provenance) -> str:
-    links = (("proposal", "Proposal"), ("figures", "Figures"), ("fit", "Fit"), ("provenance", "Provenance"))
+    compared = (("comparison", "Comparison"),) if data.comparison else ()
+    links = (("proposal", "Proposal"), *compared, ("figures", "Figures"), ("fit", "Fit"), ("provenance", "Provenance"))
     nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name in links)
     return (
         f"<header><h1>Sweep report: {escape(data.name)}</h1>"
@@ -220,6 +225,56 @@ def targets_table(data: ReportData) -> str:
         ]  # fmt: skip
     headers = ("run id", "C", "actual loss", "approach", "predicted [95%]", "error", "in interval")
     return "<h3>Trained targets: predicted vs actual</h3>" + table(headers, rows)
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+
+def comparison_section(payload: dict | None, drawn: bool) -> str:
+    """The latest `sweep compare`: its sweeps, each target compute's table, the crossovers, its notes."""
+    if payload is None:
+        return ""
+    baseline = payload["baseline"]
+    figure = ' Drawn in <a href="#figure-compare">the comparison figure</a>.' if drawn else ""
+    out = [
+        '<section id="comparison"><h2>Comparison</h2>',
+        f"<p>Each sweep against the baseline <strong>{escape(baseline)}</strong>: its predicted compute-optimal "
+        f"loss and its effective-compute multiplier (the compute {escape(baseline)} needs to reach its loss, over "
+        f"C; &gt; 1: better, ∞: {escape(baseline)} never gets there). Every interval is the 95% interval of "
+        f"{payload['refits']} paired bootstrap refits; significant: the multiplier's interval excludes 1."
+        f"{figure}</p>",
+        compared_sweeps(payload),
+        *(target_table(target, baseline) for target in payload["targets"]),
+    ]
+    if payload["crossovers"]:
+        out.append(f"<h3>Where each frontier crosses {escape(baseline)}'s</h3>")
+        out.append(bullets(f"{c['sweep']}: {crossover_text(c, payload)}" for c in payload["crossovers"]))
+    if payload["notes"]:
+        out.append("<h3>Notes</h3>" + bullets(payload["notes"]))
+    out.append("</section>")
+    return "".join(out)
+
+
+def compared_sweeps(payload: dict) -> str:
+    laws = {law["sweep"]: law for law in payload.get("laws", [])}
+    rows = [
+        (sweep, "baseline" if sweep == payload["baseline"] else "variant", str(laws.get(sweep, {}).get("runs", "-")),
+         num(laws.get(sweep, {}).get("E"), 4))
+        for sweep in payload["sweeps"]
+    ]  # fmt: skip
+    caption = f"floor E: {floor_text(payload)}; compute counted as {payload['compute_counted_as']}"
+    return table(("sweep", "role", "runs", "floor E"), rows, caption)
+
+
+def target_table(target: dict, baseline: str) -> str:
+    rows = [
+        (v["sweep"], loss_text(v["loss"]), multiplier_text(v["multiplier"]) if "multiplier" in v else "1 (baseline)",
+         significance(v) if "multiplier" in v else "-")
+        for v in target["variants"]
+    ]  # fmt: skip
+    headers = ("sweep", "loss L* [95%]", f"multiplier over {baseline} [95%]", "significant")
+    at = figure_num(target["compute"])  # as the crossovers beside it and the figure write it
+    return f"<h3>At C = {escape(at)} FLOPs</h3>" + table(headers, rows)
 
 
 # --- the figures -----------------------------------------------------------------------------------

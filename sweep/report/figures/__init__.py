@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure as MplFigure
 
 from sweep.report.data import ReportData
-from sweep.report.figures import fits, runs
+from sweep.report.figures import compare, fits, runs
 from sweep.report.figures.style import Drawing, Skipped, style
 
 DRAWERS: dict[str, Callable[[ReportData], Drawing]] = {
@@ -24,6 +24,7 @@ DRAWERS: dict[str, Callable[[ReportData], Drawing]] = {
     "backtest": runs.backtest,
     "lr": runs.lr,
     "aspect": runs.aspect,
+    "compare": compare.compare,
 }
 
 

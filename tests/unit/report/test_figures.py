@@ -74,6 +74,7 @@ def test_every_figure_that_applies_is_rendered_as_png_and_svg(fitted):
     assert skipped == {
         "lr": "no LR sweep: plan one with sweep=lrbatch",
         "aspect": "no width/depth group (one size at 3+ aspect ratios): plan one with sweep=widthdepth",
+        "compare": f"no comparison recorded: `sweep compare {fitted.path} OTHER_SWEEP` makes one",
     }
     assert told == [(i, len(DRAWERS)) for i in range(1, len(DRAWERS) + 1)]
     for figure in figures:
@@ -148,7 +149,7 @@ def test_an_unidentified_or_overflowed_law_is_drawn_without_its_optimum_and_neve
     parametric = replace(fitted.fit.parametric, law=Chinchilla(E=1.0, A=np.inf, B=10.0, alpha=-0.2, beta=np.nan))
     data = replace(fitted, fit=replace(fitted.fit, parametric=parametric))
     figures, skipped = make_figures(data)
-    assert {f.name for f in figures} == FIT_FIGURES and set(skipped) == {"lr", "aspect"}
+    assert {f.name for f in figures} == FIT_FIGURES and set(skipped) == {"lr", "aspect", "compare"}
     frontier = drawn("frontier", data)
     assert "Approach 3" not in frontier.caption and "No compute-optimal line" in drawn("contours", data).caption
 
