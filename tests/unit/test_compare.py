@@ -136,3 +136,12 @@ def test_every_sweep_is_fitted_with_the_baselines_fit_section_and_a_difference_i
     assert comparison.refits == SweepDir.open(a).config().fit.bootstrap
     assert comparison.notes == [f"{b}'s own fit section differs from {a}'s (bootstrap); every sweep is fitted here "
                                 f"with {a}'s"]  # fmt: skip
+
+
+def test_the_figure_is_drawn_into_the_baselines_report_once_it_has_one(pair):
+    a, b = pair
+    (a / "report").mkdir()
+    result = api.compare([a, b], ["fit.bootstrap=20"])
+    assert result.figure == a / "report" / "compare.png"
+    assert result.figure.read_bytes().startswith(b"\x89PNG") and (a / "report" / "compare.svg").is_file()
+    assert not (b / "report").exists()
