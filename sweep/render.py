@@ -342,8 +342,16 @@ def crossover_line(crossing: Crossover, baseline: str, searched: tuple[float, fl
     line = f"{crossing.sweep} and {baseline} do not cross between C = {num(searched[0])} and {num(searched[1])}"
     if not crossing.undecided:
         return f"{line}; they are told apart at every compute there ({share})"
-    ranges = ", ".join(f"{num(lo)} to {num(hi)}" for lo, hi in crossing.undecided)
-    return f"{line}, though they are not told apart at C = {ranges} ({share})"
+    if crossing.undecided == [(0.0, math.inf)]:
+        return f"{line}, nor are they told apart anywhere there ({share})"
+    return f"{line}; they are not told apart at C {' and '.join(map(compute_range, crossing.undecided))} ({share})"
+
+
+def compute_range(bounds: tuple[float, float]) -> str:
+    low, high = bounds
+    if high == math.inf:
+        return f"above {num(low)}"
+    return f"below {num(high)}" if low == 0 else f"{num(low)} to {num(high)}"
 
 
 def print_report_pointer(sweep_dir: Path) -> None:

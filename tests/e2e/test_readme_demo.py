@@ -1,5 +1,6 @@
 """The README's commands on the demo sweep, run as written after `make demo` (`sweep run --out
-sweeps/demo`: 20 real proxies, ~4 minutes on 2 cores), print what the README shows."""
+sweeps/demo`: 20 real proxies, ~4 minutes on 2 cores), print what the README shows; and its
+comparison with the demo trained with learned positions (another ~6 minutes)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,17 @@ def test_the_readmes_export_writes_the_stores_tables(demo):
     assert sorted(exported["run_id"]) == sorted(runs["run_id"]) and len(exported) == 20
     for table in ("curves", "fits", "proposals"):
         assert len(pd.read_csv(demo / f"exports/demo/{table}.csv")) > 0, table
+
+
+@pytest.fixture(scope="module")
+def learned(demo) -> Path:
+    """The README's second sweep, trained beside the demo as the README trains it."""
+    (line,) = [line for line in README.splitlines() if line.startswith("sweep run --out sweeps/demo-learned")]
+    made = sweep_at(demo, line)
+    assert made.returncode == 0, made.stderr
+    return demo
+
+
+def test_the_readmes_comparison_prints_what_the_readme_shows(learned):
+    command = "sweep compare sweeps/demo-learned sweeps/demo"
+    assert printed(sweep_at(learned, command)) == shown(command)
