@@ -62,9 +62,17 @@ class Frontiers:
 
     def loss(self, compute) -> np.ndarray:
         """(laws, computes): each law's compute-optimal loss at each compute."""
-        x = np.asarray(compute, dtype=float)[None, :] / 6
+        return self.loss_each(np.asarray(compute, dtype=float)[None, :], self.E[:, None], self.K[:, None],
+                              self.gamma[:, None])  # fmt: skip
+
+    def loss_at_each(self, compute: np.ndarray) -> np.ndarray:
+        """(laws,): law i's compute-optimal loss at compute[i]."""
+        return self.loss_each(compute, self.E, self.K, self.gamma)
+
+    @staticmethod
+    def loss_each(compute, E, K, gamma) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return self.E[:, None] + self.K[:, None] * np.power(x, -self.gamma[:, None])
+            return E + K * np.power(compute / 6, -gamma)
 
     def compute_for(self, loss: np.ndarray) -> np.ndarray:
         """The compute at which each law reaches loss (laws, computes): inf at or below its floor."""
@@ -92,16 +100,10 @@ def crossings(base: Frontiers, variant: Frontiers, low: float, high: float) -> n
     sign_lo = np.sign(gap[np.arange(len(gap)), first])
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
-        same = np.sign(_gap_at(base, variant, mid)) == sign_lo
+        compute = np.exp(mid)
+        same = np.sign(base.loss_at_each(compute) - variant.loss_at_each(compute)) == sign_lo
         lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
     return np.where(crossed, np.exp((lo + hi) / 2), np.nan)
-
-
-def _gap_at(base: Frontiers, variant: Frontiers, log_compute: np.ndarray) -> np.ndarray:
-    """base minus variant loss, pair i at its own compute exp(log_compute[i])."""
-    x = np.exp(log_compute) / 6
-    with np.errstate(all="ignore"):
-        return (base.E + base.K * x**-base.gamma) - (variant.E + variant.K * x**-variant.gamma)
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float] | None:
@@ -193,7 +195,7 @@ def fit_shared_floor(tables: Sequence[pd.DataFrame], separate: Sequence[Chinchil
         if value < best_value:
             best, best_value = z, value
     if best is None:
-        raise ValueError("the shared-floor fit is not finite from any start")
+        raise FitError("the shared-floor fit is not finite from any start: fit without --shared-e")
     return laws_of(best, points), best, points
 
 
