@@ -150,3 +150,14 @@ def test_imported_runs_are_in_status_as_imported_with_no_shape_and_in_runs(tmp_p
     assert len(status) == 18 and (status["role"] == "imported").all() and (status["state"] == "done").all()
     assert status["d_model"].isna().all() and status["run_id"].str.startswith("import-").all()
     assert len(imported.runs()) == 18 and imported.curves().empty
+
+
+def test_compare_takes_this_sweep_as_the_baseline(trained, tmp_path):
+    other = Sweep.plan([*OVERRIDES, "model.mlp=swiglu"], tmp_path / "swiglu")
+    for run in other.planned:
+        fake_train(other.path, run.spec)  # the same law: a change worth nothing
+    other.collect()
+    comparison = trained.compare(other.path, computes=[1e12], overrides=["fit.bootstrap=20"])
+    assert comparison.sweeps == [str(trained.path), str(other.path)]
+    (target,) = comparison.targets
+    assert target.compute == 1e12 and target.variants[1].multiplier.value == pytest.approx(1.0, rel=0.05)
