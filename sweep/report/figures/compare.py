@@ -85,6 +85,9 @@ def losses(ax: Axes, payload: dict, compute: np.ndarray, colours: dict[str, str]
     ax.set(xscale="log", xlabel=COMPUTE, ylabel=f"compute-optimal {LOSS}", title="Compute-optimal loss L*(C)")
 
 
+SHOWN_RANGE = 1e3  # multipliers beyond 1/1000 to 1000x run off the axis: an extrapolation that far says little
+
+
 def gains(ax: Axes, payload: dict, compute: np.ndarray, colours: dict[str, str]) -> None:
     """Each variant's multiplier and band (infinite: a gap in the line, the band's top at the axis
     edge), its multiplier at the targets, the line at 1 and the crossovers at it."""
@@ -92,7 +95,8 @@ def gains(ax: Axes, payload: dict, compute: np.ndarray, colours: dict[str, str])
     at_targets = {sweep: [(t["compute"], *bounded(v["multiplier"])) for t in payload["targets"]
                           for v in t["variants"] if v["sweep"] == sweep] for sweep in curves}  # fmt: skip
     points = [series(curve["value"]) for curve in curves.values()]
-    log_limits(ax, np.concatenate([*points, [1.0], *(np.array(p)[:, 1] for p in at_targets.values() if p)]))
+    shown = np.concatenate([*points, [1.0], *(np.array(p)[:, 1] for p in at_targets.values() if p)])
+    log_limits(ax, np.clip(shown, 1 / SHOWN_RANGE, SHOWN_RANGE))  # beyond: off the axis (the caption has the numbers)
     top = ax.get_ylim()[1] * 10  # an infinite bound is drawn past the top edge
     ax.axhline(1, color=colours[payload["baseline"]], linewidth=0.8, label=f"{payload['baseline']} (baseline)")
     for (sweep, curve), value in zip(curves.items(), points, strict=True):
