@@ -33,22 +33,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sweep.config import FitConfig  # noqa: E402
-from sweep.fit.compare import Comparison, Frontiers, compare_fits  # noqa: E402
+from sweep.fit.compare import Comparison, compare_fits  # noqa: E402
 from sweep.fit.forms import Chinchilla  # noqa: E402
 from sweep.fit.report import fit_all  # noqa: E402
-from sweep.fit.synthetic import compute_scaled, isoflop_runs  # noqa: E402
+from sweep.fit.synthetic import compute_scaled, crossing_law, isoflop_runs  # noqa: E402
 
 LAW = Chinchilla(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # Hoffmann et al.'s
 BUDGETS = [1e18, 3e18, 1e19, 3e19]  # 30x, as the demo's 6e10-1e12 spans 17x
 MULTIPLIERS = (1.2, 2.0)
 CROSSINGS = (5e18, 1e21)  # where the crossing laws meet: among the budgets, and 30x beyond the largest
-
-
-def crossing_law(law: Chinchilla, at: float) -> Chinchilla:
-    """A law with steeper exponents whose frontier meets law's at compute `at`: better above it."""
-    steeper = Chinchilla(law.E, law.A * 3, law.B * 3, law.alpha * 1.15, law.beta * 1.15)
-    gap = Frontiers.of([law]).loss([at])[0, 0] - Frontiers.of([steeper]).loss([at])[0, 0]
-    return Chinchilla(law.E + gap, steeper.A, steeper.B, steeper.alpha, steeper.beta)
 
 
 def compared(a_law: Chinchilla, b_law: Chinchilla, noise: float, seed: int, config: FitConfig,

@@ -333,7 +333,8 @@ def _fit(
     report = cached_fit_all(runs, config.fit, curves, allow_unfitted, fit_cache(sweep), progress)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
-    fitted_from = origin(proxies(runs, config.fit.include_targets)[0]["run_id"], config.fit)
+    fitted = proxies(runs, config.fit.include_targets)[0]
+    fitted_from = origin(fitted[~grid_runs(fitted)]["run_id"], config.fit)  # Approaches 1-3 leave the LR grid out
     with Store(sweep.db_file) as store:
         for approach in ("approach1", "approach2", "approach3"):
             if approach in payload:
@@ -511,7 +512,9 @@ def propose_target(
     if sweep.run(proposal.run_id).state != "done":  # a trained target keeps the prediction made before it ran
         atomic_write_json(record, proposal.to_dict())
     with Store(sweep.db_file) as store:
-        store.record_proposal(proposal.proposal_id, compute, proposal.to_dict(), origin(fitted["run_id"], config.fit))
+        lrbatch = [f"{hparams_from}:{run}" for run in lrbatch_runs(hparams_from)["run_id"]] if hparams_from else []
+        source = origin([*fitted["run_id"], *lrbatch], config.fit)
+        store.record_proposal(proposal.proposal_id, compute, proposal.to_dict(), source)
     log_proposal(path, config, report, proposal, with_figures=config.fit == sweep.config().fit)
     return report, proposal
 
@@ -541,13 +544,18 @@ def lrbatch_fit(path: Path, config: Config) -> HparamFit:
     if differ:
         raise UserError(f"--hparams-from {path} was planned with other {', '.join(differ)} settings than this sweep; "
                         "its optimal LR and batch need not transfer: plan it with the same overrides")  # fmt: skip
+    return fit_hparams(lrbatch_runs(path), config.fit)
+
+
+def lrbatch_runs(path: Path) -> pd.DataFrame:
+    """The finished runs of a sweep's LR x batch grid."""
     runs = proxies(finished_runs(path))[0]
     in_grid = grid_runs(runs)
     if not in_grid.any():
         raise UserError(
             f"--hparams-from {path} has no finished runs of an LR x batch grid; plan one with sweep=lrbatch"
         )
-    return fit_hparams(runs[in_grid], config.fit)
+    return runs[in_grid]
 
 
 def proposal_record(sweep: SweepDir, run_id: str) -> dict | None:

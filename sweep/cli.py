@@ -284,8 +284,8 @@ def compare(
     compute: list[float] = typer.Option(
         None,
         "--compute",
-        help="A target compute in FLOPs; repeat for more (default: powers of ten from the "
-        "smallest budget to 1000x the largest).",
+        help="A target compute in FLOPs counted as 6ND, as the frontiers count it; repeat for more (default: "
+        "powers of ten from the smallest run's 6ND up to 1000x the largest's).",
     ),  # fmt: skip
     shared_e: bool = typer.Option(
         False, "--shared-e", help="Fit the sweeps jointly with one irreducible loss E (same data, same floor)."

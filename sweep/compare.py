@@ -61,8 +61,9 @@ def check_comparable(names: list[str], configs: list[Config]) -> None:
         if config.fit.counting != base_config.fit.counting:
             raise UserError(
                 f"{name} is fitted with fit.counting={config.fit.counting.value} and {base} with "
-                f"{base_config.fit.counting.value}: N counted two ways gives laws that are not comparable; "
-                f"pass fit.counting={base_config.fit.counting.value} to fit every sweep alike"
+                f"{base_config.fit.counting.value}: laws of N counted two ways are not comparable, and its own fits "
+                f"count N otherwise than this comparison would; pass fit.counting={base_config.fit.counting.value} "
+                "(or the other) to compare every sweep under one counting"
             )
         if tokenization(config) != tokenization(base_config):
             raise UserError(
@@ -80,6 +81,13 @@ def fitted_alike(names: list[str], configs: list[Config]) -> list[str]:
             notes.append(f"{name}'s own fit section differs from {names[0]}'s ({', '.join(differ)}); every sweep "
                          f"is fitted here with {names[0]}'s")  # fmt: skip
     return notes
+
+
+def unchecked_units(names: list[str], run_ids: list[list[str]]) -> list[str]:
+    """Notes for sweeps holding imported runs, whose vocabulary no config records."""
+    return [f"{name} holds imported runs: their loss unit (vocabulary) cannot be checked; compare them only with "
+            "sweeps whose losses are per the same tokens" for name, ids in zip(names, run_ids, strict=True)
+            if any(run.startswith("import-") for run in ids)]  # fmt: skip
 
 
 def compare(
@@ -107,7 +115,8 @@ def compare(
         reports.append(cached_fit_all(runs, fit_config, curves, True, fit_cache(sweep), progress))
         tables.append(approach3_points(runs, fit_config, curves))
         run_ids.append(list(tables[-1]["run_id"]) if "run_id" in tables[-1] else [])
-    comparison = compare_fits(names, tables, reports, fit_config, computes, shared_floor, fitted_alike(names, configs))
+    notes = fitted_alike(names, configs) + unchecked_units(names, run_ids)
+    comparison = compare_fits(names, tables, reports, fit_config, computes, shared_floor, notes)
     payload = comparison.to_dict()
     source = origin([f"{name}:{run}" for name, ids in zip(names, run_ids, strict=True) for run in ids], fit_config)
     for sweep in sweeps:

@@ -297,7 +297,7 @@ def print_comparison(result: CompareResult) -> None:
         caption=f"C counted as 6ND, N {c.counting}; losses are compute-optimal L*(C); x compute = the compute "
         f"{c.baseline} needs for the sweep's loss at C, over C; [95% intervals of {c.refits} paired bootstrap refits]",
     )  # fmt: skip
-    table.add_column("C (FLOPs)", justify="right")
+    table.add_column("C = 6ND", justify="right")
     for name in c.sweeps:
         table.add_column(f"{name} loss", justify="right")
     for name in c.sweeps[1:]:

@@ -90,7 +90,7 @@ class Store:
                 present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
                 for column, kind in columns.items():
                     if column not in present:
-                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                        add_column(self.db, table, column, kind)
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise self.error(exc) from None
@@ -232,6 +232,15 @@ class Store:
 def _origin_row(origin: Origin) -> tuple[str, str, str]:
     """An origin as the values of ORIGIN_COLUMNS, in their order."""
     return json.dumps(origin.run_ids), json.dumps(origin.fit_config, sort_keys=True), origin.code_version
+
+
+def add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """ALTER TABLE ... ADD COLUMN, where another command opening the same old store at once may have added it."""
+    try:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _disk_nearly_full(directory: Path) -> bool:

@@ -34,6 +34,7 @@ LEVEL = 0.95
 CROSSING_GRID = 400  # log-spaced computes on which the frontiers' difference is searched for a sign change
 ZERO_GAP = 1e-12  # a loss difference this small is 0 (rounding; losses are O(1) nats)
 BISECTIONS = 60  # halvings of the bracketing interval in log C: far below any reported digit
+ABOVE = 1.01  # which frontier is lower just above a crossing: 1% above it
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class Frontiers:
 
     def __len__(self) -> int:
         return len(self.E)
+
+    @property
+    def defined(self) -> np.ndarray:
+        """Which laws have a frontier (a term switched off, A or B = 0, or an exponent <= 0: none)."""
+        return ~np.isnan(self.K)
+
+    def take(self, rows: np.ndarray) -> Frontiers:
+        return Frontiers(self.E[rows], self.K[rows], self.gamma[rows])
 
     def loss(self, compute) -> np.ndarray:
         """(laws, computes): each law's compute-optimal loss at each compute."""
@@ -291,11 +300,13 @@ class Crossover:
     share: float  # of the paired refits that cross there
     better_above: str | None  # which is better above the crossing: the variant's sweep or the baseline's
     undecided: list[tuple[float, float]]  # every range of computes where the frontiers are not told apart
+    second: float | None = None  # a second crossing above the first (the frontiers cross at most twice)
 
     def to_dict(self) -> dict:
         return {"sweep": self.sweep, "compute": None if self.compute is None else self.compute.to_dict(),
                 "share_of_refits_crossing": self.share, "better_above": self.better_above,
-                "not_told_apart": [[finite_or_none(lo), finite_or_none(hi)] for lo, hi in self.undecided]}  # fmt: skip
+                "not_told_apart": [[finite_or_none(lo), finite_or_none(hi)] for lo, hi in self.undecided],
+                "second_crossing": self.second}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -310,6 +321,10 @@ class Band:
     def of(cls, point: np.ndarray, samples: np.ndarray) -> Band:
         bands = [interval(samples[:, j]) or (np.nan, np.nan) for j in range(samples.shape[1])]
         return cls(*(list(map(float, column)) for column in (point, *zip(*bands, strict=True))))
+
+    def to_dict(self) -> dict:
+        """An infinite or undefined value is null, as in Estimate.to_dict."""
+        return {key: [finite_or_none(v) for v in values] for key, values in vars(self).items()}
 
 
 @dataclass(frozen=True)
@@ -339,8 +354,9 @@ class Comparison:
             "crossovers": [c.to_dict() for c in self.crossovers],
             "crossover_searched": list(self.searched),
             "curves": {"compute": self.curve_compute,
-                       "loss": {s: vars(b) for s, b in zip(self.sweeps, self.loss_bands, strict=True)},
-                       "multiplier": {s: vars(b) for s, b in zip(self.sweeps[1:], self.multiplier_bands, strict=True)}},
+                       "loss": {s: b.to_dict() for s, b in zip(self.sweeps, self.loss_bands, strict=True)},
+                       "multiplier": {s: b.to_dict() for s, b in
+                                      zip(self.sweeps[1:], self.multiplier_bands, strict=True)}},
             "notes": self.notes,
         }  # fmt: skip
 
@@ -359,14 +375,19 @@ def compare(
     shared_floor: bool,
     notes: Sequence[str] = (),
 ) -> Comparison:
-    """Each sweep against the first: laws are the point fits, samples their paired refits' frontiers
-    (row i of every sweep's samples is one pair)."""
-    points = [Frontiers.of([law]) for law in laws]
+    """Each sweep against the first: laws are the point fits (each with a frontier), samples their
+    paired refits' frontiers (row i of every sweep's samples is one pair). A pair in which any refit
+    has no frontier is dropped, and the notes say how many were."""
+    fits = [Frontiers.of([law]) for law in laws]
+    kept = np.logical_and.reduce([s.defined for s in samples])
+    samples = [s.take(kept) for s in samples]
     computes = np.asarray(sorted(computes), dtype=float)
-    notes = [*notes, *(f"{name}: its law has no compute-optimal frontier ({why})" for name, law in
-                       zip(sweeps, laws, strict=True) if (why := law.unidentified()))]  # fmt: skip
-    losses = [(p.loss(computes)[0], s.loss(computes)) for p, s in zip(points, samples, strict=True)]
-    gains = [(multipliers(points[0], points[i], computes)[0], multipliers(samples[0], samples[i], computes))
+    notes = list(notes)
+    if dropped := int((~kept).sum()):
+        notes.append(f"{dropped} of {len(kept)} paired refits dropped: a refit of some sweep has no compute-optimal "
+                     "frontier (an exponent <= 0 or a term switched off); the intervals are of the rest")  # fmt: skip
+    losses = [(f.loss(computes)[0], s.loss(computes)) for f, s in zip(fits, samples, strict=True)]
+    gains = [(multipliers(fits[0], fits[i], computes)[0], multipliers(samples[0], samples[i], computes))
              for i in range(1, len(sweeps))]  # fmt: skip
     targets = []
     for j, c in enumerate(computes):
@@ -376,11 +397,15 @@ def compare(
             m = Estimate.of(point[j], refits[:, j])
             at[i] = VariantAt(sweeps[i], at[i].loss, m, m.excludes_one)
         targets.append(Target(float(c), at))
-    crossovers = [crossover(sweeps[0], sweeps[i], points[0], points[i], samples[0], samples[i], searched)
-                  for i in range(1, len(sweeps))]  # fmt: skip
+    crossovers = []
+    for i in range(1, len(sweeps)):
+        crossovers.append(crossover(sweeps[0], sweeps[i], fits[0], fits[i], samples[0], samples[i], searched))
+        if crossovers[-1].second is not None:
+            notes.append(f"{sweeps[i]} crosses {sweeps[0]} again at C = {crossovers[-1].second:.3g}; the lowest "
+                         "crossing is reported")  # fmt: skip
     grid = np.geomspace(searched[0] * 10, computes.max(), CURVE_POINTS)
-    loss_bands = [Band.of(p.loss(grid)[0], s.loss(grid)) for p, s in zip(points, samples, strict=True)]
-    multiplier_bands = [Band.of(multipliers(points[0], points[i], grid)[0], multipliers(samples[0], samples[i], grid))
+    loss_bands = [Band.of(f.loss(grid)[0], s.loss(grid)) for f, s in zip(fits, samples, strict=True)]
+    multiplier_bands = [Band.of(multipliers(fits[0], fits[i], grid)[0], multipliers(samples[0], samples[i], grid))
                         for i in range(1, len(sweeps))]  # fmt: skip
     return Comparison(sweeps[0], list(sweeps), list(laws), list(n_runs), shared_floor, counting, targets,
                       crossovers, searched, list(map(float, grid)), loss_bands, multiplier_bands, len(samples[0]),
@@ -399,9 +424,11 @@ def crossover(
     if np.isnan(point):
         return Crossover(name, None, share, None, undecided)
     around = next(((lo, hi) for lo, hi in undecided if lo <= point <= hi), None)
-    above = float(point) * 10
-    better = name if variant.loss([above])[0, 0] < base.loss([above])[0, 0] else base_name
-    return Crossover(name, Estimate(float(point), around), share, better, undecided)
+    above = crossings(base, variant, float(point) * ABOVE, searched[1])[0]  # a second crossing, if any
+    just_above = np.array([float(point) * ABOVE])
+    better = name if variant.loss(just_above)[0, 0] < base.loss(just_above)[0, 0] else base_name
+    return Crossover(name, Estimate(float(point), around), share, better, undecided,
+                     None if np.isnan(above) else float(above))  # fmt: skip
 
 
 def not_told_apart(grid: np.ndarray, gaps: np.ndarray) -> list[tuple[float, float]]:
@@ -418,10 +445,24 @@ def not_told_apart(grid: np.ndarray, gaps: np.ndarray) -> list[tuple[float, floa
     return ranges
 
 
+def check_frontier(name: str, law: Chinchilla) -> None:
+    """Refuse a law without a compute-optimal frontier: unidentified, or with a term switched off."""
+    why = law.unidentified() or next((f"{k} = 0: the loss does not fall with {v}" for k, v in (("A", "N"), ("B", "D"))
+                                      if getattr(law, k) == 0), None)  # fmt: skip
+    if why:
+        raise FitError(f"{name}: Approach 3 has no compute-optimal frontier ({why}), so there is nothing to "
+                       "compare; train more sizes per budget and more budgets")  # fmt: skip
+
+
+def six_nd(table: pd.DataFrame) -> np.ndarray:
+    """The compute of each point as the frontier counts it: 6ND (the runs' own C also counts attention)."""
+    return 6 * table["N"].to_numpy(dtype=float) * table["D"].to_numpy(dtype=float)
+
+
 def default_computes(tables: Sequence[pd.DataFrame]) -> list[float]:
-    """Powers of ten from the smallest budget fitted to 1000 times the largest: the range the sweeps
-    measured, and the extrapolation a target is proposed at."""
-    compute = np.concatenate([t["C"].to_numpy(dtype=float) for t in tables])
+    """Powers of ten from the smallest compute fitted up to 1000 times the largest, counted as 6ND: the
+    range the sweeps measured, and the extrapolation a target is proposed at."""
+    compute = np.concatenate([six_nd(t) for t in tables])
     low, high = np.ceil(np.log10(compute.min())), np.floor(np.log10(compute.max())) + 3
     return [float(10**e) for e in np.arange(low, high + 1)]
 
@@ -441,17 +482,17 @@ def compare_fits(
         if report.parametric is None:
             raise FitError(f"{name}: Approach 3 could not be fitted ({report.errors.get('approach3')}); "
                            "compare needs it: train more sizes per budget and more budgets")  # fmt: skip
-        if why := report.parametric.law.unidentified():
-            raise FitError(f"{name}: Approach 3 is unidentified ({why}), so it has no compute-optimal frontier "
-                           "to compare; train more sizes per budget and more budgets")  # fmt: skip
+        check_frontier(name, report.parametric.law)
     computes = list(computes or default_computes(tables))
-    lowest = min(t["C"].min() for t in tables)
+    lowest = min(six_nd(t).min() for t in tables)
     searched = (float(lowest) / 100, max(computes) * 100)
     laws = [r.parametric.law for r in reports]
     notes = [*notes, *(f"{name}: {note}" for name, r in zip(sweeps, reports, strict=True)
                        if (note := r.parametric_samples.note("approach3")))]  # fmt: skip
     if shared_floor:
         laws, z, points = fit_shared_floor(tables, laws, config.huber_delta)
+        for name, law in zip(sweeps, laws, strict=True):
+            check_frontier(f"{name} (with the shared floor)", law)
         draws = shared_floor_draws(tables, config.bootstrap, config.seed, config.seed_noise)
         refits = shared_floor_refits(z, points, draws, config.huber_delta)
         notes += [note] if (note := refits[0].note("shared-floor fit")) else []

@@ -28,3 +28,13 @@ def compute_scaled(law: Chinchilla, k: float) -> Chinchilla:
     """The law of a variant worth k times the compute: L'(N, D) = L(sqrt(k) N, sqrt(k) D), so that its
     compute-optimal loss at C is the law's at kC (6 sqrt(k)N sqrt(k)D = 6kND)."""
     return Chinchilla(law.E, law.A * k ** (-law.alpha / 2), law.B * k ** (-law.beta / 2), law.alpha, law.beta)
+
+
+def crossing_law(law: Chinchilla, at: float) -> Chinchilla:
+    """A law with 15% steeper exponents whose compute-optimal frontier meets law's at compute `at`
+    (counted as 6ND): worse below it, better above."""
+    from sweep.fit.compare import Frontiers
+
+    steeper = Chinchilla(law.E, law.A * 3, law.B * 3, law.alpha * 1.15, law.beta * 1.15)
+    gap = Frontiers.of([law]).loss([at])[0, 0] - Frontiers.of([steeper]).loss([at])[0, 0]
+    return Chinchilla(law.E + gap, steeper.A, steeper.B, steeper.alpha, steeper.beta)

@@ -131,11 +131,21 @@ def test_every_sweep_is_fitted_with_the_baselines_fit_section_and_a_difference_i
     a, b = pair
     set_config(b, "fit", "bootstrap", 7)
     comparison = api.compare([a, b], ["fit.bootstrap=30"]).comparison  # the override applies to both
-    assert comparison.refits == 30 and comparison.notes == []
+    assert comparison.refits == 30 and not [note for note in comparison.notes if "fit section" in note]
     comparison = api.compare([a, b]).comparison
     assert comparison.refits == SweepDir.open(a).config().fit.bootstrap
-    assert comparison.notes == [f"{b}'s own fit section differs from {a}'s (bootstrap); every sweep is fitted here "
-                                f"with {a}'s"]  # fmt: skip
+    assert f"{b}'s own fit section differs from {a}'s (bootstrap); every sweep is fitted here with {a}'s" in (
+        comparison.notes
+    )
+
+
+def test_imported_runs_are_compared_with_a_note_that_their_vocabulary_is_unchecked(pair):
+    notes = api.compare(list(pair), ["fit.bootstrap=20"]).comparison.notes
+    assert [note for note in notes if "imported runs" in note] == [
+        f"{sweep} holds imported runs: their loss unit (vocabulary) cannot be checked; compare them only with sweeps "
+        "whose losses are per the same tokens"
+        for sweep in pair
+    ]
 
 
 def test_the_figure_is_drawn_into_the_baselines_report_once_it_has_one(pair):

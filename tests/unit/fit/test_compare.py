@@ -12,7 +12,7 @@ from sweep.fit.compare import Frontiers, compare_fits, crossings, fit_shared_flo
 from sweep.fit.errors import FitError
 from sweep.fit.forms import Chinchilla
 from sweep.fit.report import fit_all
-from sweep.fit.synthetic import compute_scaled, isoflop_runs
+from sweep.fit.synthetic import compute_scaled, crossing_law, isoflop_runs
 
 LAW = Chinchilla(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 BUDGETS = [1e18, 3e18, 1e19, 3e19]
@@ -44,14 +44,8 @@ def test_a_compute_scaled_law_is_worth_k_at_every_compute(k):
     np.testing.assert_allclose(m[0], k, rtol=1e-9)
 
 
-def crossing_at(at: float) -> Chinchilla:
-    steeper = Chinchilla(LAW.E, LAW.A * 3, LAW.B * 3, LAW.alpha * 1.15, LAW.beta * 1.15)
-    gap = Frontiers.of([LAW]).loss([at])[0, 0] - Frontiers.of([steeper]).loss([at])[0, 0]
-    return Chinchilla(LAW.E + gap, steeper.A, steeper.B, steeper.alpha, steeper.beta)
-
-
 def test_crossings_find_where_two_frontiers_meet_and_nothing_where_they_do_not():
-    base, crossing = Frontiers.of([LAW, LAW]), Frontiers.of([crossing_at(3e20), compute_scaled(LAW, 2)])
+    base, crossing = Frontiers.of([LAW, LAW]), Frontiers.of([crossing_law(LAW, 3e20), compute_scaled(LAW, 2)])
     found = crossings(base, crossing, 1e16, 1e25)
     assert found[0] == pytest.approx(3e20, rel=1e-9)
     assert np.isnan(found[1])  # a constant multiplier: parallel frontiers never meet
@@ -87,7 +81,7 @@ def test_noise_free_sweeps_give_the_multiplier_within_five_percent(k, shared):
 
 def test_a_known_crossing_is_found_within_ten_percent_and_which_side_is_better():
     config = FitConfig(bootstrap=20)
-    (a, fit_a), (b, fit_b) = fitted(LAW, 0.0, 0, config), fitted(crossing_at(1e21), 0.0, 1, config)
+    (a, fit_a), (b, fit_b) = fitted(LAW, 0.0, 0, config), fitted(crossing_law(LAW, 1e21), 0.0, 1, config)
     (crossing,) = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config).crossovers
     assert crossing.compute.value == pytest.approx(1e21, rel=0.10)
     low, high = crossing.compute.interval  # exact data: the refits agree, the interval is the point itself
@@ -158,3 +152,50 @@ def test_three_sweeps_are_each_compared_with_the_first_and_the_json_has_the_issu
     assert b["multiplier"]["value"] == pytest.approx(1.5, rel=0.01) and len(b["multiplier"]["interval"]) == 2
     assert c["multiplier"]["value"] == pytest.approx(3.0, rel=0.01)
     assert set(payload["curves"]["multiplier"]) == {"b", "c"}
+
+
+def test_the_json_is_strict_when_the_baseline_never_reaches_a_variants_loss():
+    import json
+
+    config = FitConfig(bootstrap=20)
+    lower_floor = Chinchilla(E=1.2, A=LAW.A, B=LAW.B, alpha=LAW.alpha, beta=LAW.beta)
+    (a, fit_a), (b, fit_b) = fitted(LAW, 0.0, 0, config), fitted(lower_floor, 0.0, 1, config)
+    payload = compare_fits(["a", "b"], [a, b], [fit_a, fit_b], config, computes=[1e19, 1e24]).to_dict()
+    text = json.dumps(payload, allow_nan=False)  # raises on inf or NaN
+    assert payload["targets"][1]["variants"][1]["multiplier"] == {"value": None, "interval": [None, None]}
+    assert None in payload["curves"]["multiplier"]["b"]["value"] and "Infinity" not in text
+
+
+@pytest.mark.parametrize(
+    "law, why",
+    [
+        (Chinchilla(E=1.7, A=400.0, B=410.0, alpha=-0.1, beta=0.3), "alpha = -0.1 <= 0"),
+        (Chinchilla(E=1.7, A=0.0, B=410.0, alpha=0.34, beta=0.28), "A = 0: the loss does not fall with N"),
+    ],
+)
+def test_a_law_without_a_frontier_is_refused_with_why(law, why):
+    from sweep.fit.compare import check_frontier
+
+    with pytest.raises(FitError, match=f"b: Approach 3 has no compute-optimal frontier \\({why}\\)"):
+        check_frontier("b", law)
+
+
+def test_pairs_with_a_refit_without_a_frontier_are_dropped_and_counted():
+    from sweep.fit.compare import compare
+
+    flat = Chinchilla(E=1.7, A=400.0, B=410.0, alpha=-0.1, beta=0.3)
+    samples = [Frontiers.of([LAW, LAW, LAW]), Frontiers.of([compute_scaled(LAW, 2), flat, compute_scaled(LAW, 2)])]
+    comparison = compare(["a", "b"], [LAW, compute_scaled(LAW, 2)], samples, [1e20], (1e16, 1e24), [20, 20], "x", False)
+    assert comparison.refits == 2
+    assert comparison.notes == ["1 of 3 paired refits dropped: a refit of some sweep has no compute-optimal frontier "
+                                "(an exponent <= 0 or a term switched off); the intervals are of the rest"]  # fmt: skip
+
+
+def test_refits_of_sweeps_resampled_alike_are_paired_at_random():
+    """Two sweeps of the same runs, fitted with the same seed, resample the same rows: paired in order,
+    every refit pair would agree and the interval collapse to exactly 1."""
+    config = FitConfig(bootstrap=40)
+    a, fit_a = fitted(LAW, 0.005, 0, config)
+    (target,) = compare_fits(["a", "a again"], [a, a], [fit_a, fit_all(a, config)], config, computes=[1e19]).targets
+    low, high = target.variants[1].multiplier.interval
+    assert low < 0.99 and high > 1.01

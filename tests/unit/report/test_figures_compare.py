@@ -132,11 +132,12 @@ def test_a_crossover_is_marked_on_the_line_at_one(three):
 
 def test_infinite_multipliers_are_gaps_in_the_line_and_the_band_reaches_the_top(unreachable):
     curve = unreachable["curves"]["multiplier"]["sweeps/b"]
-    assert not np.isfinite(curve["high"][-1])  # the figure's case: the baseline never gets there
+    assert curve["high"][-1] is None  # the figure's case: the baseline never gets there (JSON: null)
     largest = unreachable["targets"][-1]["variants"][1]["multiplier"]
     assert largest["value"] is None and largest["interval"][1] is None
-    as_nulls = {**unreachable, "curves": json.loads(json.dumps(unreachable["curves"]).replace("Infinity", "null"))}
-    for payload in (unreachable, as_nulls):
+    json.dumps(unreachable, allow_nan=False)  # strict JSON: no Infinity, no NaN
+    as_infinity = {**unreachable, "curves": json.loads(json.dumps(unreachable["curves"]).replace("null", "Infinity"))}
+    for payload in (unreachable, as_infinity):  # a row stored before nulls, too
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             drawing = draw(payload)
