@@ -306,7 +306,8 @@ def compare(
     overrides = [s for s in sweeps if is_override(s)]
     with fit_progress(show=not as_json) as progress:
         result = api.compare(paths, overrides, compute or None, shared_e, progress)
-    emit_json(result.comparison.to_dict()) if as_json else print_comparison(result)
+    figure = {"figure": str(result.figure) if result.figure else None}
+    emit_json({**result.comparison.to_dict(), **figure}) if as_json else print_comparison(result)
 
 
 def is_override(argument: str) -> bool:

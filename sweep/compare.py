@@ -17,6 +17,8 @@ from sweep.provenance import origin
 from sweep.store import Store
 from sweep.sweepdir import SweepDir
 
+MIN_BOOTSTRAP = 40  # below this the 2.5% tails are one or two refits: no interval to speak of
+
 
 @dataclass(frozen=True)
 class CompareResult:
@@ -30,8 +32,9 @@ def check_sweeps(paths: list[Path]) -> None:
                         "sweep compare sweeps/a sweeps/b")  # fmt: skip
     for path in paths:
         if is_csv(path):
-            raise UserError(f"{path} is a file; compare takes sweep directories: `sweep import {path} --into "
-                            f"sweeps/{Path(path).stem}` makes one of it")  # fmt: skip
+            made_by = (f": `sweep import {path} --into sweeps/{Path(path).stem}` makes one of it"
+                       if Path(path).suffix.lower() == ".csv" else "")  # fmt: skip
+            raise UserError(f"{path} is a file; compare takes sweep directories{made_by}")
     seen: dict[Path, Path] = {}
     for path in paths:
         if (same := seen.setdefault(Path(path).resolve(), path)) is not path:
@@ -109,6 +112,12 @@ def compare(
     configs = [sweep_config(p, overrides) for p in paths]
     check_comparable(names, configs)
     fit_config = configs[0].fit
+    if fit_config.bootstrap < MIN_BOOTSTRAP:
+        raise UserError(f"fit.bootstrap={fit_config.bootstrap}: a comparison's 95% intervals need at least "
+                        f"{MIN_BOOTSTRAP} refits per sweep (the default is 200)")  # fmt: skip
+    for sweep in sweeps:  # every store is written at the end: refuse now, not after the first is written
+        with Store(sweep.db_file, create=False) as store:
+            store.check_writable()
     tables, reports, run_ids = [], [], []
     for sweep in sweeps:
         runs, curves = finished_runs(sweep.path), stored_curves(sweep)

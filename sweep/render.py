@@ -291,17 +291,19 @@ def print_proposal(proposal: Proposal, yaml_path: Path, out: Path) -> None:
 
 def print_comparison(result: CompareResult) -> None:
     c = result.comparison
+    label = dict(zip(c.sweeps, short_names(c.sweeps), strict=True))
     floor = "one E shared by all" if c.shared_floor else "each its own E"
     table = Table(
-        title=f"Effective compute over {c.baseline}: Approach 3, {floor}",
-        caption=f"C counted as 6ND, N {c.counting}; losses are compute-optimal L*(C); x compute = the compute "
-        f"{c.baseline} needs for the sweep's loss at C, over C; [95% intervals of {c.refits} paired bootstrap refits]",
+        title=escape(f"Effective compute over {c.baseline}: Approach 3, {floor}"),
+        caption=escape(f"C counted as 6ND, N {c.counting}; losses are compute-optimal L*(C); x compute = the compute "
+                       f"{label[c.baseline]} needs for the sweep's loss at C, over C; [95% intervals of {c.refits} "
+                       "paired bootstrap refits]"),
     )  # fmt: skip
     table.add_column("C = 6ND", justify="right")
     for name in c.sweeps:
-        table.add_column(f"{name} loss", justify="right")
+        table.add_column(escape(f"{label[name]} loss"), justify="right")
     for name in c.sweeps[1:]:
-        table.add_column(f"{name} x compute", justify="right")
+        table.add_column(escape(f"{label[name]} x compute"), justify="right")
         table.add_column("differs", justify="right")
     for target in c.targets:
         losses = [with_interval(v.loss.value, v.loss.interval) for v in target.variants]
@@ -317,9 +319,16 @@ def print_comparison(result: CompareResult) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(f"recorded in the store of {', '.join(c.sweeps)} (fits table, approach compare)", markup=False)
     if result.figure:
-        console.print(f"figure: {result.figure}", markup=False)
+        console.print(f"figure: {result.figure}; `sweep report {shlex.quote(c.baseline)}` puts it on the page",
+                      markup=False)  # fmt: skip
     else:
         print_report_pointer(Path(c.baseline))
+
+
+def short_names(paths: list[str]) -> list[str]:
+    """Each sweep by its directory's name where those are distinct (the table's columns stay narrow)."""
+    names = [Path(p).name or p for p in paths]
+    return names if len(set(names)) == len(names) else list(paths)
 
 
 def estimate(e: Estimate) -> str:

@@ -95,6 +95,14 @@ class Store:
             self.db.close()
             raise self.error(exc) from None
 
+    def check_writable(self) -> None:
+        """Raise (see `error`) now if a write would fail later: a read-only file or directory, a lock."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.rollback()
+        except sqlite3.DatabaseError as exc:
+            raise self.error(exc) from None
+
     def close(self) -> None:
         self.db.close()
 
@@ -115,6 +123,9 @@ class Store:
                 f"{self.path}: {exc}, and the disk is full; free space and run the command again (SQLite rolled "
                 "back the write: the store is as it was)"
             )
+        if "readonly" in str(exc):
+            return UserError(f"{self.path} is read-only ({exc}); make it and its directory writable and run the "
+                             "command again")  # fmt: skip
         if "locked" in str(exc):
             return UserError(f"{self.path} is locked by another command ({exc}); run this one again when it is done")
         return UserError(

@@ -131,10 +131,11 @@ def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float] | 
 def paired(samples: Sequence[Refits[Chinchilla]], seed: int) -> list[Frontiers]:
     """The refits of each sweep, as many for each (the fewest any has), in an order drawn at random
     for each: refits of different sweeps made with the same seed and row counts resampled the same
-    row positions, and the pairs must be independent draws, as the sweeps' noise is."""
-    rng = np.random.default_rng([seed, 7])
+    row positions, and the pairs must be independent draws, as the sweeps' noise is. Each sweep's order
+    comes from its place in the list, so a pair's numbers do not change with the sweeps compared beside it."""
     count = min(len(s) for s in samples)
-    return [Frontiers.of([s.fits[i] for i in rng.permutation(len(s))[:count]]) for s in samples]
+    orders = [np.random.default_rng([seed, 7, place]).permutation(len(s))[:count] for place, s in enumerate(samples)]
+    return [Frontiers.of([s.fits[i] for i in order]) for s, order in zip(samples, orders, strict=True)]
 
 
 # --- the shared floor: one E, each variant its own A, B, alpha, beta -------------------------------
@@ -483,12 +484,24 @@ def compare_fits(
             raise FitError(f"{name}: Approach 3 could not be fitted ({report.errors.get('approach3')}); "
                            "compare needs it: train more sizes per budget and more budgets")  # fmt: skip
         check_frontier(name, report.parametric.law)
-    computes = list(computes or default_computes(tables))
+    computes = sorted(set(computes or default_computes(tables)))
     lowest = min(six_nd(t).min() for t in tables)
-    searched = (float(lowest) / 100, max(computes) * 100)
+    searched = (min(float(lowest), computes[0]) / 100, max(float(lowest), computes[-1]) * 100)
     laws = [r.parametric.law for r in reports]
-    notes = [*notes, *(f"{name}: {note}" for name, r in zip(sweeps, reports, strict=True)
-                       if (note := r.parametric_samples.note("approach3")))]  # fmt: skip
+    notes = [
+        *notes,
+        *(
+            f"{name}: {note}"
+            for name, r in zip(sweeps, reports, strict=True)
+            for note in [r.parametric_samples.note("approach3"), *r.edges]
+            if note and "approach3" in note
+        ),
+    ]
+    largest = max(six_nd(t).max() for t in tables)
+    if computes[-1] > 10 * largest:
+        notes.append(f"C above {10 * largest:.3g} extrapolates more than 10x beyond the largest run (6ND = "
+                     f"{largest:.3g}), up to {computes[-1] / largest:.0f}x: read those rows by their "
+                     "intervals")  # fmt: skip
     if shared_floor:
         laws, z, points = fit_shared_floor(tables, laws, config.huber_delta)
         for name, law in zip(sweeps, laws, strict=True):

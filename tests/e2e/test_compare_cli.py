@@ -39,10 +39,10 @@ def test_the_table_shows_each_sweeps_loss_and_multiplier_and_where_it_was_record
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Effective compute over sweeps/a" in out
-    for header in ("sweeps/a loss", "sweeps/b loss", "sweeps/b x compute", "sweeps/c x compute", "differs"):
+    for header in ("a loss", "b loss", "b x compute", "c x compute", "differs"):  # columns by directory name
         assert header in out, header
     rows = [line for line in out.splitlines() if line.startswith("│ ") and "e+" in line]
-    assert len(rows) == 5  # 1e18 ... 1e22: the smallest budget to 1000x the largest
+    assert len(rows) == 5  # 1e18 ... 1e22: the smallest 6ND up to 1000x the largest
     assert all(" better " in row and " worse " in row for row in rows[:2])  # b is worth 2x, c 0.5x
     assert "recorded in the store of sweeps/a, sweeps/b, sweeps/c" in out
     assert "report: sweep report sweeps/a" in out
@@ -58,7 +58,7 @@ def test_json_has_a_multiplier_value_and_interval_per_target_and_variant(sweeps)
     assert base["sweep"] == "sweeps/a" and "multiplier" not in base
     lo, hi = variant["multiplier"]["interval"]
     assert lo <= 2.0 <= hi and variant["significant"] is True
-    assert set(variant["loss"]) == {"value", "interval"}
+    assert set(variant["loss"]) == {"value", "interval"} and payload["figure"] is None
 
 
 @pytest.mark.parametrize(
@@ -67,6 +67,7 @@ def test_json_has_a_multiplier_value_and_interval_per_target_and_variant(sweeps)
         (["compare", "sweeps/a"], "compare needs two sweep directories or more"),
         (["compare", "sweeps/a", "sweeps/nope"], "sweeps/nope"),
         (["compare", "sweeps/a", "b.csv"], "b.csv is a file"),
+        (["compare", "sweeps/a", "sweeps/b", "fit.bootstrap=10"], "need at least 40 refits"),
         (["compare", "sweeps/a", "sweeps/b", "model.mlp=swiglu"], "fit.* overrides only"),
         (["compare", "sweeps/a", "sweeps/b", "--compute", "0"], "--compute 0.0 must be a positive number"),
         (["compare", "sweeps/a", "sweeps/b", "--shared"], "No such option"),

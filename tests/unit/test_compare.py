@@ -64,11 +64,11 @@ def test_imported_sweeps_are_compared_and_the_comparison_is_recorded_in_each_sto
 
 def test_a_second_comparison_reads_each_sweeps_saved_fit(pair, monkeypatch):
     a, b = pair
-    first = api.compare([a, b], ["fit.bootstrap=20"])
+    first = api.compare([a, b], ["fit.bootstrap=40"])
     import sweep.fit.cache as cache
 
     monkeypatch.setattr(cache, "fit_all", lambda *args, **kwargs: pytest.fail("refitted an unchanged sweep"))
-    again = api.compare([a, b], ["fit.bootstrap=20"])
+    again = api.compare([a, b], ["fit.bootstrap=40"])
     assert again.comparison.to_dict() == first.comparison.to_dict()
     assert len(compare_rows(a)) == 2
 
@@ -122,6 +122,15 @@ def test_bad_arguments_are_refused_with_what_to_do(pair, tmp_path, arguments, ov
     assert compare_rows(pair[0]) == []
 
 
+def test_too_few_refits_for_an_interval_are_refused_before_anything_is_fitted(pair, monkeypatch):
+    import sweep.compare as compare_module
+
+    monkeypatch.setattr(compare_module, "cached_fit_all", lambda *args: pytest.fail("fitted before refusing"))
+    with pytest.raises(UserError, match="fit.bootstrap=5: a comparison's 95% intervals need at least 40 refits"):
+        api.compare(list(pair), ["fit.bootstrap=5"])
+    assert compare_rows(pair[0]) == []
+
+
 def test_a_bad_target_compute_is_refused(pair):
     with pytest.raises(UserError, match="--compute"):
         api.compare(list(pair), computes=[-1.0])
@@ -130,8 +139,8 @@ def test_a_bad_target_compute_is_refused(pair):
 def test_every_sweep_is_fitted_with_the_baselines_fit_section_and_a_difference_is_noted(pair):
     a, b = pair
     set_config(b, "fit", "bootstrap", 7)
-    comparison = api.compare([a, b], ["fit.bootstrap=30"]).comparison  # the override applies to both
-    assert comparison.refits == 30 and not [note for note in comparison.notes if "fit section" in note]
+    comparison = api.compare([a, b], ["fit.bootstrap=45"]).comparison  # the override applies to both
+    assert comparison.refits == 45 and not [note for note in comparison.notes if "fit section" in note]
     comparison = api.compare([a, b]).comparison
     assert comparison.refits == SweepDir.open(a).config().fit.bootstrap
     assert f"{b}'s own fit section differs from {a}'s (bootstrap); every sweep is fitted here with {a}'s" in (
@@ -140,7 +149,7 @@ def test_every_sweep_is_fitted_with_the_baselines_fit_section_and_a_difference_i
 
 
 def test_imported_runs_are_compared_with_a_note_that_their_vocabulary_is_unchecked(pair):
-    notes = api.compare(list(pair), ["fit.bootstrap=20"]).comparison.notes
+    notes = api.compare(list(pair), ["fit.bootstrap=40"]).comparison.notes
     assert [note for note in notes if "imported runs" in note] == [
         f"{sweep} holds imported runs: their loss unit (vocabulary) cannot be checked; compare them only with sweeps "
         "whose losses are per the same tokens"
@@ -151,7 +160,7 @@ def test_imported_runs_are_compared_with_a_note_that_their_vocabulary_is_uncheck
 def test_the_figure_is_drawn_into_the_baselines_report_once_it_has_one(pair):
     a, b = pair
     (a / "report").mkdir()
-    result = api.compare([a, b], ["fit.bootstrap=20"])
+    result = api.compare([a, b], ["fit.bootstrap=40"])
     assert result.figure == a / "report" / "compare.png"
     assert result.figure.read_bytes().startswith(b"\x89PNG") and (a / "report" / "compare.svg").is_file()
     assert not (b / "report").exists()

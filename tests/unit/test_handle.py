@@ -157,7 +157,7 @@ def test_compare_takes_this_sweep_as_the_baseline(trained, tmp_path):
     for run in other.planned:
         fake_train(other.path, run.spec)  # the same law: a change worth nothing
     other.collect()
-    comparison = trained.compare(other.path, computes=[1e12], overrides=["fit.bootstrap=20"])
+    comparison = trained.compare(other.path, computes=[1e12], overrides=["fit.bootstrap=40"])
     assert comparison.sweeps == [str(trained.path), str(other.path)]
     (target,) = comparison.targets
     assert target.compute == 1e12 and target.variants[1].multiplier.value == pytest.approx(1.0, rel=0.05)
