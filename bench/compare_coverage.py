@@ -61,7 +61,7 @@ def multiplier_rows(k: float, noise: float, pairs: int, config: FitConfig, share
             m = target.variants[1].multiplier
             c = target.compute
             lo, hi = m.interval or (np.nan, np.nan)
-            covered.setdefault(c, []).append(bool(lo <= k <= hi))
+            covered.setdefault(c, []).append(bool(lo <= k * (1 + 1e-9) and hi >= k * (1 - 1e-9)))  # exact: lo = hi
             errors.setdefault(c, []).append(abs(m.value / k - 1))
             widths.setdefault(c, []).append(hi / lo if lo > 0 else np.inf)
             significant.setdefault(c, []).append(bool(m.excludes_one))

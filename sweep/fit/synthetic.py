@@ -31,10 +31,11 @@ def compute_scaled(law: Chinchilla, k: float) -> Chinchilla:
 
 
 def crossing_law(law: Chinchilla, at: float) -> Chinchilla:
-    """A law with 15% steeper exponents whose compute-optimal frontier meets law's at compute `at`
-    (counted as 6ND): worse below it, better above."""
+    """A law with the same floor E and 15% steeper exponents whose compute-optimal frontier meets law's
+    at compute `at` (counted as 6ND): worse below it, better above. Scaling A and B together scales
+    the frontier's reducible part alone (the allocation depends on their ratio only)."""
     from sweep.fit.compare import Frontiers
 
-    steeper = Chinchilla(law.E, law.A * 3, law.B * 3, law.alpha * 1.15, law.beta * 1.15)
-    gap = Frontiers.of([law]).loss([at])[0, 0] - Frontiers.of([steeper]).loss([at])[0, 0]
-    return Chinchilla(law.E + gap, steeper.A, steeper.B, steeper.alpha, steeper.beta)
+    steeper = Chinchilla(law.E, law.A, law.B, law.alpha * 1.15, law.beta * 1.15)
+    scale = (Frontiers.of([law]).loss([at])[0, 0] - law.E) / (Frontiers.of([steeper]).loss([at])[0, 0] - law.E)
+    return Chinchilla(law.E, steeper.A * scale, steeper.B * scale, steeper.alpha, steeper.beta)
