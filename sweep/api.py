@@ -26,7 +26,7 @@ from sweep.fit.backtest import backtest as run_backtest
 from sweep.fit.cache import FitCache, cached_fit_all
 from sweep.fit.curvelaw import CurveBacktest, backtest_curves, run_curves
 from sweep.fit.hparams import HparamFit, fit_hparams, grid_runs
-from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies
+from sweep.fit.report import FitReport, Progress, fit_all, prepare, proxies, sized_proxies
 from sweep.plan.flops import spec_counts
 from sweep.provenance import origin
 from sweep.rundir import FAILED_STATES, FINISHED_STATES, RunDir, atomic_write_json, atomic_write_text
@@ -333,8 +333,7 @@ def _fit(
     report = cached_fit_all(runs, config.fit, curves, allow_unfitted, fit_cache(sweep), progress)
     payload = report.to_dict()
     atomic_write_json(sweep.fits_dir / "fit.json", payload)
-    fitted = proxies(runs, config.fit.include_targets)[0]
-    fitted_from = origin(fitted[~grid_runs(fitted)]["run_id"], config.fit)  # Approaches 1-3 leave the LR grid out
+    fitted_from = origin(sized_proxies(runs, config.fit)["run_id"], config.fit)
     with Store(sweep.db_file) as store:
         for approach in ("approach1", "approach2", "approach3"):
             if approach in payload:
@@ -355,8 +354,8 @@ def compare(
     progress: Progress | None = None,
 ) -> CompareResult:
     """Each sweep against the first: predicted losses, the effective-compute multiplier and the crossover,
-    with intervals, at `computes` (default: powers of ten from the smallest budget to 1000x the largest);
-    recorded in every sweep's store (sweep/compare.py, sweep/fit/compare.py)."""
+    with intervals, at `computes` counted as 6ND (default: powers of ten from the smallest run's 6ND up to
+    1000x the largest's); recorded in every sweep's store (sweep/compare.py, sweep/fit/compare.py)."""
     from sweep.compare import compare as compare_sweeps
 
     return compare_sweeps([Path(p) for p in paths], overrides, computes, shared_floor, progress)

@@ -391,11 +391,16 @@ def fit_all(
                      edges(parametric, forms, table["loss"].min()), len(with_predicted) - len(table))  # fmt: skip
 
 
-def approach3_points(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The points fit_all fits Approach 3 to: the proxies outside an LR x batch grid, and with
-    fit.curve_law_points the curve law's predictions."""
+def sized_proxies(runs: pd.DataFrame, config: FitConfig) -> pd.DataFrame:
+    """The runs fit_all fits Approaches 1-3 to: the proxies (see `proxies`) outside an LR x batch grid."""
     runs = proxies(runs, config.include_targets)[0]
-    runs = runs[~grid_runs(runs)]
+    return runs[~grid_runs(runs)]
+
+
+def approach3_points(runs: pd.DataFrame, config: FitConfig, curves: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The points fit_all fits Approach 3 to: sized_proxies, and with fit.curve_law_points the curve
+    law's predictions."""
+    runs = sized_proxies(runs, config)
     return with_curve_law_points(prepare(runs, config.counting), runs, curves, config)
 
 
